@@ -1,0 +1,1 @@
+"""Suno API (sunoapi.org): Add Instrumental, tasks, callbacks, downloads, credits."""
