@@ -119,7 +119,7 @@ def _structure_track(data: Any, _: object) -> Track:
     if not fields.get("id"):
         raise ValueError("a track has no id")
     known = {f.name for f in attrs.fields(Track)}
-    return Track(**{  # type: ignore[arg-type]
+    return Track(**{
         name: converter.structure(value, _field_type(Track, name))
         for name, value in fields.items() if name in known
     })

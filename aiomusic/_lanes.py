@@ -20,6 +20,11 @@ from ._events import Event, LaneLimitChanged, PauseEnded, PauseStarted
 
 __all__ = ["Lane", "LaneConfig", "Permit"]
 
+#: Multiplicative decrease on a rejection.
+BETA = 0.7
+#: Round trips between probes above the level the service last refused.
+PROBE_RTTS = 8
+
 
 @attrs.frozen
 class LaneConfig:
@@ -56,7 +61,7 @@ class LaneConfig:
         return max(1, self.max_concurrency // 4)
 
 
-@attrs.define
+@attrs.define(eq=False)
 class Permit:
     """One request's place in a lane; ``sent_at`` tells which pause it belongs to."""
 
@@ -83,8 +88,10 @@ class Lane:
         self._pause_open = False
         self._last_cut = -math.inf
         self._slow_start = config.adaptive
+        self._ceiling = math.inf  # the limit at which the service last refused
         self._rtt = 1.0
         self.rejections = 0
+        self.consecutive_rejections = 0
 
     # -- observation -------------------------------------------------------------------------
 
@@ -108,19 +115,21 @@ class Lane:
     @asynccontextmanager
     async def permit(self) -> AsyncIterator[Permit]:
         """Wait for the pause, the rate window and a concurrency permit, in that order."""
+        permit = Permit(sent_at=0.0)  # the token: one task may hold several permits
         while True:
             await self._wait_pause()
             await self._wait_rate()
-            await self._limiter.acquire()
+            await self._limiter.acquire_on_behalf_of(permit)
             # A pause may have started while we waited for the permit: never hold a permit
             # through a pause (others could use it the moment it ends).
             if self._paused_until <= anyio.current_time():
                 break
-            self._limiter.release()
+            self._limiter.release_on_behalf_of(permit)
+        permit.sent_at = anyio.current_time()
         try:
-            yield Permit(sent_at=anyio.current_time())
+            yield permit
         finally:
-            self._limiter.release()
+            self._limiter.release_on_behalf_of(permit)
 
     async def _wait_pause(self) -> None:
         # the deadline can move (a new rejection extends it), so re-check after each sleep
@@ -150,15 +159,27 @@ class Lane:
     # -- feedback ----------------------------------------------------------------------------
 
     def succeeded(self, permit: Permit) -> None:
-        """Report an accepted request; grows the limit (fast before any rejection, then +1/RTT)."""
+        """Report an accepted request; grows the limit.
+
+        Before any rejection the limit grows by half a permit per success (x1.5 per round
+        trip); afterwards by one permit per round trip up to just below the level that was
+        refused, and above it only one probe every ``PROBE_RTTS`` round trips.
+        """
         now = anyio.current_time()
+        self.consecutive_rejections = 0
         self._rtt = 0.8 * self._rtt + 0.2 * max(now - permit.sent_at, 0.001)
         if not self.config.adaptive or self._limit >= self.config.max_concurrency:
             return
         # Grow only while the limit is actually used, so an idle lane does not inflate.
         if self.in_flight + 1 < self.limit:
             return
-        self._limit += 1.0 if self._slow_start else 1.0 / self._limit
+        if self._slow_start:
+            self._limit += 0.5
+        elif self._limit + 1 < self._ceiling:
+            self._limit += 1.0 / self._limit
+        elif now - self._last_cut >= PROBE_RTTS * self._rtt:
+            self._limit += 1.0
+            self._last_cut = now  # one probe per period
         self._set_limit(self._limit)
 
     def rejected(self, permit: Permit, *, wait: float) -> bool:
@@ -170,12 +191,14 @@ class Lane:
         """
         now = anyio.current_time()
         self.rejections += 1
+        self.consecutive_rejections += 1
         self._slow_start = False
         if permit.sent_at < self._pause_started:
             return False
         if self.config.adaptive and now - self._last_cut >= self._rtt:
             self._last_cut = now
-            self._limit = max(1.0, min(self._limit, self.in_flight) * 0.5)
+            self._ceiling = min(self._limit, self.in_flight)
+            self._limit = max(1.0, self._ceiling * BETA)
             self._set_limit(self._limit)
         until = now + wait
         if until <= self._paused_until:

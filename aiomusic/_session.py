@@ -368,7 +368,7 @@ class MusicSession:
         if isinstance(error, RateLimitError):
             wait = error.retry_after
             if wait is None:
-                wait = self.retry.backoff(lane.rejections + 1)
+                wait = self.retry.backoff(lane.consecutive_rejections + 1)
             wait = min(wait, self.retry.max_retry_after)
             if lane.rejected(permit, wait=wait):
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",

@@ -2,16 +2,329 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import attrs
+import httpx
+
+from .._call import _INVALID, Call, aclose, decode_json, read_capped
+from .._errors import APIError, AudioDecodeError, ResponseError
+from .._events import Progress
+from .._files import AtomicFile
+from .._hexstream import HexAudioScanner
+from .._models import AudioSetting, GenerationResult, Purpose, ReferenceUpload
+from .._sources import AudioSource, local_source
+from . import _protocol as proto
 
 if TYPE_CHECKING:
+    from .._retry import RetryPolicy
     from .._session import MusicSession
 
-__all__ = ["MiniMaxClient"]
+__all__ = ["AudioStream", "MiniMaxClient"]
+
+Destination = str | os.PathLike[str] | IO[bytes]
+Writer = Callable[[bytes], Awaitable[None]]
+"""Receives decoded audio; ``b""`` means "flush what you buffered"."""
 
 
 class MiniMaxClient:
-    """MiniMax music-01 calls of one :class:`~aiomusic.MusicSession`."""
+    """MiniMax music-01 calls of one :class:`~aiomusic.MusicSession`.
+
+    music-01 works in two steps: :meth:`upload_reference` sends a reference track and returns a
+    voice id and/or an instrumental id; :meth:`generate` writes a new song from lyrics in the
+    style of those references.
+    """
 
     def __init__(self, session: MusicSession) -> None:
         self._session = session
+
+    async def upload_reference(self, source: AudioSource, *, purpose: Purpose | str,
+                               name: str | None = None, timeout: float | None = None,
+                               retry: RetryPolicy | None = None) -> ReferenceUpload:
+        """Upload a reference track, streamed from its source.
+
+        Args:
+            source: A path, the bytes, a seekable binary file object, or an async iterable of
+                bytes. It must be WAV or MP3 (judged by content) lasting more than 10 s and at
+                most 10 minutes; this is checked before anything is sent.
+            purpose: ``"song"`` (sung vocals with accompaniment: both ids), ``"voice"``
+                (a cappella: a voice id) or ``"instrumental"`` (an instrumental id).
+            name: The file name to send and to use in errors.
+            timeout: Total seconds for the whole upload, retries included.
+            retry: Overrides the session's retry policy.
+
+        Returns:
+            The ids the purpose promises (a missing one raises :class:`ResponseError`).
+
+        Raises:
+            AudioValidationError: the file is not usable (format, duration, truncation).
+            InputError: bad ``purpose`` or source type.
+            APIError: the service refused it (e.g. code 2013 for a file it cannot read).
+        """
+        checked = proto.check_purpose(purpose)
+        service = self._session.minimax_service
+        async with local_source(source, name=name) as local:
+            info = await local.validate()
+            suffix = f".{info.format}"
+            file_name = local.name if local.name.lower().endswith(suffix) else \
+                local.name + suffix
+            call = proto.upload_call(service, purpose=checked, file_name=file_name,
+                                     audio_format=info.format, opener=local.open)
+            self._session.emit(Progress(operation="minimax.upload", key=file_name,
+                                        stage="uploading", done=0, total=info.size))
+            body = await self._session._send(call, timeout=timeout, retry=retry)
+        result = proto.parse_upload(body, checked)
+        self._session.emit(Progress(operation="minimax.upload", key=file_name,
+                                    stage="uploaded", done=info.size, total=info.size))
+        return result
+
+    async def generate(
+        self,
+        destination: Destination,
+        *,
+        lyrics: str | None,
+        refer_voice: str | None = None,
+        refer_instrumental: str | None = None,
+        audio_setting: AudioSetting | None = None,
+        overwrite: bool = True,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> GenerationResult:
+        """Generate a song and write its audio to ``destination`` as the answer arrives.
+
+        The answer carries the audio as one long hex string inside JSON; it is decoded chunk by
+        chunk, so memory stays flat whatever the song's size.
+
+        Args:
+            destination: A path (written atomically: a temporary file beside it, renamed only
+                when complete and verified; on any failure nothing is left) or a binary file
+                object (written as the audio arrives; on failure it may hold part of it).
+            lyrics: Up to 600 characters. ``\\n`` separates lines, ``\\n\\n`` adds a pause, and
+                ``##`` at the start and end adds accompaniment around the song.
+            refer_voice: A voice id from :meth:`upload_reference` (voice alone: an a cappella).
+            refer_instrumental: An instrumental id (alone: a pure instrumental).
+            audio_setting: Format (mp3/wav/pcm), sample rate and bitrate of the output.
+            overwrite: Whether an existing file at a path destination may be replaced.
+            timeout: Total seconds, retries included. Generations take a minute or more.
+            retry: Overrides the session's retry policy. A generation is paid: after an
+                ambiguous failure it is not re-sent unless the policy says
+                ``resubmit_unknown=True``.
+
+        Returns:
+            The path, bytes written, SHA-256 and the service's ``extra_info``.
+
+        Raises:
+            InputError: an argument is invalid (nothing was sent).
+            SubmissionUnknownError: the request may have been taken without an answer.
+            AudioDecodeError: the hex is invalid or shorter than the service claimed.
+            APIError: the service refused the generation.
+        """
+        payload = proto.check_generate(self._session.minimax_service, lyrics=lyrics,
+                                       refer_voice=refer_voice,
+                                       refer_instrumental=refer_instrumental,
+                                       audio_setting=audio_setting)
+        key = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
+        call = proto.generate_call(self._session.minimax_service, payload, key=key)
+        if isinstance(destination, str | os.PathLike):
+            path = Path(destination)
+
+            async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
+                async with AtomicFile(path, overwrite=overwrite) as out:
+                    document = await self._decode(response, call, out.write)
+                    self._check_size(document, out.bytes_written)
+                # the atomic rename happened on exit: only now is the file complete
+                return proto.parse_generation(document, path=path,
+                                              bytes_written=out.bytes_written,
+                                              sha256=out.sha256)
+
+            return await self._session._send(call, to_path, timeout=timeout, retry=retry)
+        if not hasattr(destination, "write"):
+            raise TypeError("destination must be a path or a binary file object, got "
+                            f"{type(destination).__name__}")
+        handle = destination
+
+        async def to_file(response: httpx.Response, call: Call) -> GenerationResult:
+            digest = hashlib.sha256()
+            written = 0
+
+            async def write(data: bytes) -> None:
+                nonlocal written
+                digest.update(data)
+                written += len(data)
+                await anyio.to_thread.run_sync(handle.write, data)
+
+            document = await self._decode(response, call, _batched(write))
+            self._check_size(document, written)
+            return proto.parse_generation(document, path=None, bytes_written=written,
+                                          sha256=digest.hexdigest())
+
+        return await self._session._send(call, to_file, timeout=timeout, retry=retry)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        *,
+        lyrics: str | None,
+        refer_voice: str | None = None,
+        refer_instrumental: str | None = None,
+        audio_setting: AudioSetting | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> AsyncIterator[AudioStream]:
+        """Generate a song and iterate over its audio while the service is still sending it.
+
+        Use it to pass audio on (a FastAPI ``StreamingResponse``) without a file or a buffer::
+
+            async with session.minimax.stream(lyrics=..., refer_voice=vid) as audio:
+                async for chunk in audio:
+                    ...
+            print(audio.result.sha256)
+
+        The arguments are those of :meth:`generate`. Once the first byte was handed out the call
+        is never retried; a failure then raises from the iteration.
+        """
+        payload = proto.check_generate(self._session.minimax_service, lyrics=lyrics,
+                                       refer_voice=refer_voice,
+                                       refer_instrumental=refer_instrumental,
+                                       audio_setting=audio_setting)
+        call = proto.generate_call(self._session.minimax_service, payload, key=None)
+        send, receive = anyio.create_memory_object_stream[bytes](4)
+        stream = AudioStream(receive)
+
+        async def pump(response: httpx.Response, call: Call) -> GenerationResult:
+            digest = hashlib.sha256()
+            written = 0
+
+            async def deliver(data: bytes) -> None:
+                nonlocal written
+                digest.update(data)
+                written += len(data)
+                await send.send(data)
+
+            try:
+                document = await self._decode(response, call, _batched(deliver, 64 * 1024))
+                self._check_size(document, written)
+            except APIError as exc:
+                if written:  # audio already handed out cannot be taken back: no retry
+                    exc.retryable = False
+                raise
+            return proto.parse_generation(document, path=None, bytes_written=written,
+                                          sha256=digest.hexdigest())
+
+        # A stream is never re-sent after an ambiguous failure, whatever the policy says:
+        # the caller may already hold part of the audio.
+        policy = attrs.evolve(retry or self._session.retry, resubmit_unknown=False)
+
+        async def run() -> None:
+            async with send:
+                try:
+                    stream.result = await self._session._send(call, pump, timeout=timeout,
+                                                              retry=policy)
+                except BaseException as exc:
+                    stream.error = exc
+                    raise
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield stream
+            finally:
+                # the caller stopped early: do not leave the service's answer half read
+                if stream.result is None:
+                    tg.cancel_scope.cancel()
+                await receive.aclose()
+
+    async def _decode(self, response: httpx.Response, call: Call, write: Writer
+                      ) -> Mapping[str, Any]:
+        classify = self._session.classifier(call.service)
+        if not 200 <= response.status_code < 300:
+            body = decode_json(await read_capped(response))
+            classify(response.status_code, response.headers, None if body is _INVALID else body)
+            raise ResponseError(f"HTTP {response.status_code} without an error description",
+                                status_code=response.status_code)  # pragma: no cover
+        scanner = HexAudioScanner()
+        # The call asks for identity encoding, so raw bytes are the body; iterating the raw
+        # stream ourselves lets us close it on an early exit (aiter_bytes leaves its inner
+        # generator unclosed).
+        stream = response.aiter_raw() if _identity(response) else response.aiter_bytes()
+        try:
+            async for chunk in stream:
+                audio = scanner.feed(chunk)
+                if audio:
+                    await write(audio)
+        finally:
+            await aclose(stream)
+        document = scanner.close()
+        await write(b"")  # flush a batching writer
+        classify(response.status_code, response.headers, document)
+        if not scanner.found:
+            raise ResponseError("the generation answer has no data.audio string; nothing to "
+                                "decode", status_code=response.status_code,
+                                trace_id=_trace(document))
+        return document
+
+    @staticmethod
+    def _check_size(document: Mapping[str, Any], written: int) -> None:
+        extra = document.get("extra_info")
+        if not isinstance(extra, Mapping):
+            return
+        claimed = extra.get("music_size", extra.get("audio_size"))
+        if isinstance(claimed, int) and not isinstance(claimed, bool) and claimed > 0 \
+                and claimed != written:
+            raise AudioDecodeError(
+                f"the answer decoded to {written} bytes of audio but extra_info says "
+                f"{claimed}; the audio is incomplete or the answer inconsistent",
+                trace_id=_trace(document))
+
+
+class AudioStream:
+    """Decoded audio bytes of a generation, as an async iterator; :attr:`result` at the end."""
+
+    def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
+        self._receive = receive
+        self.result: GenerationResult | None = None
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> AudioStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            if self.error is not None:
+                raise self.error from None
+            raise StopAsyncIteration from None
+
+
+def _batched(write: Writer, size: int = 1 << 20) -> Writer:
+    """Gather decoded pieces into ~1 MiB writes; ``b""`` flushes what is left."""
+    buffer = bytearray()
+
+    async def batched(data: bytes) -> None:
+        nonlocal buffer
+        if data:
+            buffer += data
+            if len(buffer) < size:
+                return
+        if buffer:
+            chunk, buffer = bytes(buffer), bytearray()
+            await write(chunk)
+
+    return batched
+
+
+def _identity(response: httpx.Response) -> bool:
+    return response.headers.get("content-encoding", "identity").lower() in ("", "identity")
+
+
+def _trace(document: Mapping[str, Any]) -> str | None:
+    trace = document.get("trace_id")
+    return trace if isinstance(trace, str) else None
