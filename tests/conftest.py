@@ -8,3 +8,53 @@ import pytest
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# -- the emulator, shared by the client integration tests ----------------------------------
+
+import io  # noqa: E402
+import math  # noqa: E402
+import struct  # noqa: E402
+import wave  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from aiomusic.emulator import Emulator, EmulatorConfig, Faults, Limits, Timings  # noqa: E402
+
+
+def make_wav(seconds: float, *, rate: int = 8000) -> bytes:
+    """A mono 16-bit WAV of a 440 Hz tone, small enough for tests."""
+    frames = int(seconds * rate)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i * 0.3454)))
+                               for i in range(frames)))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("refs") / "reference.wav"
+    path.write_bytes(make_wav(12.0))
+    return path
+
+
+@pytest.fixture(scope="session")
+def emu() -> Iterator[Emulator]:
+    """One emulator for the whole run (starting one costs ~200 ms); tests reset it."""
+    config = EmulatorConfig(timings=Timings.instant(), limits=Limits.off(),
+                            track_seconds=(3.0, 5.0))
+    with Emulator(config) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(emu: Emulator) -> Iterator[Emulator]:
+    emu.reset()
+    emu.set_faults(Faults())
+    emu.set_limits(Limits.off())
+    yield emu
+    emu.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -172,7 +173,7 @@ def test_parse_time(value: object, expected: dt.datetime | None) -> None:
 
 @pytest.mark.parametrize("value", [True, float("inf"), 1e30, "yesterday", [1]])
 def test_parse_time_rejects(value: object) -> None:
-    with pytest.raises(ValueError, match="time|isoformat|Invalid"):
+    with pytest.raises(ValueError, match=r"time|isoformat|Invalid"):
         parse_time(value)
 
 
@@ -235,7 +236,5 @@ def test_any_record_info_parses_or_raises_a_typed_error(body: dict[str, Any]) ->
 
 @given(json_values)
 def test_any_callback_parses_or_raises_a_typed_error(body: object) -> None:
-    try:
+    with contextlib.suppress(ResponseError):
         structure({"data": body}, CallbackEvent, what="callback")
-    except ResponseError:
-        pass

@@ -1,0 +1,343 @@
+"""Suno API (sunoapi.org): add-instrumental, record-info, credit, and callbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import math
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from ._audio import Rendered, render, seed_of
+from ._http import BODY_FAULTS, Req, send_json
+from ._state import SunoTask
+
+if TYPE_CHECKING:
+    from ._app import EmulatorApp
+
+__all__ = ["credit", "is_loopback", "record_info", "submit", "track_audio"]
+
+MODELS = ("V4_5PLUS", "V5", "V5_5", "V4_5", "V4_5ALL", "V4", "V6", "V6_WILD", "V6_MINI")
+_MODEL_NAMES = {"V4_5PLUS": "chirp-bluejay", "V5": "chirp-crow", "V5_5": "chirp-v5-5"}
+TASK_FAULTS = (
+    "create_task_failed",
+    "sensitive_word_error",
+    "generate_audio_failed",
+    "callback_exception",
+)
+# Failure status, the stage at which it shows, errorCode, message.
+_FAILURES = {
+    "create_task_failed": ("CREATE_TASK_FAILED", 0, 500, "Task creation failed"),
+    "sensitive_word_error": ("SENSITIVE_WORD_ERROR", 1, 400, "Prohibited words detected"),
+    "generate_audio_failed": ("GENERATE_AUDIO_FAILED", 2, 501, "Audio generation failed"),
+    "callback_exception": ("CALLBACK_EXCEPTION", 3, 500, "Error during callback"),
+}
+_STAGES = ("PENDING", "TEXT_SUCCESS", "FIRST_SUCCESS", "SUCCESS")
+_CALLBACK_TYPES = ("", "text", "first", "complete")
+_TIMES = ("", "suno_text", "suno_first", "suno_complete")
+
+
+def is_loopback(url: str) -> bool:
+    """Whether the emulator may fetch or call `url` (http(s) on a loopback host only)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(params: Any) -> tuple[str, str] | None:
+    """(reason, message) for an invalid add-instrumental body, else None."""
+    if not isinstance(params, dict):
+        return "invalid", "body must be a JSON object"
+    for name in ("uploadUrl", "title", "tags", "negativeTags", "callBackUrl"):
+        if not isinstance(params.get(name), str) or not params[name].strip():
+            return "invalid", f"{name} is required"
+    if len(params["title"]) > 100:
+        return "too_long", "title must be at most 100 characters"
+    for name in ("uploadUrl", "callBackUrl"):
+        if urlsplit(params[name]).scheme not in ("http", "https"):
+            return "invalid", f"{name} must be an http(s) URL"
+    if params.get("vocalGender") not in (None, "m", "f"):
+        return "invalid", "vocalGender must be 'm' or 'f'"
+    for name in ("styleWeight", "weirdnessConstraint", "audioWeight"):
+        v = params.get(name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+            return "invalid", f"{name} must be a number from 0 to 1"
+        if not math.isclose(v * 100, round(v * 100), abs_tol=1e-6):
+            return "invalid", f"{name} must be a multiple of 0.01"
+    if params.get("model", "V4_5PLUS") not in MODELS:
+        return "invalid", f"model must be one of {', '.join(MODELS)}"
+    return None
+
+
+async def _fetch(app: EmulatorApp, req: Req, url: str) -> bytes | None:
+    base = req.base_url
+    if url.startswith(base + "/files/"):
+        stored = app.state.files.get(url.removeprefix(base + "/files/"))
+        return stored.data if stored else None
+    if not is_loopback(url) or app.client is None:
+        return None
+    try:
+        resp = await app.client.get(url)
+    except httpx.HTTPError:
+        return None
+    return resp.content if resp.status_code == 200 else None
+
+
+async def submit(app: EmulatorApp, req: Req) -> None:
+    key = await app.gate(req, "suno")
+    if key is None:
+        return
+    try:
+        params = await req.json()
+    except ValueError:
+        params = None
+    problem = _check(params)
+    data = b""
+    if problem is None:
+        data = await _fetch(app, req, params["uploadUrl"]) or b""
+        if not data:
+            problem = (
+                "invalid",
+                "uploadUrl could not be downloaded (the emulator fetches only "
+                "its own files and http URLs on loopback)",
+            )
+    if problem is not None:
+        app.state.count_rejection(req.operation, problem[0])
+        await app.reject(req, "suno", *problem)
+        return
+    cfg = app.config
+    with app.state.lock:
+        left = app.state.credits.setdefault(key, cfg.suno_credits)
+        if left >= cfg.suno_task_cost:
+            app.state.credits[key] = left - cfg.suno_task_cost
+    if left < cfg.suno_task_cost:
+        app.state.count_rejection(req.operation, "credits")
+        await app.reject(req, "suno", "credits")
+        return
+    app.state.count_submission(key, req.operation)
+    failure = app.faults.draw(req.operation, TASK_FAULTS)
+    if failure:
+        app.state.count_fault(failure, req.operation)
+    now_ms = int(time.time() * 1000)
+    task = SunoTask(
+        app.state.new_task_id(),
+        key,
+        time.monotonic(),
+        now_ms,
+        params,
+        seed_of(data[:65536], len(data), params["tags"], params["title"]),
+        failure,
+    )
+    lo, hi = cfg.track_seconds
+    for i in range(2):
+        audio_id = f"{task.task_id[:8]}-{i}{task.seed % 10**6:06d}-{now_ms % 10**8:08d}"
+        seconds = lo + ((task.seed >> (8 * i)) % 1000) / 1000 * (hi - lo)
+        task.tracks.append({"id": audio_id, "seed": task.seed + i, "seconds": seconds})
+    app.state.tasks[task.task_id] = task
+    app.state.track_index.update({t["id"]: (task.task_id, i) for i, t in enumerate(task.tracks)})
+    base = req.base_url
+    app.spawn(lambda: _callbacks(app, task, base))
+    fault = app.faults.draw(req.operation, BODY_FAULTS)
+    if fault:
+        app.state.count_fault(fault, req.operation)
+    body = {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
+    await send_json(req.send, body, fault=fault, timings=cfg.timings)
+
+
+def track_audio(track: dict[str, Any]) -> Rendered:
+    return render(
+        track["seed"], track["seconds"], fmt="mp3", sample_rate=44100, channels=2, bitrate=192000
+    )
+
+
+def _stage(app: EmulatorApp, task: SunoTask) -> int:
+    elapsed = time.monotonic() - task.created
+    t = app.config.timings
+    stage = 0
+    for i in (1, 2, 3):
+        if elapsed >= t.seconds(_TIMES[i]):
+            stage = i
+    return stage
+
+
+def _status(task: SunoTask, stage: int) -> tuple[str, int]:
+    """(status, visible stage) with any failure applied."""
+    if task.failure:
+        status, at, _code, _msg = _FAILURES[task.failure]
+        if stage >= at:
+            return status, min(stage, max(0, at - 1))
+    return _STAGES[stage], stage
+
+
+def _time(app: EmulatorApp, ms: int) -> int | str:
+    if app.config.suno_time_as_string:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return ms
+
+
+async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> list[dict[str, Any]]:
+    """camelCase sunoData items as visible at `stage`."""
+    items = []
+    model = task.param.get("model", "V4_5PLUS")
+    for i, track in enumerate(task.tracks):
+        done = stage >= 3 or (stage == 2 and i == 0)
+        duration: float | None = None
+        if done:
+            duration = (await anyio.to_thread.run_sync(track_audio, track)).duration_ms / 1000
+        url = f"{base}/files/suno/{track['id']}.mp3"
+        items.append(
+            {
+                "id": track["id"],
+                "audioUrl": url if done else "",
+                "sourceAudioUrl": url if done else "",
+                "streamAudioUrl": f"{base}/files/suno/stream/{track['id']}" if stage >= 2 else "",
+                "sourceStreamAudioUrl": f"{base}/files/suno/stream/{track['id']}"
+                if stage >= 2
+                else "",
+                "imageUrl": f"{base}/files/suno/{track['id']}.jpeg" if stage >= 2 else "",
+                "sourceImageUrl": f"{base}/files/suno/{track['id']}.jpeg" if stage >= 2 else "",
+                "prompt": "",
+                "modelName": _MODEL_NAMES.get(model, "chirp-" + model.lower().replace("_", "-")),
+                "title": task.param["title"],
+                "tags": task.param["tags"],
+                "createTime": _time(app, task.created_ms),
+                "duration": duration,
+            }
+        )
+    return items
+
+
+async def record_info(app: EmulatorApp, req: Req) -> None:
+    key = await app.gate(req, "suno")
+    if key is None:
+        return
+    task = app.state.tasks.get(req.query.get("taskId", ""))
+    if task is None:
+        app.state.count_rejection(req.operation, "not_found")
+        await app.reject(req, "suno", "not_found", "taskId not found")
+        return
+    status, stage = _status(task, _stage(app, task))
+    failed = task.failure and status == _FAILURES[task.failure][0]
+    data = {
+        "taskId": task.task_id,
+        "parentMusicId": "",
+        "param": json.dumps(task.param),
+        "response": {
+            "taskId": task.task_id,
+            "sunoData": await _items(app, task, stage, req.base_url) if stage else [],
+        },
+        "status": status,
+        "type": "chirp-" + task.param.get("model", "V4_5PLUS").lower(),
+        "operationType": "add_instrumental",
+        "errorCode": _FAILURES[task.failure][2] if failed and task.failure else None,
+        "errorMessage": _FAILURES[task.failure][3] if failed and task.failure else None,
+        "createTime": _time(app, task.created_ms),
+    }
+    fault = app.faults.draw(req.operation, BODY_FAULTS)
+    if fault:
+        app.state.count_fault(fault, req.operation)
+    await send_json(
+        req.send,
+        {"code": 200, "msg": "success", "data": data},
+        fault=fault,
+        timings=app.config.timings,
+    )
+
+
+async def credit(app: EmulatorApp, req: Req) -> None:
+    key = await app.gate(req, "suno")
+    if key is None:
+        return
+    with app.state.lock:
+        left = app.state.credits.get(key, app.config.suno_credits)
+    fault = app.faults.draw(req.operation, BODY_FAULTS)
+    if fault:
+        app.state.count_fault(fault, req.operation)
+    await send_json(
+        req.send,
+        {"code": 200, "msg": "success", "data": left},
+        fault=fault,
+        timings=app.config.timings,
+    )
+
+
+def _snake(item: dict[str, Any]) -> dict[str, Any]:
+    names = {
+        "audioUrl": "audio_url",
+        "sourceAudioUrl": "source_audio_url",
+        "streamAudioUrl": "stream_audio_url",
+        "sourceStreamAudioUrl": "source_stream_audio_url",
+        "imageUrl": "image_url",
+        "sourceImageUrl": "source_image_url",
+        "modelName": "model_name",
+    }
+    return {names.get(k, k): v for k, v in item.items()}
+
+
+async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
+    """POST the text / first / complete (or error) callbacks as the stages are reached."""
+    url = task.param["callBackUrl"]
+    t = app.config.timings
+    epoch = app.state.epoch
+    for stage in (1, 2, 3):
+        await anyio.sleep(max(0.0, task.created + t.seconds(_TIMES[stage]) - time.monotonic()))
+        if app.state.epoch != epoch:
+            return
+        status, visible = _status(task, stage)
+        if task.failure and status == _FAILURES[task.failure][0]:
+            code, msg = _FAILURES[task.failure][2:]
+            body = {
+                "code": code,
+                "msg": msg,
+                "data": {"callbackType": "error", "task_id": task.task_id, "data": None},
+            }
+            await _deliver(app, url, body, epoch)
+            return
+        items = [_snake(i) for i in await _items(app, task, visible, base)]
+        body = {
+            "code": 200,
+            "msg": "All generated successfully." if stage == 3 else "success",
+            "data": {
+                "callbackType": _CALLBACK_TYPES[stage],
+                "task_id": task.task_id,
+                "data": items,
+            },
+        }
+        await _deliver(app, url, body, epoch)
+
+
+async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int) -> None:
+    if not is_loopback(url) or app.client is None:
+        return
+    fault = app.faults.draw("suno.callback", ("callback_failure", "callback_duplicate"))
+    if fault:
+        app.state.count_fault(fault, "suno.callback")
+    if fault == "callback_failure":
+        app.state.count_callback(ok=False)
+        return
+    for _copy in range(2 if fault == "callback_duplicate" else 1):
+        for attempt in range(1 + app.config.callback_retries):
+            if app.state.epoch != epoch:
+                return
+            try:
+                resp = await app.client.post(url, json=body, timeout=app.config.callback_timeout)
+                ok = resp.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            app.state.count_callback(ok=ok)
+            if ok:
+                break
+            await anyio.sleep(min(2.0, 0.05 * 2**attempt) * app.config.timings.scale)
