@@ -20,6 +20,7 @@ import anyio
 import attrs
 
 from ._audio import AudioInfo, _Window, validate_reference
+from ._call import aclose
 from ._errors import InputError
 
 __all__ = ["AudioSource", "LocalSource", "local_source"]
@@ -104,14 +105,18 @@ async def _spooled(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
     try:
         with os.fdopen(fd, "wb") as out:
             buffer = bytearray()
-            async for chunk in chunks:
-                if not isinstance(chunk, bytes | bytearray | memoryview):
-                    raise InputError(f"the async iterable yielded {type(chunk).__name__}, "
-                                     "not bytes", field="source")
-                buffer += chunk
-                if len(buffer) >= _SPOOL_BATCH:
-                    data, buffer = bytes(buffer), bytearray()
-                    await anyio.to_thread.run_sync(out.write, data)
+            iterator = aiter(chunks)
+            try:
+                async for chunk in iterator:
+                    if not isinstance(chunk, bytes | bytearray | memoryview):
+                        raise InputError(f"the async iterable yielded {type(chunk).__name__}, "
+                                         "not bytes", field="source")
+                    buffer += chunk
+                    if len(buffer) >= _SPOOL_BATCH:
+                        data, buffer = bytes(buffer), bytearray()
+                        await anyio.to_thread.run_sync(out.write, data)
+            finally:
+                await aclose(iterator)  # we consumed it; close it even when we stop early
             await anyio.to_thread.run_sync(out.write, bytes(buffer))
         yield path
     finally:

@@ -19,10 +19,14 @@ from aiomusic import (
     AudioValidationError,
     BadRequestError,
     InputError,
+    LaneConfig,
+    LaneKind,
     MusicSession,
     Purpose,
+    RequestStarted,
     ResponseError,
     RetryPolicy,
+    Service,
     SubmissionUnknownError,
 )
 from aiomusic.emulator import Emulator
@@ -252,20 +256,30 @@ async def test_upload_is_retried_after_a_reset(emulator: Emulator, reference_wav
     assert emulator.counters.requests["/v2/generate/audio/minimax/upload"] == 2
 
 
-async def test_cancelled_generation_leaves_nothing(emulator: Emulator, reference_wav: Path,
-                                                   tmp_path: Path) -> None:
-    async with session(emulator) as s:
+async def test_cancelling_100_generations_leaves_nothing(emulator: Emulator,
+                                                         reference_wav: Path,
+                                                         tmp_path: Path) -> None:
+    started = 0
+
+    def count(event: object) -> None:
+        nonlocal started
+        started += isinstance(event, RequestStarted)
+
+    lanes = {"aimlapi.submit": LaneConfig(max_concurrency=100, initial_concurrency=100)}
+    async with session(emulator, lanes=lanes, on_event=count) as s:
         voice, _ = await _ids(s, reference_wav)
-        emulator.inject("slow_drip", operation="aiml.generate", count=20)
-        with anyio.move_on_after(0.3):
+        emulator.inject("slow_drip", operation="aiml.generate", count=100)
+        with anyio.move_on_after(0.5):
             async with anyio.create_task_group() as tg:
-                for i in range(20):
+                for i in range(100):
                     tg.start_soon(lambda i=i: s.minimax.generate(
                         tmp_path / f"s{i}.mp3", lyrics=LYRICS, refer_voice=voice))
+        assert started >= 100 + 1  # the upload and every generation were in flight
+        assert s.lane(Service.AIMLAPI, LaneKind.SUBMIT).in_flight == 0  # permits released
         pool = s._client._transport._pool  # type: ignore[union-attr]
-        assert all((c.is_idle() and not c.is_connecting()) or c.is_closed()
-                   for c in pool.connections)
-    assert leftovers(tmp_path) == []
+        busy = [c for c in pool.connections if not (c.is_idle() or c.is_closed())]
+        assert busy == []  # no connection checked out
+    assert leftovers(tmp_path) == []  # no file, no temporary file
 
 
 async def test_stream_stopped_early_closes_cleanly(emulator: Emulator, reference_wav: Path

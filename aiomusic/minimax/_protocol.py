@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import IO, Any
 
 from .._call import Call
 from .._config import LaneKind, Service
 from .._converter import structure
 from .._errors import InputError, ResponseError
-from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
+from .._models import AudioSetting, ExtraInfo, Purpose, ReferenceUpload
 
 __all__ = [
     "MAX_LYRICS",
     "MODEL",
     "check_generate",
+    "check_generation",
     "generate_call",
-    "parse_generation",
     "parse_upload",
     "upload_call",
 ]
@@ -136,9 +135,11 @@ def generate_call(service: Service, payload: Mapping[str, Any], *, key: str | No
                 headers={"Accept-Encoding": "identity"})
 
 
-def parse_generation(document: Mapping[str, Any], *, path: Path | None, bytes_written: int,
-                     sha256: str | None) -> GenerationResult:
-    """The result of a classified generation answer whose audio was already decoded."""
+def check_generation(document: Mapping[str, Any]) -> tuple[ExtraInfo, str | None]:
+    """``extra_info`` and ``trace_id`` of a classified answer, once its status says completed.
+
+    Called before a file is committed, so an unfinished answer never becomes a file.
+    """
     data = document.get("data")
     status = data.get("status") if isinstance(data, Mapping) else None
     trace_id = document.get("trace_id")
@@ -151,5 +152,4 @@ def parse_generation(document: Mapping[str, Any], *, path: Path | None, bytes_wr
     raw_extra = document.get("extra_info")
     extra = structure(raw_extra, ExtraInfo, what="extra_info") if isinstance(
         raw_extra, Mapping) else ExtraInfo()
-    return GenerationResult(status=2, extra_info=extra, trace_id=trace, path=path,
-                            bytes_written=bytes_written, sha256=sha256)
+    return extra, trace

@@ -15,11 +15,11 @@ import attrs
 import httpx
 
 from .._call import _INVALID, Call, aclose, decode_json, read_capped
-from .._errors import APIError, AudioDecodeError, ResponseError
+from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._events import Progress
 from .._files import AtomicFile
 from .._hexstream import HexAudioScanner
-from .._models import AudioSetting, GenerationResult, Purpose, ReferenceUpload
+from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
 from .._sources import AudioSource, local_source
 from . import _protocol as proto
 
@@ -137,12 +137,10 @@ class MiniMaxClient:
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
                 async with AtomicFile(path, overwrite=overwrite) as out:
-                    document = await self._decode(response, call, out.write)
-                    self._check_size(document, out.bytes_written)
+                    extra, trace = await self._decode(response, call, out.write)
                 # the atomic rename happened on exit: only now is the file complete
-                return proto.parse_generation(document, path=path,
-                                              bytes_written=out.bytes_written,
-                                              sha256=out.sha256)
+                return GenerationResult(status=2, extra_info=extra, trace_id=trace, path=path,
+                                        bytes_written=out.bytes_written, sha256=out.sha256)
 
             return await self._session._send(call, to_path, timeout=timeout, retry=retry)
         if not hasattr(destination, "write"):
@@ -160,10 +158,9 @@ class MiniMaxClient:
                 written += len(data)
                 await anyio.to_thread.run_sync(handle.write, data)
 
-            document = await self._decode(response, call, _batched(write))
-            self._check_size(document, written)
-            return proto.parse_generation(document, path=None, bytes_written=written,
-                                          sha256=digest.hexdigest())
+            extra, trace = await self._decode(response, call, _batched(write))
+            return GenerationResult(status=2, extra_info=extra, trace_id=trace,
+                                    bytes_written=written, sha256=digest.hexdigest())
 
         return await self._session._send(call, to_file, timeout=timeout, retry=retry)
 
@@ -209,14 +206,13 @@ class MiniMaxClient:
                 await send.send(data)
 
             try:
-                document = await self._decode(response, call, _batched(deliver, 64 * 1024))
-                self._check_size(document, written)
+                extra, trace = await self._decode(response, call, _batched(deliver, 64 * 1024))
             except APIError as exc:
                 if written:  # audio already handed out cannot be taken back: no retry
                     exc.retryable = False
                 raise
-            return proto.parse_generation(document, path=None, bytes_written=written,
-                                          sha256=digest.hexdigest())
+            return GenerationResult(status=2, extra_info=extra, trace_id=trace,
+                                    bytes_written=written, sha256=digest.hexdigest())
 
         # A stream is never re-sent after an ambiguous failure, whatever the policy says:
         # the caller may already hold part of the audio.
@@ -227,9 +223,9 @@ class MiniMaxClient:
                 try:
                     stream.result = await self._session._send(call, pump, timeout=timeout,
                                                               retry=policy)
-                except BaseException as exc:
+                except AiomusicError as exc:
+                    # surfaces from the iteration as itself, not wrapped in an exception group
                     stream.error = exc
-                    raise
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
@@ -242,7 +238,19 @@ class MiniMaxClient:
                 await receive.aclose()
 
     async def _decode(self, response: httpx.Response, call: Call, write: Writer
-                      ) -> Mapping[str, Any]:
+                      ) -> tuple[ExtraInfo, str | None]:
+        """Decode the answer's audio into ``write``; check everything before returning.
+
+        Raises on any problem *before* the caller commits a file: a classified error, no
+        audio, an unfinished status, or fewer bytes than ``extra_info`` claims.
+        """
+        written = 0
+
+        async def counting(data: bytes) -> None:
+            nonlocal written
+            written += len(data)
+            await write(data)
+
         classify = self._session.classifier(call.service)
         if not 200 <= response.status_code < 300:
             body = decode_json(await read_capped(response))
@@ -258,7 +266,7 @@ class MiniMaxClient:
             async for chunk in stream:
                 audio = scanner.feed(chunk)
                 if audio:
-                    await write(audio)
+                    await counting(audio)
         finally:
             await aclose(stream)
         document = scanner.close()
@@ -268,20 +276,18 @@ class MiniMaxClient:
             raise ResponseError("the generation answer has no data.audio string; nothing to "
                                 "decode", status_code=response.status_code,
                                 trace_id=_trace(document))
-        return document
+        extra, trace = proto.check_generation(document)
+        self._check_size(extra, written, trace)
+        return extra, trace
 
     @staticmethod
-    def _check_size(document: Mapping[str, Any], written: int) -> None:
-        extra = document.get("extra_info")
-        if not isinstance(extra, Mapping):
-            return
-        claimed = extra.get("music_size", extra.get("audio_size"))
-        if isinstance(claimed, int) and not isinstance(claimed, bool) and claimed > 0 \
-                and claimed != written:
+    def _check_size(extra: ExtraInfo, written: int, trace: str | None) -> None:
+        claimed = extra.size
+        if claimed is not None and claimed > 0 and claimed != written:
             raise AudioDecodeError(
                 f"the answer decoded to {written} bytes of audio but extra_info says "
                 f"{claimed}; the audio is incomplete or the answer inconsistent",
-                trace_id=_trace(document))
+                trace_id=trace)
 
 
 class AudioStream:
@@ -290,7 +296,7 @@ class AudioStream:
     def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
         self._receive = receive
         self.result: GenerationResult | None = None
-        self.error: BaseException | None = None
+        self.error: AiomusicError | None = None
 
     def __aiter__(self) -> AudioStream:
         return self
