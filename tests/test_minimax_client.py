@@ -18,6 +18,7 @@ from aiomusic import (
     AudioSetting,
     AudioValidationError,
     BadRequestError,
+    DeadlineExceededError,
     InputError,
     LaneConfig,
     LaneKind,
@@ -294,3 +295,19 @@ async def test_stream_stopped_early_closes_cleanly(emulator: Emulator, reference
         # the session still works afterwards
         ref = await s.minimax.upload_reference(reference_wav, purpose="voice")
         assert ref.voice_id
+
+
+async def test_slow_drip_cannot_hold_a_call_past_its_deadline(
+        emulator: Emulator, reference_wav: Path, tmp_path: Path) -> None:
+    async with session(emulator) as s:
+        voice, _ = await _ids(s, reference_wav)
+        emulator.inject("slow_drip", operation="aiml.generate")
+        with pytest.raises(SubmissionUnknownError) as info:
+            await s.minimax.generate(tmp_path / "late.mp3", lyrics=LYRICS, refer_voice=voice,
+                                     timeout=0.2)
+        assert info.value.reason == "deadline"
+        emulator.inject("slow_drip", operation="aiml.upload")
+        with pytest.raises(DeadlineExceededError):
+            await s.minimax.upload_reference(reference_wav, purpose="voice", timeout=0.2)
+    assert leftovers(tmp_path) == []
+    assert emulator.counters.paid(operation="aiml.generate") == 1
