@@ -49,15 +49,18 @@ from ._events import (
 )
 from ._lanes import LaneConfig
 from ._models import (
+    UPLOAD_RETENTION,
     AudioFormat,
     AudioSetting,
     CallbackEvent,
     CallbackType,
+    DownloadResult,
     ExtraInfo,
     GenerationResult,
     Purpose,
     ReferenceUpload,
     TaskRecord,
+    TaskResult,
     TaskStatus,
     Track,
     UploadedFile,
@@ -65,23 +68,30 @@ from ._models import (
 from ._retry import RetryPolicy
 from ._session import MusicSession
 from ._version import __version__
+from .callbacks import CallbackReceiver, parse_callback
+from .minimax.client import AudioStream
+from .suno import PollSchedule, SunoTask
 
 __all__ = [
+    "UPLOAD_RETENTION",
     "APIError",
     "AiomusicError",
     "AudioDecodeError",
     "AudioFormat",
     "AudioSetting",
+    "AudioStream",
     "AudioValidationError",
     "AuthenticationError",
     "BadRequestError",
     "CallbackEvent",
+    "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
     "DeadlineExceededError",
     "DownloadError",
+    "DownloadResult",
     "Endpoints",
     "Event",
     "ExtraInfo",
@@ -98,6 +108,7 @@ __all__ = [
     "PauseEnded",
     "PauseStarted",
     "PermissionDeniedError",
+    "PollSchedule",
     "Progress",
     "Purpose",
     "RateLimitError",
@@ -112,8 +123,10 @@ __all__ = [
     "ServiceUnavailableError",
     "SessionClosedError",
     "SubmissionUnknownError",
+    "SunoTask",
     "TaskFailedError",
     "TaskRecord",
+    "TaskResult",
     "TaskStatus",
     "Track",
     "TransferTimeoutError",
@@ -121,4 +134,5 @@ __all__ = [
     "UploadedFile",
     "UsageLimitError",
     "__version__",
+    "parse_callback",
 ]

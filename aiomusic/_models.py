@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
+if TYPE_CHECKING:
+    from .suno.client import SunoClient
+
 __all__ = [
+    "UPLOAD_RETENTION",
     "AudioFormat",
     "AudioSetting",
     "CallbackEvent",
     "CallbackType",
+    "DownloadResult",
     "ExtraInfo",
     "GenerationResult",
     "Purpose",
     "ReferenceUpload",
     "TaskRecord",
+    "TaskResult",
     "TaskStatus",
     "Track",
     "UploadedFile",
@@ -187,6 +195,28 @@ class Track:
     create_time: dt.datetime | None = None
     duration: float | None = None
 
+    def _suno(self) -> SunoClient:
+        from ._errors import ConfigurationError
+
+        raise ConfigurationError(
+            "this Track is not tied to a session (it was parsed, not returned by a task); "
+            "use 'await session.suno.download(track, destination)'")
+
+    async def download(self, destination: str | os.PathLike[str], *, overwrite: bool = True,
+                       max_bytes: int | None = None, timeout: float | None = None
+                       ) -> DownloadResult:
+        """Download this track's audio to ``destination`` (atomically, resuming if cut off).
+
+        Only tracks returned by a task of a session know that session; for any other track
+        use ``session.suno.download(track, destination)``, which takes the same arguments.
+
+        Raises:
+            ConfigurationError: the track is not tied to a session.
+            DownloadError: the URL is refused, the answer is not audio, or too large.
+        """
+        return await self._suno().download(self, destination, overwrite=overwrite,
+                                           max_bytes=max_bytes, timeout=timeout)
+
 
 @attrs.frozen
 class TaskRecord:
@@ -257,3 +287,74 @@ class UploadedFile:
     file_size: int | None = None
     mime_type: str | None = None
     uploaded_at: dt.datetime | None = None
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        """When the service deletes the file (:data:`UPLOAD_RETENTION` after the upload)."""
+        return None if self.uploaded_at is None else self.uploaded_at + UPLOAD_RETENTION
+
+    def is_expired(self, *, now: dt.datetime | None = None, margin: dt.timedelta = dt.timedelta(
+            hours=1)) -> bool:
+        """Whether the file is gone (or will be within ``margin``); unknown age counts as gone."""
+        expires = self.expires_at
+        if expires is None:
+            return True
+        return (now or dt.datetime.now(dt.UTC)) + margin >= expires
+
+
+#: How long Suno's File Upload API keeps a file.
+UPLOAD_RETENTION = dt.timedelta(days=3)
+
+
+@attrs.frozen
+class TaskResult:
+    """A finished Suno task: its tracks (two for Add Instrumental).
+
+    Attributes:
+        task_id: The task.
+        tracks: The generated tracks; ``await result.tracks[0].download(path)`` fetches one.
+        status: ``SUCCESS``.
+        source: How the end was learnt: ``"poll"`` (record-info) or ``"callback"``.
+        record: The last record-info answer, when the end was learnt by polling.
+    """
+
+    task_id: str
+    tracks: tuple[Track, ...]
+    status: TaskStatus = TaskStatus.SUCCESS
+    source: str = "poll"
+    record: TaskRecord | None = None
+
+    async def download_all(self, folder: str | os.PathLike[str], *, overwrite: bool = True,
+                           timeout: float | None = None) -> tuple[DownloadResult, ...]:
+        """Download every track into ``folder`` concurrently (see ``SunoClient.download_all``).
+
+        Raises:
+            ConfigurationError: the result is not tied to a session.
+        """
+        if not self.tracks:
+            return ()
+        return await self.tracks[0]._suno().download_all(self, folder, overwrite=overwrite,
+                                                         timeout=timeout)
+
+
+@attrs.frozen
+class DownloadResult:
+    """A downloaded track.
+
+    Attributes:
+        path: Where the audio now is (complete: it was renamed into place).
+        bytes_written: Its size.
+        sha256: Hex SHA-256 of the content.
+        url: The URL it came from (after redirects), without its query string.
+        content_type: The ``Content-Type`` the server gave.
+        track_id: The track's id, when downloading a track.
+        resumes: How many times the transfer was resumed with a Range request.
+    """
+
+    path: Path
+    bytes_written: int
+    sha256: str
+    url: str
+    content_type: str | None = None
+    track_id: str | None = None
+    resumes: int = 0

@@ -105,6 +105,8 @@ class MusicSession:
         http_client: Your own ``httpx.AsyncClient``; aiomusic will not close it.
         on_event: Called with every :class:`~aiomusic.events.Event` (must not block).
         allow_http_hosts: Hosts whose plain-http URLs downloads may fetch (an emulator's).
+        suno_callback_url: The default ``callBackUrl`` of Suno submissions (the service requires
+            one even when you only poll).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class MusicSession:
         http_client: httpx.AsyncClient | None = None,
         on_event: Callable[[Event], None] | None = None,
         allow_http_hosts: tuple[str, ...] = (),
+        suno_callback_url: str | None = None,
     ) -> None:
         if endpoints is not None and base_url is not None:
             raise ConfigurationError("pass endpoints= or base_url=, not both")
@@ -137,6 +140,7 @@ class MusicSession:
         self.minimax_service = Service.AIMLAPI if minimax_via == "aimlapi" else Service.MINIMAX
         self.retry = retry or RetryPolicy()
         self.allow_http_hosts = frozenset(h.lower() for h in allow_http_hosts)
+        self.suno_callback_url = suno_callback_url
         self._lane_configs = default_lanes(minimax_plan=minimax_plan)
         for name, config in (lanes or {}).items():
             if not isinstance(config, LaneConfig):

@@ -6,8 +6,16 @@ import sys
 import aiomusic
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    """ruff's RUF022 order: CONSTANTS, then CamelCase names, then the rest, each sorted."""
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[0].isupper() else (2, name)
+
+
 def test_all_is_sorted_and_complete() -> None:
-    assert aiomusic.__all__ == sorted(aiomusic.__all__)
+    assert aiomusic.__all__ == sorted(aiomusic.__all__, key=_isort_key)
+    assert len(set(aiomusic.__all__)) == len(aiomusic.__all__)
     for name in aiomusic.__all__:
         assert hasattr(aiomusic, name), name
 

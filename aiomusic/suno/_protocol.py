@@ -1,15 +1,51 @@
-"""Pure request builders and answer parsers for sunoapi.org (no I/O)."""
+"""Pure request builders, argument checks and answer parsers for sunoapi.org (no I/O).
+
+Add Instrumental is ``POST /api/v1/generate/add-instrumental`` (paid, answers a task id),
+followed by ``GET /api/v1/generate/record-info?taskId=`` (cheap, polled) or callbacks. Local
+files go first to the File Upload API host (``POST /api/file-stream-upload``, multipart).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import math
+import mimetypes
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import IO, Any
+
+import httpx
 
 from .._call import Call
 from .._config import LaneKind, Service
-from .._errors import ResponseError
+from .._converter import structure
+from .._errors import InputError, ResponseError, SubmissionUnknownError
+from .._models import TaskRecord, UploadedFile
 
-__all__ = ["credits_call", "parse_credits"]
+__all__ = [
+    "KNOWN_MODELS",
+    "MAX_TITLE",
+    "add_instrumental_call",
+    "check_add_instrumental",
+    "check_http_url",
+    "credits_call",
+    "parse_credits",
+    "parse_record",
+    "parse_submission",
+    "parse_upload",
+    "record_info_call",
+    "stream_upload_call",
+]
+
+#: Models the Add Instrumental docs list; newer ``V...`` names pass through unchecked.
+KNOWN_MODELS = ("V4_5PLUS", "V5")
+DEFAULT_MODEL = "V4_5PLUS"
+MAX_TITLE = 100
+Opener = Callable[[], AbstractContextManager[IO[bytes]]]
+_MODEL = re.compile(r"V\d[A-Z0-9_]*")
+_WEIGHTS = (("style_weight", "styleWeight"), ("weirdness_constraint", "weirdnessConstraint"),
+            ("audio_weight", "audioWeight"))
 
 
 def credits_call() -> Call:
@@ -24,3 +60,216 @@ def parse_credits(body: Mapping[str, Any]) -> int:
     if isinstance(data, bool) or not isinstance(data, int | float):
         raise ResponseError(f"Suno's credit answer has no numeric data (got {data!r})")
     return int(data)
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def check_http_url(value: object, *, field: str) -> str:
+    """``value`` if it is an absolute http(s) URL with a host, else an :class:`InputError`."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{field} must be an absolute http(s) URL, got {value!r}", field=field)
+    try:
+        url = httpx.URL(value.strip())
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise InputError(f"{field} is not a valid URL ({exc})", field=field) from exc
+    if url.scheme not in ("http", "https") or not url.host or "%" in url.host or \
+            re.search(r"\s", value.strip()):
+        raise InputError(f"{field} must be an absolute http(s) URL such as "
+                         f"'https://example.com/x', got {value!r}", field=field)
+    return value.strip()
+
+
+def _text(value: object, *, field: str, limit: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not value.strip():
+        raise InputError(f"{field} is required and must not be empty", field=field)
+    if limit is not None and len(value) > limit:
+        raise InputError(f"{field} must be at most {limit} characters, got {len(value)}",
+                         field=field)
+    return value
+
+
+def check_weight(value: object, *, field: str) -> float:
+    """A weight in 0..1 that is a multiple of 0.01, returned rounded to two decimals.
+
+    Floats such as ``0.1 + 0.2`` are accepted: the check allows the binary rounding error
+    (1e-9) but not a third decimal.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{field} must be a number from 0 to 1, got {value!r}", field=field)
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise InputError(f"{field} must be from 0 to 1, got {value!r}", field=field)
+    hundredths = number * 100
+    if abs(hundredths - round(hundredths)) > 1e-9 * max(1.0, abs(hundredths)):
+        raise InputError(f"{field} must be a multiple of 0.01 (two decimals), got {value!r}",
+                         field=field)
+    return round(hundredths) / 100
+
+
+def check_model(model: object) -> str:
+    """``V4_5PLUS`` or ``V5``, or any newer ``V<digit>...`` name (the enum grows)."""
+    if not isinstance(model, str) or not _MODEL.fullmatch(model):
+        raise InputError(f"model must be one of {', '.join(KNOWN_MODELS)} (or a newer Suno "
+                         f"model name such as 'V5_5'), got {model!r}", field="model")
+    return model
+
+
+def check_add_instrumental(
+    *,
+    upload_url: str,
+    title: str,
+    tags: str,
+    negative_tags: str,
+    callback_url: str,
+    vocal_gender: str | None = None,
+    style_weight: float | None = None,
+    weirdness_constraint: float | None = None,
+    audio_weight: float | None = None,
+    model: str = DEFAULT_MODEL,
+) -> dict[str, Any]:
+    """The JSON body of an Add Instrumental submission, every field checked.
+
+    Raises:
+        InputError: a field is missing or invalid (the message names it).
+    """
+    payload: dict[str, Any] = {
+        "uploadUrl": check_http_url(upload_url, field="upload_url"),
+        "title": _text(title, field="title", limit=MAX_TITLE),
+        "tags": _text(tags, field="tags"),
+        "negativeTags": _text(negative_tags, field="negative_tags"),
+        "callBackUrl": check_http_url(callback_url, field="callback_url"),
+        "model": check_model(model),
+    }
+    if vocal_gender is not None:
+        if vocal_gender not in ("m", "f"):
+            raise InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
+                             field="vocal_gender")
+        payload["vocalGender"] = vocal_gender
+    values = {"style_weight": style_weight, "weirdness_constraint": weirdness_constraint,
+              "audio_weight": audio_weight}
+    for name, wire in _WEIGHTS:
+        if values[name] is not None:
+            payload[wire] = check_weight(values[name], field=name)
+    return payload
+
+
+# -- submission and record-info ----------------------------------------------------------------
+
+
+def add_instrumental_call(payload: Mapping[str, Any]) -> Call:
+    """The paid submission (never re-sent blindly)."""
+    return Call(service=Service.SUNO, lane=LaneKind.SUBMIT, operation="suno.add_instrumental",
+                method="POST", url="/api/v1/generate/add-instrumental", paid=True,
+                json=dict(payload), key=str(payload.get("title")))
+
+
+def parse_submission(body: Mapping[str, Any]) -> str:
+    """The task id of an accepted submission.
+
+    Raises:
+        SubmissionUnknownError: the service said yes but gave no task id, so a task may exist
+            (and be charged) that aiomusic cannot follow.
+    """
+    data = body.get("data")
+    task_id = data.get("taskId") if isinstance(data, Mapping) else None
+    if task_id is None and isinstance(data, Mapping):
+        task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise SubmissionUnknownError(
+            "suno.add_instrumental: the service accepted the submission (code 200) but its "
+            f"answer has no task id (data={data!r}); a task may be running and charged. Check "
+            "your account before re-submitting", operation="suno.add_instrumental",
+            reason="no task id")
+    return task_id
+
+
+def record_info_call(task_id: str) -> Call:
+    """``GET /api/v1/generate/record-info`` in the poll lane."""
+    return Call(service=Service.SUNO, lane=LaneKind.POLL, operation="suno.record_info",
+                method="GET", url="/api/v1/generate/record-info", params={"taskId": task_id},
+                key=task_id)
+
+
+def parse_record(body: Mapping[str, Any], *, task_id: str) -> TaskRecord:
+    """The task of a classified record-info answer.
+
+    Raises:
+        ResponseError: the answer has no task data, or it is about another task.
+    """
+    record = structure(body.get("data"), TaskRecord, what="the task record")
+    if record.task_id != task_id:
+        raise ResponseError(f"record-info for task {task_id!r} answered about task "
+                            f"{record.task_id!r}")
+    return record
+
+
+# -- File Upload API ---------------------------------------------------------------------------
+
+
+_SUFFIXES = {"audio/wav": ".wav", "audio/mpeg": ".mp3", "audio/flac": ".flac",
+             "audio/ogg": ".ogg", "audio/mp4": ".m4a"}
+
+
+def upload_file_name(name: str, mime_type: str = "application/octet-stream") -> str:
+    """A unique name for the upload host (the same name would overwrite another file),
+    with a suffix matching the content when the name has none."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "audio"
+    suffix = _SUFFIXES.get(mime_type, "")
+    if suffix and not stem.lower().endswith(suffix):
+        stem += suffix
+    return f"{secrets.token_hex(6)}-{stem[-80:]}"
+
+
+def stream_upload_call(*, opener: Opener,
+                       file_name: str, upload_path: str, mime_type: str) -> Call:
+    """``POST /api/file-stream-upload``: multipart ``file``, ``uploadPath``, ``fileName``.
+
+    ``opener`` gives a fresh readable file per attempt, so a retry re-sends from the start.
+    """
+    path = upload_path.strip("/ ")
+    if not path:
+        raise InputError("upload_path must not be empty (nor only slashes)", field="upload_path")
+
+    @contextmanager
+    def body() -> Iterator[dict[str, Any]]:
+        with opener() as handle:
+            yield {"files": {"file": (file_name, handle, mime_type)},
+                   "data": {"uploadPath": path, "fileName": file_name}}
+
+    return Call(service=Service.SUNO_UPLOAD, lane=LaneKind.TRANSFER, operation="suno.upload",
+                method="POST", url="/api/file-stream-upload", body=body, key=file_name)
+
+
+def parse_upload(body: Mapping[str, Any]) -> UploadedFile:
+    """The stored file of a classified upload answer (``data.downloadUrl`` is required).
+
+    Raises:
+        ResponseError: the answer says the upload failed or has no usable download URL.
+    """
+    if body.get("success") is False:
+        raise ResponseError(f"the File Upload API said the upload failed: {body.get('msg')!r}")
+    data = body.get("data")
+    uploaded = structure(data, UploadedFile, what="the uploaded file")
+    try:
+        check_http_url(uploaded.download_url, field="downloadUrl")
+    except InputError as exc:
+        raise ResponseError(f"the File Upload API gave an unusable downloadUrl: {exc}") from exc
+    return uploaded
+
+
+def sniff_mime(head: bytes, name: str) -> str:
+    """A MIME type for the upload, from the first bytes (WAV, MP3, FLAC, OGG, M4A)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    if head[:4] == b"OggS":
+        return "audio/ogg"
+    if head[4:8] == b"ftyp":
+        return "audio/mp4"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
