@@ -166,8 +166,11 @@ class State:
         with self.lock:
             self.counters.faults[(kind, operation)] += 1
 
-    def count_callback(self, *, ok: bool) -> None:
+    def count_callback(self, *, ok: bool, epoch: int) -> None:
+        """Count a delivery, unless a reset happened since it began (it belongs to the past)."""
         with self.lock:
+            if epoch != self.epoch:
+                return
             if ok:
                 self.counters.callbacks_sent += 1
             else:

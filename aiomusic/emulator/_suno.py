@@ -326,7 +326,7 @@ async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int)
     if fault:
         app.state.count_fault(fault, "suno.callback")
     if fault == "callback_failure":
-        app.state.count_callback(ok=False)
+        app.state.count_callback(ok=False, epoch=epoch)
         return
     for _copy in range(2 if fault == "callback_duplicate" else 1):
         for attempt in range(1 + app.config.callback_retries):
@@ -337,7 +337,7 @@ async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int)
                 ok = resp.status_code == 200
             except httpx.HTTPError:
                 ok = False
-            app.state.count_callback(ok=ok)
+            app.state.count_callback(ok=ok, epoch=epoch)
             if ok:
                 break
             await anyio.sleep(min(2.0, 0.05 * 2**attempt) * app.config.timings.scale)

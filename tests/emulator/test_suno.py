@@ -282,3 +282,16 @@ def test_error_callback_on_failure(client: httpx.Client, emulator: Emulator) -> 
         sink.close()
     assert sink.bodies[-1]["code"] == 501
     assert sink.bodies[-1]["data"]["data"] is None  # type: ignore[index]
+
+
+def test_callback_finishing_after_reset_is_not_counted() -> None:
+    from aiomusic.emulator._state import State
+
+    state = State(seed=0)
+    old = state.epoch
+    state.reset(0)
+    state.count_callback(ok=True, epoch=old)  # a delivery that began before the reset
+    state.count_callback(ok=False, epoch=old)
+    assert (state.counters.callbacks_sent, state.counters.callbacks_failed) == (0, 0)
+    state.count_callback(ok=True, epoch=state.epoch)
+    assert state.counters.callbacks_sent == 1
