@@ -148,19 +148,13 @@ class MiniMaxClient:
                             f"{type(destination).__name__}")
         handle = destination
 
+        async def write(data: bytes) -> None:
+            await anyio.to_thread.run_sync(handle.write, data)
+
         async def to_file(response: httpx.Response, call: Call) -> GenerationResult:
-            digest = hashlib.sha256()
-            written = 0
-
-            async def write(data: bytes) -> None:
-                nonlocal written
-                digest.update(data)
-                written += len(data)
-                await anyio.to_thread.run_sync(handle.write, data)
-
-            extra, trace = await self._decode(response, call, _batched(write))
-            return GenerationResult(status=2, extra_info=extra, trace_id=trace,
-                                    bytes_written=written, sha256=digest.hexdigest())
+            sink = _Tally(write)
+            extra, trace = await self._decode(response, call, _batched(sink.write))
+            return sink.result(extra, trace)
 
         return await self._session._send(call, to_file, timeout=timeout, retry=retry)
 
@@ -196,23 +190,15 @@ class MiniMaxClient:
         stream = AudioStream(receive)
 
         async def pump(response: httpx.Response, call: Call) -> GenerationResult:
-            digest = hashlib.sha256()
-            written = 0
-
-            async def deliver(data: bytes) -> None:
-                nonlocal written
-                digest.update(data)
-                written += len(data)
-                await send.send(data)
-
+            sink = _Tally(send.send)
             try:
-                extra, trace = await self._decode(response, call, _batched(deliver, 64 * 1024))
+                extra, trace = await self._decode(response, call,
+                                                  _batched(sink.write, 64 * 1024))
             except APIError as exc:
-                if written:  # audio already handed out cannot be taken back: no retry
+                if sink.written:  # audio already handed out cannot be taken back: no retry
                     exc.retryable = False
                 raise
-            return GenerationResult(status=2, extra_info=extra, trace_id=trace,
-                                    bytes_written=written, sha256=digest.hexdigest())
+            return sink.result(extra, trace)
 
         # A stream is never re-sent after an ambiguous failure, whatever the policy says:
         # the caller may already hold part of the audio.
@@ -308,6 +294,24 @@ class AudioStream:
             if self.error is not None:
                 raise self.error from None
             raise StopAsyncIteration from None
+
+
+class _Tally:
+    """Passes decoded audio on to ``sink`` while counting and hashing it."""
+
+    def __init__(self, sink: Writer) -> None:
+        self._sink = sink
+        self._digest = hashlib.sha256()
+        self.written = 0
+
+    async def write(self, data: bytes) -> None:
+        self._digest.update(data)
+        self.written += len(data)
+        await self._sink(data)
+
+    def result(self, extra: ExtraInfo, trace: str | None) -> GenerationResult:
+        return GenerationResult(status=2, extra_info=extra, trace_id=trace,
+                                bytes_written=self.written, sha256=self._digest.hexdigest())
 
 
 def _batched(write: Writer, size: int = 1 << 20) -> Writer:
