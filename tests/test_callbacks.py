@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import secrets
 import socket
 import threading
 import time
@@ -330,8 +331,13 @@ def server() -> Iterator[tuple[Switch, str]]:
 
 @pytest.fixture
 def app_server(server: tuple[Switch, str]) -> tuple[CallbackReceiver, str]:
+    """A fresh receiver with a fresh token per test.
+
+    The emulator may still be posting callbacks for an earlier test's tasks; with their old
+    token those are refused, as a real receiver refuses callbacks it did not ask for.
+    """
     switch, public = server
-    switch.target = CallbackReceiver(TOKEN)
+    switch.target = CallbackReceiver(f"{TOKEN}-{secrets.token_hex(8)}")
     return switch.target, public
 
 
@@ -361,7 +367,7 @@ async def test_callbacks_only(emulator: Emulator,
     assert [t.audio_url for t in result.tracks] and all(t.audio_url for t in result.tracks)
     assert emulator.counters.requests["/api/v1/generate/record-info"] == 0
     param = emulator.app.state.tasks[task.task_id].param
-    assert param["callBackUrl"] == f"{public}/{TOKEN}"
+    assert param["callBackUrl"] == receiver.callback_url(public)
 
 
 async def test_callbacks_and_polling_race(emulator: Emulator,
@@ -426,7 +432,8 @@ async def test_error_callback_trusted_when_record_info_disagrees(
         body = json.loads(json.dumps(ERROR))
         body["data"]["task_id"] = "made-up-task"
         async with httpx.AsyncClient() as client:
-            assert (await client.post(f"{public}/{TOKEN}", json=body)).status_code == 200
+            assert (await client.post(receiver.callback_url(public), json=body)
+                    ).status_code == 200
         with pytest.raises(TaskFailedError) as caught:
             await task.wait(timeout=20, poll=NEVER)
     assert caught.value.status == "error" and caught.value.error_code == 501
