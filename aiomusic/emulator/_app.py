@@ -114,6 +114,13 @@ class EmulatorApp:
 
     # -- shared gate -----------------------------------------------------------------------
 
+    def draw_fault(self, operation: str, kinds: tuple[str, ...]) -> str | None:
+        """Draw one of ``kinds`` for ``operation`` (injected first, then random) and count it."""
+        fault = self.faults.draw(operation, kinds)
+        if fault:
+            self.state.count_fault(fault, operation)
+        return fault
+
     async def gate(self, req: Req, service: str) -> str | None:
         """Auth, the rate window and rejection faults. The key, or None once answered."""
         op = req.operation
@@ -129,9 +136,8 @@ class EmulatorApp:
                 self.state.count_rejection(op, "rate_limit")
                 await self.reject(req, service, "rate_limit", retry_after=wait)
                 return None
-        fault = self.faults.draw(op, REJECT_FAULTS)
+        fault = self.draw_fault(op, REJECT_FAULTS)
         if fault is not None:
-            self.state.count_fault(fault, op)
             await self.reject(req, service, fault)
             return None
         return key

@@ -111,9 +111,7 @@ async def upload(app: EmulatorApp, req: Req) -> None:
         app.state.refs[ref] = RefUpload(ref, seed, seconds)
     trace = new_trace_id()
     body |= {"trace_id": trace, "base_resp": {"status_code": 0, "status_msg": "success"}}
-    fault = app.faults.draw(req.operation, BODY_FAULTS)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS)
     await send_json(
         req.send, body, headers={"Trace-Id": trace}, fault=fault, timings=app.config.timings
     )
@@ -257,9 +255,7 @@ async def generate(app: EmulatorApp, req: Req) -> None:
     faults = (
         BODY_FAULTS if p["output"] == "url" else (*BODY_FAULTS, "invalid_hex", "odd_length_hex")
     )
-    fault = app.faults.draw(req.operation, faults)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, faults)
     if p["output"] == "url":
         path = f"minimax/{trace}.{p['format']}"
         app.state.files[path] = StoredFile(rendered.data, _MIME[p["format"]], path)

@@ -128,9 +128,7 @@ async def submit(app: EmulatorApp, req: Req) -> None:
         await app.reject(req, "suno", "credits")
         return
     app.state.count_submission(key, req.operation)
-    failure = app.faults.draw(req.operation, TASK_FAULTS)
-    if failure:
-        app.state.count_fault(failure, req.operation)
+    failure = app.draw_fault(req.operation, TASK_FAULTS)
     now_ms = int(time.time() * 1000)
     task = SunoTask(
         app.state.new_task_id(),
@@ -150,9 +148,7 @@ async def submit(app: EmulatorApp, req: Req) -> None:
     app.state.track_index.update({t["id"]: (task.task_id, i) for i, t in enumerate(task.tracks)})
     base = req.base_url
     app.spawn(lambda: _callbacks(app, task, base))
-    fault = app.faults.draw(req.operation, BODY_FAULTS)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS)
     body = {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
     await send_json(req.send, body, fault=fault, timings=cfg.timings)
 
@@ -246,9 +242,7 @@ async def record_info(app: EmulatorApp, req: Req) -> None:
         "errorMessage": _FAILURES[task.failure][3] if failed and task.failure else None,
         "createTime": _time(app, task.created_ms),
     }
-    fault = app.faults.draw(req.operation, BODY_FAULTS)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS)
     await send_json(
         req.send,
         {"code": 200, "msg": "success", "data": data},
@@ -263,9 +257,7 @@ async def credit(app: EmulatorApp, req: Req) -> None:
         return
     with app.state.lock:
         left = app.state.credits.get(key, app.config.suno_credits)
-    fault = app.faults.draw(req.operation, BODY_FAULTS)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS)
     await send_json(
         req.send,
         {"code": 200, "msg": "success", "data": left},
@@ -322,9 +314,7 @@ async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
 async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int) -> None:
     if not is_loopback(url) or app.client is None:
         return
-    fault = app.faults.draw("suno.callback", ("callback_failure", "callback_duplicate"))
-    if fault:
-        app.state.count_fault(fault, "suno.callback")
+    fault = app.draw_fault("suno.callback", ("callback_failure", "callback_duplicate"))
     if fault == "callback_failure":
         app.state.count_callback(ok=False, epoch=epoch)
         return

@@ -66,9 +66,7 @@ async def _store(app: EmulatorApp, req: Req, data: bytes, upload_path: Any, name
             "uploadedAt": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         },
     }
-    fault = app.faults.draw(req.operation, BODY_FAULTS)
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS)
     await send_json(req.send, body, fault=fault, timings=app.config.timings)
 
 
@@ -177,9 +175,7 @@ async def download(app: EmulatorApp, req: Req) -> None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     length = end - start + 1
-    fault = app.faults.draw(req.operation, BODY_FAULTS[:-1])
-    if fault:
-        app.state.count_fault(fault, req.operation)
+    fault = app.draw_fault(req.operation, BODY_FAULTS[:-1])
     view = memoryview(data)[start : end + 1]
     step = 256 * 1024
     chunks = (
