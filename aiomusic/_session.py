@@ -16,6 +16,7 @@ from ._classify import classify_aimlapi, classify_minimax, classify_suno
 from ._config import DEFAULT_TIMEOUT, Endpoints, Keys, LaneKind, Service
 from ._errors import (
     AiomusicError,
+    APIError,
     ConfigurationError,
     ConnectionFailedError,
     DeadlineExceededError,
@@ -417,13 +418,11 @@ class MusicSession:
             return
         error.message = redact(error.message, secrets)
         error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
-        for name in ("provider_message",):
-            value = getattr(error, name, None)
-            if isinstance(value, str):
-                setattr(error, name, redact(value, secrets))
-        body = getattr(error, "body", None)
-        if body is not None and any(s in repr(body) for s in secrets):
-            error.body = None  # type: ignore[attr-defined]
+        if isinstance(error, APIError):
+            if error.provider_message is not None:
+                error.provider_message = redact(error.provider_message, secrets)
+            if error.body is not None and any(s in repr(error.body) for s in secrets):
+                error.body = None
 
 
 def _safe_url(url: httpx.URL) -> str:

@@ -148,9 +148,7 @@ async def submit(app: EmulatorApp, req: Req) -> None:
     app.state.track_index.update({t["id"]: (task.task_id, i) for i, t in enumerate(task.tracks)})
     base = req.base_url
     app.spawn(lambda: _callbacks(app, task, base))
-    fault = app.draw_fault(req.operation, BODY_FAULTS)
-    body = {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
-    await send_json(req.send, body, fault=fault, timings=cfg.timings)
+    await _success(app, req, {"taskId": task.task_id})
 
 
 def track_audio(track: dict[str, Any]) -> Rendered:
@@ -242,13 +240,7 @@ async def record_info(app: EmulatorApp, req: Req) -> None:
         "errorMessage": _FAILURES[task.failure][3] if failed and task.failure else None,
         "createTime": _time(app, task.created_ms),
     }
-    fault = app.draw_fault(req.operation, BODY_FAULTS)
-    await send_json(
-        req.send,
-        {"code": 200, "msg": "success", "data": data},
-        fault=fault,
-        timings=app.config.timings,
-    )
+    await _success(app, req, data)
 
 
 async def credit(app: EmulatorApp, req: Req) -> None:
@@ -257,13 +249,14 @@ async def credit(app: EmulatorApp, req: Req) -> None:
         return
     with app.state.lock:
         left = app.state.credits.get(key, app.config.suno_credits)
+    await _success(app, req, left)
+
+
+async def _success(app: EmulatorApp, req: Req, data: Any) -> None:
+    """Suno's success envelope (HTTP 200, body code 200), or a body fault drawn for it."""
     fault = app.draw_fault(req.operation, BODY_FAULTS)
-    await send_json(
-        req.send,
-        {"code": 200, "msg": "success", "data": left},
-        fault=fault,
-        timings=app.config.timings,
-    )
+    body = {"code": 200, "msg": "success", "data": data}
+    await send_json(req.send, body, fault=fault, timings=app.config.timings)
 
 
 def _snake(item: dict[str, Any]) -> dict[str, Any]:

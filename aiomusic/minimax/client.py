@@ -14,7 +14,7 @@ import anyio.abc
 import attrs
 import httpx
 
-from .._call import _INVALID, Call, aclose, decode_json, read_capped
+from .._call import Call, aclose, json_handler
 from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._events import Progress
 from .._files import AtomicFile
@@ -239,8 +239,8 @@ class MiniMaxClient:
 
         classify = self._session.classifier(call.service)
         if not 200 <= response.status_code < 300:
-            body = decode_json(await read_capped(response))
-            classify(response.status_code, response.headers, None if body is _INVALID else body)
+            # a refusal is a small JSON (or unreadable) body: the standard reader classifies it
+            await json_handler(classify)(response, call)
             raise ResponseError(f"HTTP {response.status_code} without an error description",
                                 status_code=response.status_code)  # pragma: no cover
         scanner = HexAudioScanner()
