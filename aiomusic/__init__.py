@@ -7,6 +7,7 @@ hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
+from ._batch import Batch, BatchSummary, JobOutcome, OutputFile
 from ._config import Endpoints, LaneKind, Service
 from ._errors import (
     AiomusicError,
@@ -23,6 +24,7 @@ from ._errors import (
     GenerationTimeoutError,
     InputError,
     InsufficientCreditsError,
+    LocalFileError,
     MaintenanceError,
     NotFoundError,
     PermissionDeniedError,
@@ -39,6 +41,7 @@ from ._errors import (
 )
 from ._events import (
     Event,
+    JobProgress,
     LaneLimitChanged,
     PauseEnded,
     PauseStarted,
@@ -47,6 +50,8 @@ from ._events import (
     RequestStarted,
     RetryScheduled,
 )
+from ._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
+from ._journal import JournalError
 from ._lanes import LaneConfig
 from ._models import (
     UPLOAD_RETENTION,
@@ -83,6 +88,8 @@ __all__ = [
     "AudioValidationError",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchSummary",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
@@ -99,12 +106,19 @@ __all__ = [
     "GenerationTimeoutError",
     "InputError",
     "InsufficientCreditsError",
+    "JobFileError",
+    "JobOutcome",
+    "JobProgress",
+    "JournalError",
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LocalFileError",
     "MaintenanceError",
+    "MiniMaxJob",
     "MusicSession",
     "NotFoundError",
+    "OutputFile",
     "PauseEnded",
     "PauseStarted",
     "PermissionDeniedError",
@@ -123,6 +137,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SessionClosedError",
     "SubmissionUnknownError",
+    "SunoJob",
     "SunoTask",
     "TaskFailedError",
     "TaskRecord",
@@ -134,5 +149,6 @@ __all__ = [
     "UploadedFile",
     "UsageLimitError",
     "__version__",
+    "load_jobs",
     "parse_callback",
 ]

@@ -32,7 +32,8 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     │   ├── ServerError                                   500, 1000, 1024, 1033, unknown codes
     │   └── GenerationTimeoutError    (also TimeoutError) 504, 1001
     ├── TaskFailedError                                   a Suno task ended in a failure status
-    └── DownloadError                                     a track could not be fetched safely
+    ├── DownloadError                                     a track could not be fetched safely
+    └── LocalFileError                (also OSError)      a batch could not read or write a file
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "GenerationTimeoutError",
     "InputError",
     "InsufficientCreditsError",
+    "LocalFileError",
     "MaintenanceError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -321,3 +323,16 @@ class DownloadError(AiomusicError):
     def __init__(self, message: str, *, url: str, retryable: bool = False) -> None:
         super().__init__(message, retryable=retryable)
         self.url = url
+
+
+class LocalFileError(AiomusicError, OSError):
+    """A batch job could not read or write a local file (disk full, permissions, a file
+    removed while the batch ran); the original ``OSError`` is its ``__cause__``.
+
+    Attributes:
+        path: The file at fault, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.path = path

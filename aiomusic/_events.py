@@ -6,6 +6,7 @@ import attrs
 
 __all__ = [
     "Event",
+    "JobProgress",
     "LaneLimitChanged",
     "PauseEnded",
     "PauseStarted",
@@ -23,11 +24,17 @@ class Event:
 
 @attrs.frozen
 class RequestStarted(Event):
-    """A request attempt got its permit and is being sent."""
+    """A request attempt got its permit and is being sent.
+
+    ``paid`` marks a paid submission (a generation, a Suno task); ``key`` says what the call is
+    about when the operation names it (a destination path, a task id).
+    """
 
     operation: str
     lane: str
     attempt: int
+    paid: bool = False
+    key: str | None = None
 
 
 @attrs.frozen
@@ -40,6 +47,8 @@ class RequestFinished(Event):
     seconds: float
     status_code: int | None = None
     error: str | None = None
+    paid: bool = False
+    key: str | None = None
 
 
 @attrs.frozen
@@ -93,3 +102,25 @@ class Progress(Event):
     stage: str
     done: int | None = None
     total: int | None = None
+
+
+@attrs.frozen
+class JobProgress(Event):
+    """A batch job moved on (see :class:`~aiomusic.Batch`).
+
+    Attributes:
+        job: The job's id.
+        stage: ``waiting``, ``uploading``, ``queued``, ``generating``, ``decoding``,
+            ``submitting``, ``submitted``, ``pending``, ``text``, ``first``, ``complete``,
+            ``downloading``, ``verifying``, then one of ``completed``, ``skipped``,
+            ``failed`` or ``unknown``.
+        done: Bytes decoded, uploaded or downloaded so far, when the stage moves bytes.
+        total: The expected total, when known.
+        detail: A short note (``retrying after RateLimitError``, an error type, ...).
+    """
+
+    job: str
+    stage: str
+    done: int | None = None
+    total: int | None = None
+    detail: str | None = None

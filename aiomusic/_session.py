@@ -331,7 +331,8 @@ class MusicSession:
                        sent: list[bool]) -> T:
         client = self._http()
         async with lane.permit() as permit:
-            self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt))
+            self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt,
+                                    paid=call.paid, key=call.key))
             began = time.perf_counter()
             status: int | None = None
             try:
@@ -386,7 +387,8 @@ class MusicSession:
                      f" ({type(error).__name__})" if error else "")
         self.emit(RequestFinished(operation=call.operation, lane=lane.name, attempt=attempt,
                                   seconds=seconds, status_code=status,
-                                  error=type(error).__name__ if error else None))
+                                  error=type(error).__name__ if error else None,
+                                  paid=call.paid, key=call.key))
 
     def _transport_error(self, call: Call, exc: httpx.HTTPError) -> AiomusicError:
         op = call.operation

@@ -1,6 +1,11 @@
-"""The ``aiomusic`` command: ``demo`` (the README's main job) and ``emulator``.
+"""The ``aiomusic`` command: ``demo`` (the README's main job), ``batch``, the thin commands
+``upload``, ``generate``, ``instrumental``, ``task``, ``credits``, and ``emulator``.
 
-rich is imported lazily, only where output is drawn, so ``import aiomusic`` stays light.
+Everything beyond argparse (rich, the emulator, the library's clients) is imported only when a
+command runs, so ``import aiomusic`` and ``aiomusic --help`` stay fast.
+
+Exit status: 0 all done, 1 some jobs (or the call) failed, 2 usage errors, 130 stopped by
+Ctrl-C (the journal is consistent; run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -18,25 +23,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiomusic",
         description="Async client for MiniMax music-01 and Suno Add Instrumental.",
-    )
+        epilog="Exit status: 0 done, 1 some jobs failed, 2 usage error, 130 stopped (Ctrl-C).")
     parser.add_argument("--version", action="version", version=f"aiomusic {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="generate songs on the embedded emulator, faults included",
+        "demo", help="run a mixed batch on the embedded emulator, faults included",
         description="Start the embedded emulator (with rate-limit and maintenance faults "
-                    "switched on), generate a batch of songs concurrently, write them to a "
-                    "folder and print a summary.")
+                    "switched on), run a batch of MiniMax songs and Suno instrumentals "
+                    "concurrently, write the audio to a folder and print a summary.")
     demo.add_argument("--out", default="aiomusic-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--songs", type=int, default=12, help="songs to generate (default: 12)")
-    demo.add_argument("--seed", type=int, default=7, help="fault seed (default: 7)")
-    demo.add_argument("--plain", action="store_true", help="plain line output, no colours")
+    demo.add_argument("--songs", type=int, default=8,
+                      help="MiniMax songs to generate (default: %(default)s)")
+    demo.add_argument("--instrumentals", type=int, default=4,
+                      help="Suno instrumentals to make (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="fault seed (default: %(default)s)")
+    demo.add_argument("--plain", action="store_true", help="plain line output, no live display")
+    demo.add_argument("--json", action="store_true", help="JSON lines for scripts")
+    from ._cli_batch import add_batch_parser
+    from ._cli_commands import add_thin_parsers
+    from ._cli_common import add_service_options
+
+    add_service_options(add_batch_parser(commands))
+    add_thin_parsers(commands)
     commands.add_parser("emulator", help="serve the local emulator of both services "
                                           "(see 'aiomusic emulator --help')", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 done, 1 some jobs failed, 2 usage)."""
+    """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
         from .emulator._cli import main as emulator_main
@@ -45,11 +60,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        if args.songs < 1:
-            parser.error("--songs must be at least 1")
+        if args.songs < 0 or args.instrumentals < 0 or args.songs + args.instrumentals < 1:
+            parser.error("--songs and --instrumentals must not be negative, and at least one "
+                         "job is needed")
         from ._demo import run_demo
 
-        return run_demo(out=args.out, songs=args.songs, seed=args.seed, plain=args.plain)
+        return run_demo(out=args.out, songs=args.songs, instrumentals=args.instrumentals,
+                        seed=args.seed, plain=args.plain, json_mode=args.json)
+    if args.command == "batch":
+        from ._cli_batch import run_batch_command
+
+        return run_batch_command(args)
+    if args.command is not None:
+        from ._cli_commands import run_thin_command
+
+        return run_thin_command(args)
     parser.print_help(sys.stderr)
     return 2
 

@@ -33,6 +33,9 @@ Destination = str | os.PathLike[str] | IO[bytes]
 Writer = Callable[[bytes], Awaitable[None]]
 """Receives decoded audio; ``b""`` means "flush what you buffered"."""
 
+_PROGRESS_STEP = 256 * 1024
+"""Decoded bytes between two ``decoding`` progress events of a generation to a path."""
+
 
 class MiniMaxClient:
     """MiniMax music-01 calls of one :class:`~aiomusic.MusicSession`.
@@ -231,11 +234,17 @@ class MiniMaxClient:
         audio, an unfinished status, or fewer bytes than ``extra_info`` claims.
         """
         written = 0
+        reported = 0
+        emit = self._session.emit
 
         async def counting(data: bytes) -> None:
-            nonlocal written
+            nonlocal written, reported
             written += len(data)
             await write(data)
+            if call.key is not None and written - reported >= _PROGRESS_STEP:
+                reported = written
+                emit(Progress(operation="minimax.generate", key=call.key, stage="decoding",
+                              done=written))
 
         classify = self._session.classifier(call.service)
         if not 200 <= response.status_code < 300:

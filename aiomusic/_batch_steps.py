@@ -1,0 +1,251 @@
+"""The steps of batch jobs: shared uploads, a generation, a Suno task, journal marks.
+
+Split from ``_batch.py``, which orchestrates; each step here journals what it did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import attrs
+
+from ._errors import AiomusicError, LocalFileError
+from ._events import JobProgress
+from ._journal import FileRecord, JobState, Journal
+from ._log import redact
+from ._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
+from .suno._download import audio_suffix
+
+if TYPE_CHECKING:
+    from ._batch import OutputFile
+    from ._jobs import MiniMaxJob, SunoJob
+    from ._session import MusicSession
+    from .suno import PollSchedule
+
+__all__ = ["Steps", "sha256_file"]
+
+_REUSE_MARGIN = dt.timedelta(hours=1)
+
+
+class _Run(Protocol):
+    @property
+    def job(self) -> MiniMaxJob | SunoJob: ...
+
+    state: JobState
+    task_id: str | None
+    stage: str
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The SHA-256 and size of a file (run it in a worker thread)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+@attrs.define
+class Steps:
+    """What jobs share: the session, the output folder, the journal, the work limiter and the
+    uploads made once per file."""
+
+    session: MusicSession
+    out: Path
+    journal: Journal | None
+    limiter: anyio.CapacityLimiter
+    poll: PollSchedule | None = None
+    generate_timeout: float = 600.0
+    task_timeout: float = 900.0
+    _locks: dict[str, anyio.Lock] = attrs.field(factory=dict)
+    _uploads: dict[str, Any] = attrs.field(factory=dict)
+    _digests: dict[Path, str] = attrs.field(factory=dict)
+
+    # -- journal ----------------------------------------------------------------------------
+
+    async def mark(self, run: _Run, state: JobState, *, error: AiomusicError | None = None,
+                   files: tuple[FileRecord, ...] | None = None, task_id: str | None = None,
+                   trace_id: str | None = None, dest_existed: bool | None = None) -> None:
+        """Move ``run`` to ``state``, in memory and in the journal."""
+        run.state = state
+        if task_id is not None:
+            run.task_id = task_id
+        if self.journal is None:
+            return
+        said = None
+        if error is not None:
+            said = (type(error).__name__, redact(str(error), self.session._keys.secrets()))
+        await self.journal.update(run.job.id, state, task_id=task_id, trace_id=trace_id,
+                                  files=files, error=said, dest_existed=dest_existed)
+
+    async def verify(self, files: tuple[FileRecord, ...]) -> tuple[OutputFile, ...] | None:
+        """The recorded files, if every one is still there with its SHA-256."""
+        from ._batch import OutputFile
+
+        found: list[OutputFile] = []
+        for record in files:
+            path = self.out / record.path
+            try:
+                digest, size = await anyio.to_thread.run_sync(sha256_file, path)
+            except OSError:
+                return None
+            if digest != record.sha256:
+                return None
+            found.append(OutputFile(path, digest, size))
+        return tuple(found) if found else None
+
+    # -- MiniMax ----------------------------------------------------------------------------
+
+    async def minimax(self, run: _Run, job: MiniMaxJob
+                      ) -> tuple[tuple[OutputFile, ...], str | None]:
+        from ._batch import OutputFile
+
+        async with self.limiter:
+            voice, instrumental = job.refer_voice, job.refer_instrumental
+            for path, purpose in ((job.reference, job.purpose),
+                                  (job.voice_reference, Purpose.VOICE),
+                                  (job.instrumental_reference, Purpose.INSTRUMENTAL)):
+                if path is not None:
+                    ref = await self._reference(run, path, purpose)
+                    voice = voice or ref.voice_id
+                    instrumental = instrumental or ref.instrumental_id
+            dest = self.out / job.out
+            existed = await anyio.to_thread.run_sync(_prepare_dest, dest)
+            await self.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
+            self._emit(run, "queued")
+            result = await self.session.minimax.generate(
+                dest, lyrics=job.lyrics, refer_voice=voice, refer_instrumental=instrumental,
+                audio_setting=job.audio_setting, timeout=self.generate_timeout)
+        assert result.sha256 is not None
+        files = (FileRecord(job.out, result.sha256, result.bytes_written),)
+        await self.mark(run, JobState.COMPLETED, files=files, trace_id=result.trace_id)
+        return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id
+
+    async def _reference(self, run: _Run, path: Path, purpose: Purpose) -> ReferenceUpload:
+        service = self.session.minimax_service.value
+
+        async def upload() -> tuple[dict[str, Any], dt.datetime]:
+            self._emit(run, "uploading")
+            ref = await self.session.minimax.upload_reference(path, purpose=purpose)
+            return _plain(ref), dt.datetime.now(dt.UTC)
+
+        payload = await self._once(f"{service}:{purpose.value}", path, upload)
+        return ReferenceUpload(purpose=Purpose(payload["purpose"]),
+                               voice_id=payload.get("voice_id"),
+                               instrumental_id=payload.get("instrumental_id"),
+                               trace_id=payload.get("trace_id"))
+
+    # -- Suno -------------------------------------------------------------------------------
+
+    async def suno(self, run: _Run, job: SunoJob, *, resume: str | None
+                   ) -> tuple[OutputFile, ...]:
+        suno = self.session.suno
+        if resume is not None:
+            self._emit(run, "submitted", detail="resumed by task id")
+            task = suno.task(resume)
+        else:
+            async with self.limiter:
+                source = job.source if isinstance(job.source, str) else \
+                    await self._suno_upload(run, job.source)
+                await self.mark(run, JobState.SUBMITTING)  # the intent
+                self._emit(run, "queued")
+                task = await suno.add_instrumental(
+                    source, title=job.title, tags=job.tags, negative_tags=job.negative_tags,
+                    callback_url=job.callback_url, vocal_gender=job.vocal_gender,
+                    style_weight=job.style_weight,
+                    weirdness_constraint=job.weirdness_constraint,
+                    audio_weight=job.audio_weight, model=job.model,
+                    timeout=self.generate_timeout)
+            await self.mark(run, JobState.SUBMITTED, task_id=task.task_id)
+            self._emit(run, "submitted")
+        result = await task.wait(timeout=self.task_timeout, poll=self.poll)
+        return await self._download(run, job, result.tracks)
+
+    async def _download(self, run: _Run, job: SunoJob, tracks: tuple[Any, ...]
+                        ) -> tuple[OutputFile, ...]:
+        from ._batch import OutputFile
+
+        records: list[FileRecord] = []
+        async with self.limiter:
+            for index, track in enumerate(tracks, 1):
+                name = f"{job.out}-{index}{audio_suffix(track.audio_url)}"
+                dest = self.out / name
+                await anyio.to_thread.run_sync(_prepare_dest, dest)
+                done = await self.session.suno.download(track, dest)
+                records.append(FileRecord(name, done.sha256, done.bytes_written))
+        files = tuple(records)
+        await self.mark(run, JobState.COMPLETED, files=files)
+        return tuple(OutputFile(self.out / r.path, r.sha256, r.size) for r in files)
+
+    async def _suno_upload(self, run: _Run, path: Path) -> str:
+        async def upload() -> tuple[dict[str, Any], dt.datetime]:
+            self._emit(run, "uploading")
+            done = await self.session.suno.upload(path)
+            assert done.uploaded_at is not None  # the client fills it in
+            return _plain(done), done.uploaded_at
+
+        payload = await self._once("suno", path, upload)
+        return str(payload["download_url"])
+
+    # -- shared uploads ---------------------------------------------------------------------
+
+    async def _once(self, kind: str, path: Path,
+                    upload: Callable[[], Awaitable[tuple[dict[str, Any], dt.datetime]]]
+                    ) -> dict[str, Any]:
+        """Upload ``path`` once per content and kind; reuse it while the service keeps it."""
+        digest = self._digests.get(path)
+        if digest is None:
+            try:
+                digest = (await anyio.to_thread.run_sync(sha256_file, path))[0]
+            except OSError as exc:
+                raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}",
+                                     path=str(path)) from exc
+            self._digests[path] = digest
+        key = f"{kind}:{digest}"
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:
+            cached = self._uploads.get(key)
+            if cached is not None:
+                return dict(cached)
+            if self.journal is not None:
+                found = await self.journal.upload(key)
+                if found is not None and _fresh(found[1]):
+                    self._uploads[key] = found[0]
+                    return found[0]
+            payload, when = await upload()
+            if self.journal is not None:
+                await self.journal.record_upload(key, payload, when)
+            self._uploads[key] = payload
+            return payload
+
+    def _emit(self, run: _Run, stage: str, *, detail: str | None = None) -> None:
+        run.stage = stage
+        self.session.emit(JobProgress(job=run.job.id, stage=stage, detail=detail))
+
+
+def _fresh(uploaded_at: dt.datetime) -> bool:
+    """Whether an upload is still kept by the service (3 days), with an hour to spare."""
+    return dt.datetime.now(dt.UTC) + _REUSE_MARGIN < uploaded_at + UPLOAD_RETENTION
+
+
+def _plain(value: ReferenceUpload | UploadedFile) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else
+                v.value if isinstance(v, Purpose) else v)
+            for k, v in attrs.asdict(value, recurse=False).items()}
+
+
+def _prepare_dest(dest: Path) -> bool:
+    """Create the destination's folder; return whether the file exists already."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest.exists()
+    except OSError as exc:
+        raise LocalFileError(f"cannot create the folder {dest.parent}: {exc.strerror or exc}",
+                             path=str(dest.parent)) from exc

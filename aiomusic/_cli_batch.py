@@ -1,0 +1,153 @@
+"""``aiomusic batch``: run a job file with a journal, progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import attrs
+
+from ._batch import Batch, BatchSummary
+from ._cli_common import Backend, Output, backend, watch_signals
+from ._cli_progress import Reporter, summary_lines
+from ._errors import ConfigurationError
+from ._events import Event, JobProgress, PauseStarted
+from ._jobs import Job, JobFileError, load_jobs
+from ._session import MusicSession
+
+__all__ = ["DEFAULT_JOURNAL", "Drive", "add_batch_parser", "drive", "run_batch_command"]
+
+DEFAULT_JOURNAL = "aiomusic-journal.sqlite"
+EXIT_INTERRUPTED = 130
+
+
+def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
+                     ) -> argparse.ArgumentParser:
+    batch = commands.add_parser(
+        "batch", help="run a job file (JSON Lines) concurrently, resumable",
+        description="Run every job of a JSON Lines job file concurrently: MiniMax generations "
+                    "and Suno Add Instrumental tasks, mixed. A journal records each job, so the "
+                    "same command run again resumes: finished jobs are skipped, submitted Suno "
+                    "tasks are followed by id, and nothing paid is sent twice. See "
+                    "docs/batch.md for the job format.")
+    batch.add_argument("jobs", metavar="JOBS", help="the job file (.jsonl, or .toml)")
+    batch.add_argument("--out", required=True, metavar="DIR", help="folder for the audio")
+    batch.add_argument("--journal", metavar="FILE",
+                       help=f"the journal (default: DIR/{DEFAULT_JOURNAL})")
+    batch.add_argument("--no-journal", action="store_true", help="keep no journal (no resume)")
+    batch.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
+                       help="jobs working at once (default: %(default)s)")
+    batch.add_argument("--resubmit-unknown", action="store_true",
+                       help="send again the paid submissions whose fate is unknown (you may "
+                            "pay twice for them)")
+    batch.add_argument("--generate-timeout", type=float, default=600.0, metavar="S",
+                       help="seconds per MiniMax generation (default: %(default)s)")
+    batch.add_argument("--task-timeout", type=float, default=900.0, metavar="S",
+                       help="seconds to wait for each Suno task (default: %(default)s)")
+    return batch
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    output = Output(json_mode=args.json, plain=args.plain)
+    try:
+        jobs = load_jobs(args.jobs)
+    except JobFileError as exc:
+        output.error(str(exc))
+        return 2
+    except OSError as exc:
+        output.error(f"cannot read the job file {args.jobs}: {exc.strerror or exc}")
+        return 2
+    journal = None if args.no_journal else Path(args.journal or Path(args.out) / DEFAULT_JOURNAL)
+    with backend(args) as where:
+        output.say(f"{len(jobs)} jobs against {where.label}")
+        result = anyio.run(drive, Drive(where, jobs, Path(args.out), journal, args.concurrency,
+                                        args.resubmit_unknown, args.generate_timeout,
+                                        args.task_timeout), output)
+    return finish(result, output, journal=journal, again="the same command")
+
+
+@attrs.frozen
+class Drive:
+    """One batch to run from the command line."""
+
+    backend: Backend
+    jobs: Sequence[Job]
+    out: Path
+    journal: Path | None
+    concurrency: int = 8
+    resubmit_unknown: bool = False
+    generate_timeout: float = 600.0
+    task_timeout: float = 900.0
+
+
+@attrs.frozen
+class Result:
+    summary: BatchSummary | None
+    pauses: int = 0
+    error: str | None = None
+    signal: int | None = None
+
+
+async def drive(plan: Drive, output: Output) -> Result:
+    """Run the batch with progress; Ctrl-C stops it cleanly."""
+    pauses = 0
+    stopped: list[int] = []
+    try:
+        async with MusicSession(**plan.backend.session) as session:
+            batch = Batch(session, plan.jobs, out=plan.out, journal=plan.journal,
+                          concurrency=plan.concurrency, resubmit_unknown=plan.resubmit_unknown,
+                          generate_timeout=plan.generate_timeout,
+                          task_timeout=plan.task_timeout, poll=plan.backend.poll,
+                          endpoint=plan.backend.endpoint)
+            with Reporter(output, total=len(plan.jobs)) as reporter:
+
+                def listen(event: Event) -> None:
+                    nonlocal pauses
+                    if isinstance(event, JobProgress):
+                        reporter.event(event)
+                    elif isinstance(event, PauseStarted):
+                        pauses += 1
+
+                session.subscribe(listen)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch_signals, tg.cancel_scope, stopped)
+                    async with batch.results() as results:
+                        async for outcome in results:
+                            reporter.outcome(outcome)
+                    tg.cancel_scope.cancel()
+    except ConfigurationError as exc:  # JournalError included: nothing was sent
+        return Result(None, error=str(exc))
+    return Result(batch.summary, pauses, signal=stopped[0] if stopped else None)
+
+
+def finish(result: Result, output: Output, *, journal: Path | None, again: str) -> int:
+    """Print the summary (or the error) and choose the exit status."""
+    if result.summary is None:
+        output.error(result.error or "the batch did not run")
+        return 2
+    summary = result.summary
+    if output.json:
+        output.data({"event": "summary", **summary.as_dict(), "pauses": result.pauses,
+                     "journal": str(journal) if journal else None})
+    else:
+        output.say("")
+        for line in summary_lines(summary, pauses=result.pauses):
+            output.say(line)
+    if result.signal is not None or summary.interrupted:
+        if journal is not None:
+            hint = (f"stopped: the journal {journal} is consistent; run {again} again to "
+                    "resume (finished jobs are skipped, submitted tasks followed by id)")
+        else:
+            hint = "stopped; no journal was kept, so a new run starts over"
+        output.error(hint)
+        return EXIT_INTERRUPTED
+    return 0 if summary.ok else 1

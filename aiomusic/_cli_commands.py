@@ -1,0 +1,205 @@
+"""The thin commands: ``upload``, ``generate``, ``instrumental``, ``task`` and ``credits``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+
+from ._cli_common import Output, add_service_options, backend, watch_signals
+from ._errors import AiomusicError, ConfigurationError, InputError
+from ._events import Event, Progress
+from ._models import AudioSetting, Purpose
+from ._session import MusicSession
+from .suno import PollSchedule, SunoTask
+
+__all__ = ["COMMANDS", "add_thin_parsers"]
+
+Command = Callable[[MusicSession, argparse.Namespace, Output, "PollSchedule | None"],
+                   Awaitable[None]]
+
+
+def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = commands.add_parser("upload", help="upload a reference track (MiniMax) or a file "
+                                            "(Suno File Upload)")
+    up.add_argument("file", metavar="FILE")
+    up.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
+                    help="MiniMax purpose (default: %(default)s)")
+    up.add_argument("--suno", action="store_true",
+                    help="upload to Suno's File Upload API instead (kept 3 days)")
+    gen = commands.add_parser("generate", help="generate one MiniMax music-01 song")
+    gen.add_argument("output", metavar="OUT", help="the audio file to write")
+    lyrics = gen.add_mutually_exclusive_group(required=True)
+    lyrics.add_argument("--lyrics", help="the lyrics (\\n for new lines)")
+    lyrics.add_argument("--lyrics-file", metavar="FILE", help="read the lyrics from FILE")
+    gen.add_argument("--voice-id", help="a voice id from `aiomusic upload`")
+    gen.add_argument("--instrumental-id", help="an instrumental id from `aiomusic upload`")
+    gen.add_argument("--reference", metavar="FILE", help="upload this reference first")
+    gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song")
+    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3")
+    gen.add_argument("--sample-rate", type=int, default=44100)
+    gen.add_argument("--bitrate", type=int, default=256000)
+    inst = commands.add_parser("instrumental", help="Suno Add Instrumental: submit, follow, "
+                                                    "download")
+    inst.add_argument("source", metavar="SOURCE", help="a vocal track: a URL or a local file")
+    inst.add_argument("--title", required=True)
+    inst.add_argument("--tags", required=True, help="styles wanted")
+    inst.add_argument("--negative-tags", required=True, help="styles to avoid")
+    inst.add_argument("--vocal-gender", choices=("m", "f"))
+    for name in ("style-weight", "weirdness-constraint", "audio-weight"):
+        inst.add_argument(f"--{name}", type=float, metavar="0..1")
+    inst.add_argument("--model", default="V4_5PLUS")
+    inst.add_argument("--out", metavar="DIR", default=".", help="where to download the tracks")
+    inst.add_argument("--no-wait", action="store_true",
+                      help="print the task id and stop (follow it with `aiomusic task`)")
+    task = commands.add_parser("task", help="show a Suno task; --wait, --out to download")
+    task.add_argument("task_id", metavar="TASK-ID")
+    task.add_argument("--wait", action="store_true", help="wait until the task ends")
+    task.add_argument("--out", metavar="DIR", help="download the tracks into DIR")
+    commands.add_parser("credits", help="show the Suno account's remaining credits")
+    for name in ("upload", "generate", "instrumental", "task", "credits"):
+        add_service_options(commands.choices[name])
+
+
+def run_thin_command(args: argparse.Namespace) -> int:
+    """Run one thin command; 0 done, 1 the service or the work failed, 2 usage."""
+    output = Output(json_mode=args.json, plain=args.plain)
+    command = COMMANDS[args.command]
+    stopped: list[int] = []
+
+    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> None:
+        async with MusicSession(**session_kwargs) as session, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, tg.cancel_scope, stopped)
+            session.subscribe(_progress_printer(output))
+            await command(session, args, output, poll)
+            tg.cancel_scope.cancel()
+
+    try:
+        with backend(args) as where:
+            anyio.run(main, where.session, where.poll)
+    except (ConfigurationError, InputError) as exc:
+        output.error(f"{type(exc).__name__}: {exc}")
+        return 2
+    except AiomusicError as exc:
+        output.error(f"{type(exc).__name__}: {exc}")
+        return 1
+    except OSError as exc:
+        output.error(f"{exc.strerror or exc}: {exc.filename or ''}")
+        return 1
+    if stopped:
+        output.error("stopped")
+        return 130
+    return 0
+
+
+def _progress_printer(output: Output) -> Callable[[Event], None]:
+    shown: set[tuple[str, str]] = set()
+
+    def show(event: Event) -> None:
+        if isinstance(event, Progress) and (event.key, event.stage) not in shown and \
+                event.stage != "decoding":
+            shown.add((event.key, event.stage))
+            output.say(f"  ..  {event.operation} {event.key}: {event.stage}")
+
+    return show
+
+
+async def _upload(session: MusicSession, args: argparse.Namespace, output: Output,
+                  _poll: PollSchedule | None) -> None:
+    if args.suno:
+        done = await session.suno.upload(args.file)
+        output.say(f"uploaded: {done.download_url} (kept until {done.expires_at:%Y-%m-%d %H:%M} "
+                   "UTC)")
+        output.data({"download_url": done.download_url, "file_name": done.file_name,
+                     "expires_at": done.expires_at})
+        return
+    ref = await session.minimax.upload_reference(args.file, purpose=args.purpose)
+    output.say(f"voice_id: {ref.voice_id or '-'}\ninstrumental_id: {ref.instrumental_id or '-'}")
+    output.data({"purpose": ref.purpose.value, "voice_id": ref.voice_id,
+                 "instrumental_id": ref.instrumental_id, "trace_id": ref.trace_id})
+
+
+async def _generate(session: MusicSession, args: argparse.Namespace, output: Output,
+                    _poll: PollSchedule | None) -> None:
+    lyrics = args.lyrics.replace("\\n", "\n") if args.lyrics is not None else \
+        await anyio.Path(args.lyrics_file).read_text(encoding="utf-8")
+    voice, instrumental = args.voice_id, args.instrumental_id
+    if args.reference:
+        ref = await session.minimax.upload_reference(args.reference, purpose=args.purpose)
+        voice, instrumental = voice or ref.voice_id, instrumental or ref.instrumental_id
+    try:
+        setting = AudioSetting(format=args.format, sample_rate=args.sample_rate,
+                               bitrate=args.bitrate)
+    except ValueError as exc:
+        raise InputError(f"audio setting: {exc}", field="audio_setting") from exc
+    result = await session.minimax.generate(args.output, lyrics=lyrics, refer_voice=voice,
+                                            refer_instrumental=instrumental,
+                                            audio_setting=setting)
+    output.say(f"wrote {result.path}: {result.bytes_written} bytes, "
+               f"{result.duration or 0:.1f} s, sha256 {result.sha256}")
+    output.data({"path": result.path, "bytes": result.bytes_written,
+                 "duration": result.duration, "sha256": result.sha256,
+                 "trace_id": result.trace_id})
+
+
+async def _instrumental(session: MusicSession, args: argparse.Namespace, output: Output,
+                        poll: PollSchedule | None) -> None:
+    source: str = args.source
+    task = await session.suno.add_instrumental(
+        source, title=args.title, tags=args.tags, negative_tags=args.negative_tags,
+        vocal_gender=args.vocal_gender, style_weight=args.style_weight,
+        weirdness_constraint=args.weirdness_constraint, audio_weight=args.audio_weight,
+        model=args.model)
+    output.say(f"task id: {task.task_id}")
+    if args.no_wait:
+        output.data({"task_id": task.task_id, "status": "submitted"})
+        return
+    await _follow(task, Path(args.out), output, poll)
+
+
+async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
+                poll: PollSchedule | None) -> None:
+    task = session.suno.task(args.task_id)
+    if args.wait or args.out:
+        await _follow(task, Path(args.out) if args.out else None, output, poll)
+        return
+    record = await task.refresh()
+    output.say(f"task {record.task_id}: {record.raw_status or record.status.value}")
+    for track in record.tracks:
+        output.say(f"  {track.id}: {track.title or ''} {track.audio_url or '(no audio yet)'}")
+    output.data({"task_id": record.task_id, "status": record.status.value,
+                 "tracks": [attrs.asdict(t) for t in record.tracks]})
+
+
+async def _follow(task: SunoTask, out: Path | None, output: Output,
+                  poll: PollSchedule | None) -> None:
+    result = await task.wait(poll=poll)
+    if out is None:
+        output.say(f"task {task.task_id}: {result.status.value}, {len(result.tracks)} tracks")
+        output.data({"task_id": task.task_id, "status": result.status.value,
+                     "tracks": [t.audio_url for t in result.tracks]})
+        return
+    await anyio.Path(out).mkdir(parents=True, exist_ok=True)
+    files = await result.download_all(out)
+    for done in files:
+        output.say(f"wrote {done.path}: {done.bytes_written} bytes, sha256 {done.sha256}")
+    output.data({"task_id": task.task_id, "status": result.status.value,
+                 "files": [{"path": f.path, "bytes": f.bytes_written, "sha256": f.sha256}
+                           for f in files]})
+
+
+async def _credits(session: MusicSession, _args: argparse.Namespace, output: Output,
+                   _poll: PollSchedule | None) -> None:
+    credits = await session.suno.get_credits()
+    output.say(f"credits: {credits}")
+    output.data({"credits": credits})
+
+
+COMMANDS: dict[str, Command] = {"upload": _upload, "generate": _generate,
+                                "instrumental": _instrumental, "task": _task,
+                                "credits": _credits}

@@ -1,0 +1,157 @@
+"""What the ``aiomusic`` commands share: service options, the backend, output and signals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import attrs
+
+from ._retry import RetryPolicy
+from .suno import PollSchedule
+
+__all__ = ["Backend", "Output", "add_service_options", "backend", "watch_signals"]
+
+EMULATOR_KEY = "aiomusic-emulator-key"
+NOWHERE = "https://callbacks.invalid/aiomusic"
+"""A callback URL for runs that only poll: Suno requires one on every submission."""
+
+
+def add_service_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to a service takes."""
+    where = parser.add_argument_group("service")
+    where.add_argument("--emulator", action="store_true",
+                       help="run against an embedded emulator (no key or network needed)")
+    where.add_argument("--base-url", metavar="URL",
+                       help="one base URL for every service, e.g. an `aiomusic emulator` at "
+                            "http://127.0.0.1:8765")
+    where.add_argument("--via", choices=("aimlapi", "minimax"), default="aimlapi",
+                       help="where MiniMax music-01 is called (default: %(default)s)")
+    where.add_argument("--callback-url", metavar="URL",
+                       help="Suno's callBackUrl (default: $AIOMUSIC_SUNO_CALLBACK_URL); "
+                            "progress is polled either way")
+    where.add_argument("--allow-http-host", action="append", default=[], metavar="HOST",
+                       help="download plain-http audio from HOST (repeatable)")
+    keys = parser.add_argument_group(
+        "keys", "Taken from the environment (AIMLAPI_KEY, MINIMAX_API_KEY, SUNO_API_KEY) unless "
+                "given here; prefer the environment: flags show in the process list. Keys are "
+                "never printed.")
+    keys.add_argument("--aimlapi-key", metavar="KEY", help=argparse.SUPPRESS)
+    keys.add_argument("--minimax-key", metavar="KEY", help=argparse.SUPPRESS)
+    keys.add_argument("--suno-key", metavar="KEY", help=argparse.SUPPRESS)
+    shown = parser.add_argument_group("output")
+    shown.add_argument("--json", action="store_true",
+                       help="print JSON (one object per line) for scripts")
+    shown.add_argument("--plain", action="store_true",
+                       help="plain lines, no colours or live display")
+
+
+@attrs.frozen
+class Backend:
+    """How to reach the services: session arguments, the journal's endpoint label, polling."""
+
+    session: dict[str, Any]
+    endpoint: str | None = None
+    poll: PollSchedule | None = None
+    label: str = ""
+
+
+@contextmanager
+def backend(args: argparse.Namespace) -> Iterator[Backend]:
+    """Session arguments from the options; starts the embedded emulator for ``--emulator``."""
+    kwargs: dict[str, Any] = {
+        "aimlapi_key": args.aimlapi_key, "minimax_key": args.minimax_key,
+        "suno_key": args.suno_key, "minimax_via": args.via,
+        "suno_callback_url": args.callback_url or os.environ.get("AIOMUSIC_SUNO_CALLBACK_URL"),
+        "allow_http_hosts": tuple(args.allow_http_host),
+    }
+    if not args.emulator:
+        if args.base_url:
+            kwargs["base_url"] = args.base_url
+        yield Backend(kwargs, label=args.base_url or "the services' public hosts")
+        return
+    try:
+        from .emulator import Emulator, EmulatorConfig, Timings
+    except ImportError as exc:
+        raise SystemExit(f"--emulator needs the emulator extra: pip install "
+                         f"'aiomusic[emulator]' ({exc})") from exc
+    config = EmulatorConfig(timings=Timings(generate=0.8, suno_text=0.5, suno_first=1.2,
+                                            suno_complete=2.5))
+    with Emulator(config) as emu:
+        yield Backend(_emulated(kwargs, emu.url), endpoint="embedded emulator",
+                      poll=fast_poll(), label=f"the embedded emulator at {emu.url}")
+
+
+def _emulated(kwargs: dict[str, Any], url: str) -> dict[str, Any]:
+    result = dict(kwargs, base_url=url)
+    for name in ("aimlapi_key", "minimax_key", "suno_key"):
+        result[name] = result[name] or EMULATOR_KEY
+    result["suno_callback_url"] = result["suno_callback_url"] or NOWHERE
+    result["allow_http_hosts"] = (*result["allow_http_hosts"], "127.0.0.1")
+    result["retry"] = RetryPolicy(base_delay=0.2, max_delay=2.0, maintenance_delay=0.5)
+    return result
+
+
+def fast_poll() -> PollSchedule:
+    """Polling for an emulator, whose tasks take seconds instead of minutes."""
+    return PollSchedule(initial=0.5, maximum=1.5)
+
+
+class Output:
+    """Prints for people (rich on a terminal, plain lines otherwise) or JSON for scripts."""
+
+    def __init__(self, *, json_mode: bool = False, plain: bool = False) -> None:
+        self.json = json_mode
+        self.rich = not json_mode and not plain and sys.stdout.isatty() and _has_rich()
+        self._console: Any = None
+        if self.rich:
+            from rich.console import Console
+
+            self._console = Console(highlight=False)
+
+    @property
+    def console(self) -> Any:
+        """The rich console, when output is rich."""
+        return self._console
+
+    def say(self, text: str, *, style: str | None = None) -> None:
+        """A line for people (nothing in JSON mode)."""
+        if self.json:
+            return
+        if self._console is not None:
+            self._console.print(text, style=style, markup=False)
+        else:
+            print(text, flush=True)
+
+    def data(self, obj: dict[str, Any]) -> None:
+        """A JSON object on its own line (JSON mode only)."""
+        if self.json:
+            print(json.dumps(obj, default=str), flush=True)
+
+    @staticmethod
+    def error(text: str) -> None:
+        print(f"aiomusic: {text}", file=sys.stderr, flush=True)
+
+
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def watch_signals(scope: anyio.CancelScope, stopped: list[int]) -> None:
+    """Cancel ``scope`` at the first Ctrl-C (or SIGTERM), noting the signal in ``stopped``."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            stopped.append(int(signum))
+            scope.cancel()
+            return

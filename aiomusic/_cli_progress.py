@@ -1,0 +1,160 @@
+"""Batch progress for the ``aiomusic`` command: a live display, plain lines, or JSON lines.
+
+All three are fed the session's :class:`~aiomusic.JobProgress` events and the outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._batch import BatchSummary, JobOutcome
+from ._cli_common import Output
+from ._events import JobProgress
+
+__all__ = ["Reporter", "describe_outcome", "outcome_dict", "summary_lines"]
+
+_BYTE_STAGES = frozenset({"decoding", "downloading", "uploading"})
+_END_STAGES = frozenset({"completed", "skipped", "failed", "unknown"})
+
+
+class Reporter:
+    """Shows a batch as it runs; picks rich, plain or JSON output from ``output``."""
+
+    def __init__(self, output: Output, *, total: int) -> None:
+        self.output = output
+        self.total = total
+        self.ended = 0
+        self._stages: dict[str, str] = {}
+        self._progress: Any = None
+        self._overall: Any = None
+        self._rows: dict[str, Any] = {}
+
+    def __enter__(self) -> Reporter:
+        if self.output.rich:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(),
+                                      console=self.output.console, transient=True)
+            self._progress.start()
+            self._overall = self._progress.add_task("jobs", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def event(self, event: JobProgress) -> None:
+        if event.stage in _END_STAGES:
+            return  # the outcome says it
+        if self._progress is not None:
+            self._live(event)
+            return
+        if self.output.json:
+            return
+        stage = event.stage + (f" ({event.detail})" if event.detail else "")
+        if self._stages.get(event.job) == stage or (event.stage in _BYTE_STAGES and
+                                                    self._stages.get(event.job, "")
+                                                    .startswith(event.stage)):
+            return  # plain output shows a change of stage once, not every byte count
+        self._stages[event.job] = stage
+        self.output.say(f"  ..    {event.job}: {stage}")
+
+    def outcome(self, outcome: JobOutcome) -> None:
+        self.ended += 1
+        self._stages.pop(outcome.job.id, None)
+        if self._progress is not None:
+            row = self._rows.pop(outcome.job.id, None)
+            if row is not None:
+                self._progress.remove_task(row)
+            self._progress.advance(self._overall)
+        if self.output.json:
+            self.output.data(outcome_dict(outcome))
+            return
+        style = {"completed": "green", "skipped": "cyan", "failed": "red",
+                 "unknown": "yellow"}[outcome.status]
+        self.output.say(f"[{self.ended:>{len(str(self.total))}}/{self.total}] "
+                        f"{describe_outcome(outcome)}", style=style)
+
+    def _live(self, event: JobProgress) -> None:
+        row = self._rows.get(event.job)
+        text = f"  {event.job}: {event.stage}"
+        if event.done is not None:
+            text += f" {_size(event.done)}"
+            if event.total:
+                text += f" of {_size(event.total)}"
+        if event.detail:
+            text += f" ({event.detail})"
+        if row is None:
+            self._rows[event.job] = self._progress.add_task(text, total=None)
+        else:
+            self._progress.update(row, description=text)
+
+
+def describe_outcome(outcome: JobOutcome) -> str:
+    """One line about a job's end, for people."""
+    job = outcome.job
+    if outcome.ok:
+        files = ", ".join(f"{f.path.name} ({_size(f.size)}, sha256 {f.sha256[:10]})"
+                          for f in outcome.files)
+        how = {"completed": "ok  ", "skipped": "done"}[outcome.status]
+        extra = " [task resumed]" if outcome.resumed else ""
+        note = f" - {outcome.note}" if outcome.note and outcome.status == "completed" else ""
+        return f"{how}  {job.id}: {files}{extra}{note}"
+    error = outcome.error
+    label = "FAIL" if outcome.status == "failed" else "????"
+    said = f"{type(error).__name__}: {error}" if error is not None else outcome.note
+    task = f" (task {outcome.task_id})" if outcome.task_id else ""
+    return f"{label}  {job.id}{task}: {said}"
+
+
+def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
+    """A job's end as JSON-ready data."""
+    error = outcome.error
+    return {
+        "event": "job", "id": outcome.job.id, "service": outcome.job.kind,
+        "status": outcome.status,
+        "files": [{"path": str(f.path), "sha256": f.sha256, "bytes": f.size}
+                  for f in outcome.files],
+        "task_id": outcome.task_id, "trace_id": outcome.trace_id, "retries": outcome.retries,
+        "resumed": outcome.resumed, "note": outcome.note or None,
+        "error": None if error is None else {"type": type(error).__name__,
+                                             "message": str(error)},
+    }
+
+
+def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
+    """The summary, for people."""
+    done = summary.completed + summary.skipped
+    lines = [f"{done} of {summary.total} jobs done: {summary.files} audio files "
+             f"({_size(summary.bytes)}) written in {summary.seconds:.1f} s, "
+             f"{summary.songs_per_minute:.0f} songs per minute"
+             + (f"; {summary.skipped} already done before" if summary.skipped else "")]
+    lines.append(f"retries absorbed: {_counts(summary.retry_reasons) or 'none'}; "
+                 f"lane pauses: {pauses}")
+    if summary.failed:
+        lines.append(f"failed: {_counts(summary.failed)}")
+    if summary.unknown:
+        lines.append(f"unknown fate: {summary.unknown} paid submission(s) may have been taken; "
+                     "check your account, then run again with --resubmit-unknown to send them")
+    return lines
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} x {name}" for name, n in counts.items())
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    return f"{n / 1024:.1f} KiB"
