@@ -231,7 +231,6 @@ class Batch:
         started = time.perf_counter()
         outcomes: list[JobOutcome] = []
         counters = Counter[str]()
-        send, receive = anyio.create_memory_object_stream[JobOutcome](len(self.jobs) or 1)
         async with AsyncExitStack() as stack:
             journal = None
             if self.journal_path is not None:
@@ -250,6 +249,9 @@ class Batch:
                     self._translate(run, event)
 
             stack.callback(self._session.subscribe(listen))
+            send, receive = anyio.create_memory_object_stream[JobOutcome](len(self.jobs) or 1)
+            stack.callback(send.close)
+            stack.callback(receive.close)
             finished = False
             try:
                 async with anyio.create_task_group() as tg:

@@ -10,7 +10,7 @@ import anyio
 import attrs
 
 from ._batch import Batch, BatchSummary
-from ._cli_common import Backend, Output, backend, watch_signals
+from ._cli_common import Backend, Output, backend, one_error, positive_float, watch_signals
 from ._cli_progress import Reporter, summary_lines
 from ._errors import ConfigurationError
 from ._events import Event, JobProgress, PauseStarted
@@ -42,9 +42,9 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     batch.add_argument("--resubmit-unknown", action="store_true",
                        help="send again the paid submissions whose fate is unknown (you may "
                             "pay twice for them)")
-    batch.add_argument("--generate-timeout", type=float, default=600.0, metavar="S",
+    batch.add_argument("--generate-timeout", type=positive_float, default=600.0, metavar="S",
                        help="seconds per MiniMax generation (default: %(default)s)")
-    batch.add_argument("--task-timeout", type=float, default=900.0, metavar="S",
+    batch.add_argument("--task-timeout", type=positive_float, default=900.0, metavar="S",
                        help="seconds to wait for each Suno task (default: %(default)s)")
     return batch
 
@@ -118,7 +118,7 @@ async def drive(plan: Drive, output: Output) -> Result:
                         pauses += 1
 
                 session.subscribe(listen)
-                async with anyio.create_task_group() as tg:
+                async with one_error(), anyio.create_task_group() as tg:
                     tg.start_soon(watch_signals, tg.cancel_scope, stopped)
                     async with batch.results() as results:
                         async for outcome in results:

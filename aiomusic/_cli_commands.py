@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import attrs
 
-from ._cli_common import Output, add_service_options, backend, watch_signals
+from ._cli_common import Output, add_service_options, backend, one_error, watch_signals
 from ._errors import AiomusicError, ConfigurationError, InputError
 from ._events import Event, Progress
 from ._models import AudioSetting, Purpose
@@ -72,7 +72,7 @@ def run_thin_command(args: argparse.Namespace) -> int:
     stopped: list[int] = []
 
     async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> None:
-        async with MusicSession(**session_kwargs) as session, \
+        async with MusicSession(**session_kwargs) as session, one_error(), \
                 anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, tg.cancel_scope, stopped)
             session.subscribe(_progress_printer(output))

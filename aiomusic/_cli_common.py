@@ -7,8 +7,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -17,7 +17,7 @@ import attrs
 from ._retry import RetryPolicy
 from .suno import PollSchedule
 
-__all__ = ["Backend", "Output", "add_service_options", "backend", "watch_signals"]
+__all__ = ["Backend", "Output", "add_service_options", "backend", "one_error", "watch_signals"]
 
 EMULATOR_KEY = "aiomusic-emulator-key"
 NOWHERE = "https://callbacks.invalid/aiomusic"
@@ -37,6 +37,9 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--callback-url", metavar="URL",
                        help="Suno's callBackUrl (default: $AIOMUSIC_SUNO_CALLBACK_URL); "
                             "progress is polled either way")
+    where.add_argument("--poll-interval", type=positive_float, metavar="S",
+                       help="poll Suno tasks first after S seconds, backing off to 10 x S "
+                            "(at most 30 s; default: 3 s, or 0.5 s with --emulator)")
     where.add_argument("--allow-http-host", action="append", default=[], metavar="HOST",
                        help="download plain-http audio from HOST (repeatable)")
     keys = parser.add_argument_group(
@@ -51,6 +54,17 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
                        help="print JSON (one object per line) for scripts")
     shown.add_argument("--plain", action="store_true",
                        help="plain lines, no colours or live display")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above zero, got {text}")
+    return value
 
 
 @attrs.frozen
@@ -72,21 +86,26 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
         "suno_callback_url": args.callback_url or os.environ.get("AIOMUSIC_SUNO_CALLBACK_URL"),
         "allow_http_hosts": tuple(args.allow_http_host),
     }
+    poll = None
+    if args.poll_interval is not None:
+        poll = PollSchedule(initial=args.poll_interval,
+                            maximum=max(args.poll_interval, min(30.0, 10 * args.poll_interval)))
     if not args.emulator:
         if args.base_url:
             kwargs["base_url"] = args.base_url
-        yield Backend(kwargs, label=args.base_url or "the services' public hosts")
+        yield Backend(kwargs, poll=poll, label=args.base_url or "the services' public hosts")
         return
     try:
         from .emulator import Emulator, EmulatorConfig, Timings
-    except ImportError as exc:
-        raise SystemExit(f"--emulator needs the emulator extra: pip install "
-                         f"'aiomusic[emulator]' ({exc})") from exc
+    except ImportError as exc:  # pragma: no cover - the dev install has every extra
+        Output.error(f"--emulator needs the emulator extra: pip install 'aiomusic[emulator]' "
+                     f"({exc})")
+        raise SystemExit(2) from exc
     config = EmulatorConfig(timings=Timings(generate=0.8, suno_text=0.5, suno_first=1.2,
                                             suno_complete=2.5))
     with Emulator(config) as emu:
         yield Backend(_emulated(kwargs, emu.url), endpoint="embedded emulator",
-                      poll=fast_poll(), label=f"the embedded emulator at {emu.url}")
+                      poll=poll or fast_poll(), label=f"the embedded emulator at {emu.url}")
 
 
 def _emulated(kwargs: dict[str, Any], url: str) -> dict[str, Any]:
@@ -155,3 +174,22 @@ async def watch_signals(scope: anyio.CancelScope, stopped: list[int]) -> None:
             stopped.append(int(signum))
             scope.cancel()
             return
+
+
+@asynccontextmanager
+async def one_error() -> AsyncIterator[None]:
+    """Raise the one error of a task group's exception group as itself, for plain messages."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

@@ -28,28 +28,40 @@ class Reporter:
         self._stages: dict[str, str] = {}
         self._progress: Any = None
         self._overall: Any = None
-        self._rows: dict[str, Any] = {}
+        self._rows: dict[str, str] = {}
+        self._live: Any = None
 
     def __enter__(self) -> Reporter:
         if self.output.rich:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from rich.console import Group
+            from rich.live import Live
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.table import Table
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      MofNCompleteColumn(), TimeElapsedColumn(),
-                                      console=self.output.console, transient=True)
-            self._progress.start()
+            self._progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=self.output.console)
             self._overall = self._progress.add_task("jobs", total=self.total)
+            reporter = self
+
+            class _View:
+                def __rich__(self) -> Group:
+                    table = Table.grid(padding=(0, 2))
+                    for job, text in list(reporter._rows.items())[:12]:
+                        table.add_row(f"  {job}", text)
+                    more = len(reporter._rows) - 12
+                    if more > 0:
+                        table.add_row(f"  ... {more} more", "")
+                    return Group(reporter._progress, table)
+
+            self._live = Live(_View(), console=self.output.console, refresh_per_second=8,
+                              transient=True)
+            self._live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
             self._progress = None
 
     # -- feeding ----------------------------------------------------------------------------
@@ -57,8 +69,8 @@ class Reporter:
     def event(self, event: JobProgress) -> None:
         if event.stage in _END_STAGES:
             return  # the outcome says it
-        if self._progress is not None:
-            self._live(event)
+        if self._live is not None:
+            self._show(event)
             return
         if self.output.json:
             return
@@ -73,10 +85,8 @@ class Reporter:
     def outcome(self, outcome: JobOutcome) -> None:
         self.ended += 1
         self._stages.pop(outcome.job.id, None)
+        self._rows.pop(outcome.job.id, None)
         if self._progress is not None:
-            row = self._rows.pop(outcome.job.id, None)
-            if row is not None:
-                self._progress.remove_task(row)
             self._progress.advance(self._overall)
         if self.output.json:
             self.output.data(outcome_dict(outcome))
@@ -86,19 +96,15 @@ class Reporter:
         self.output.say(f"[{self.ended:>{len(str(self.total))}}/{self.total}] "
                         f"{describe_outcome(outcome)}", style=style)
 
-    def _live(self, event: JobProgress) -> None:
-        row = self._rows.get(event.job)
-        text = f"  {event.job}: {event.stage}"
+    def _show(self, event: JobProgress) -> None:
+        text = event.stage
         if event.done is not None:
             text += f" {_size(event.done)}"
             if event.total:
                 text += f" of {_size(event.total)}"
         if event.detail:
             text += f" ({event.detail})"
-        if row is None:
-            self._rows[event.job] = self._progress.add_task(text, total=None)
-        else:
-            self._progress.update(row, description=text)
+        self._rows[event.job] = text
 
 
 def describe_outcome(outcome: JobOutcome) -> str:
