@@ -10,7 +10,14 @@ import anyio
 import attrs
 
 from ._batch import Batch, BatchSummary
-from ._cli_common import Backend, Output, backend, one_error, positive_float, watch_signals
+from ._cli_common import (
+    Backend,
+    Output,
+    backend,
+    one_error,
+    positive_float,
+    watch_signals,
+)
 from ._cli_progress import Reporter, summary_lines
 from ._errors import ConfigurationError
 from ._events import Event, JobProgress, PauseStarted

@@ -136,7 +136,8 @@ async def _generate(session: MusicSession, args: argparse.Namespace, output: Out
         setting = AudioSetting(format=args.format, sample_rate=args.sample_rate,
                                bitrate=args.bitrate)
     except ValueError as exc:
-        raise InputError(f"audio setting: {exc}", field="audio_setting") from exc
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        raise InputError(f"audio setting: {reason}", field="audio_setting") from exc
     result = await session.minimax.generate(args.output, lyrics=lyrics, refer_voice=voice,
                                             refer_instrumental=instrumental,
                                             audio_setting=setting)

@@ -41,13 +41,11 @@ def _lyrics(i: int) -> str:
 
 def write_demo_jobs(folder: Path, *, songs: int, instrumentals: int, seed: int) -> Path:
     """Write the demo's reference, vocal track and job file into ``folder``."""
-    from .emulator._audio import render
+    from .emulator import sample_track
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reference.wav").write_bytes(render(seed, 14.0, fmt="wav", sample_rate=22050,
-                                                  channels=1, bitrate=128000).data)
-    (folder / "vocals.mp3").write_bytes(render(seed + 1, 12.0, fmt="mp3", sample_rate=44100,
-                                               channels=1, bitrate=128000).data)
+    (folder / "reference.wav").write_bytes(sample_track(14.0, seed=seed))
+    (folder / "vocals.mp3").write_bytes(sample_track(12.0, format="mp3", seed=seed + 1))
     lines = [{"id": f"song-{i + 1:02d}", "service": "minimax", "lyrics": _lyrics(i),
               "reference": "reference.wav", "format": "mp3", "sample_rate": 44100,
               "bitrate": 128000} for i in range(songs)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -33,8 +34,19 @@ from .suno import _protocol as suno_proto
 
 __all__ = ["Job", "JobFileError", "MiniMaxJob", "SunoJob", "load_jobs", "parse_jobs"]
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TRACK = re.compile(r"(.+)-\d+\.[a-z0-9]+")  # the name of a Suno job's track
 _CHECK_CALLBACK = "https://callback.invalid/check"  # stands in for the real one while checking
+
+
+def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _source(value: str | os.PathLike[str]) -> str | Path:
+    if isinstance(value, str) and "://" in value:
+        return value
+    return Path(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -56,17 +68,21 @@ class MiniMaxJob:
 
     id: str
     lyrics: str | None
-    reference: Path | None = None
-    purpose: Purpose = Purpose.SONG
-    voice_reference: Path | None = None
-    instrumental_reference: Path | None = None
+    reference: Path | None = attrs.field(default=None, converter=_optional_path)
+    purpose: Purpose = attrs.field(default=Purpose.SONG, converter=Purpose)
+    voice_reference: Path | None = attrs.field(default=None, converter=_optional_path)
+    instrumental_reference: Path | None = attrs.field(default=None, converter=_optional_path)
     refer_voice: str | None = None
     refer_instrumental: str | None = None
     audio_setting: AudioSetting = attrs.field(factory=AudioSetting)
-    out: str = ""
+    out: str = attrs.field(default="")
     line: int = attrs.field(default=0, eq=False)
 
     kind: Literal["minimax"] = attrs.field(default="minimax", init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.out:
+            object.__setattr__(self, "out", f"{self.id}.{self.audio_setting.format.value}")
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -91,7 +107,7 @@ class SunoJob:
     """
 
     id: str
-    source: str | Path
+    source: str | Path = attrs.field(converter=_source)
     title: str
     tags: str
     negative_tags: str
@@ -105,6 +121,10 @@ class SunoJob:
     line: int = attrs.field(default=0, eq=False)
 
     kind: Literal["suno"] = attrs.field(default="suno", init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.out:
+            object.__setattr__(self, "out", self.id)
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -156,7 +176,12 @@ def load_jobs(path: str | Path) -> list[Job]:
         FileNotFoundError: the job file does not exist.
     """
     file = Path(path)
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark is tolerated
+    except UnicodeDecodeError as exc:
+        raise JobFileError(str(file), [(1, None, f"not UTF-8 text ({exc.reason} at byte "
+                                                 f"{exc.start}); save the file as UTF-8")]
+                           ) from exc
     if file.suffix.lower() == ".toml":
         try:
             tables = tomllib.loads(text).get("job", [])
@@ -176,6 +201,7 @@ def parse_jobs(items: Iterable[tuple[int, object]], *, base: Path = Path(),
     jobs: list[Job] = []
     seen_ids: dict[str, int] = {}
     seen_outputs: dict[str, tuple[int, str]] = {}
+    stems: dict[str, tuple[int, str]] = {}  # Suno jobs write <stem>-<n>.<ext>
     for line, item in items:
         if isinstance(item, _Problem):
             problems.append((line, None, item.text))
@@ -197,7 +223,16 @@ def parse_jobs(items: Iterable[tuple[int, object]], *, base: Path = Path(),
                 problems.append((line, "out", f"{output!r} is also the output of job "
                                               f"{other_id!r} (line {other_line})"))
             seen_outputs[folded] = (line, job.id)
+        if isinstance(job, SunoJob):
+            stems[job.out.casefold()] = (line, job.id)
         jobs.append(job)
+    for job in jobs:
+        if isinstance(job, MiniMaxJob):
+            found = _TRACK.fullmatch(job.out.casefold())
+            if found and found.group(1) in stems:
+                other_line, other_id = stems[found.group(1)]
+                problems.append((job.line, "out", f"{job.out!r} would overwrite a track of "
+                                                  f"Suno job {other_id!r} (line {other_line})"))
     if problems:
         raise JobFileError(where, problems)
     if not jobs:
@@ -220,7 +255,8 @@ class _LineError(Exception):
 
 
 def _json_lines(text: str, where: str) -> Iterable[tuple[int, object]]:
-    for number, raw in enumerate(text.splitlines(), 1):
+    # only "\n" ends a line: JSON strings may hold U+2028 and other separators
+    for number, raw in enumerate(text.split("\n"), 1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -229,6 +265,9 @@ def _json_lines(text: str, where: str) -> Iterable[tuple[int, object]]:
         except json.JSONDecodeError as exc:
             yield number, _Problem(f"not valid JSON ({exc.msg} at column {exc.colno}); write "
                                    "one JSON object per line")
+        except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+            yield number, _Problem(f"not usable JSON ({type(exc).__name__}); write one plain "
+                                   "JSON object per line")
 
 
 class _Fields:
@@ -259,7 +298,12 @@ class _Fields:
         if isinstance(value, bool) or not isinstance(value, int | float) or \
                 (kind is int and not isinstance(value, int)):
             self.bad(name, f"must be {'an integer' if kind is int else 'a number'}, "
-                           f"got {value!r}")
+                           f"got {value!r}"[:200])
+            return None
+        try:
+            float(value)
+        except OverflowError:
+            self.bad(name, f"is far too large ({len(str(abs(value)))} digits)")
             return None
         return value
 
@@ -267,10 +311,15 @@ class _Fields:
         value = self.text(name)
         if value is None:
             return None
-        path = (base / value).expanduser()
-        if not path.is_file():
+        try:
+            path = base / Path(value).expanduser()  # an absolute path replaces the folder
+            found = path.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:  # too long, ~nobody, NUL byte
+            self.bad(name, f"{value[:100]!r} cannot be used as a path ({exc})"[:300])
+            return None
+        if not found:
             self.bad(name, f"{value!r} is not a file (paths are relative to the job file's "
-                           f"folder: {path})")
+                           f"folder: {path})"[:400])
             return None
         return path
 
@@ -288,9 +337,11 @@ def _build(line: int, item: object, base: Path) -> Job:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             fields.bad(str(name), f"unknown field{hint}")
     job_id = fields.text("id")
-    if job_id is None and "id" not in item:
+    if "id" not in item:
         job_id = f"job-{line}"
-    elif job_id is not None and not _ID.match(job_id):
+    elif item["id"] is None:
+        fields.bad("id", "must be a non-empty string, got null")
+    elif job_id is not None and not _ID.fullmatch(job_id):
         fields.bad("id", f"{job_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
         job_id = None
@@ -385,7 +436,8 @@ def _audio_setting(fields: _Fields) -> AudioSetting | None:
         return AudioSetting(**raw)
     except ValueError as exc:
         name = "sample_rate" if "sample_rate" in str(exc) else "bitrate"
-        fields.bad(name, f"{raw.get(name)!r} is not allowed: {str(exc)[:160]}")
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        fields.bad(name, f"{raw.get(name)!r} is not allowed: {reason[:160]}")
         return None
 
 

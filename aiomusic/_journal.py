@@ -192,15 +192,19 @@ def _connect(path: Path, endpoint: str) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE "
+                                               "type = 'table'")}
+        if tables and "meta" not in tables:
+            raise sqlite3.DatabaseError("it is another program's database")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_DDL)
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as exc:
+        schema = int(meta.get("schema", _SCHEMA))
+    except (sqlite3.DatabaseError, ValueError) as exc:
         db.close()
         raise JournalError(f"{path} is not an aiomusic journal ({exc}); give another "
                            "--journal path") from exc
-    schema = int(meta.get("schema", _SCHEMA))
     if schema > _SCHEMA:
         db.close()
         raise JournalError(f"{path} was written by a newer aiomusic (journal schema {schema}); "

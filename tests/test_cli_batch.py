@@ -251,7 +251,7 @@ def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path: Path) -> None:
             if "submitted" in line:
                 break
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "run the same command again to resume" in err
         rows = journal_rows(out / "aiomusic-journal.sqlite")

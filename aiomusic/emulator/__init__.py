@@ -8,6 +8,7 @@ line with ``aiomusic emulator`` / ``python -m aiomusic.emulator``, or mount
 from __future__ import annotations
 
 from ._app import EmulatorApp, create_app
+from ._audio import sample_track
 from ._config import FAULT_KINDS, OPERATIONS, EmulatorConfig, Faults, Limits, Timings
 from ._runner import Emulator
 from ._state import Counters
@@ -23,4 +24,5 @@ __all__ = [
     "Limits",
     "Timings",
     "create_app",
+    "sample_track",
 ]

@@ -242,3 +242,14 @@ def render(
     return Rendered(
         data, "mp3", sample_rate, channels, kbps * 1000, frames * spf * 1000 // sample_rate
     )
+
+
+def sample_track(seconds: float = 14.0, *, format: str = "wav", seed: int = 0) -> bytes:
+    """A synthetic music track (``"wav"`` or ``"mp3"`` bytes) for tests and examples.
+
+    It passes the reference checks of ``upload_reference`` when longer than 10 s.
+    """
+    if format not in ("wav", "mp3"):
+        raise ValueError(f"format must be 'wav' or 'mp3', got {format!r}")
+    rate = 22050 if format == "wav" else 44100
+    return render(seed, seconds, fmt=format, sample_rate=rate, channels=1, bitrate=128000).data

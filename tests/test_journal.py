@@ -1,0 +1,411 @@
+"""The batch journal: SQLite in WAL mode, written off the event loop (asyncio and trio)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aiomusic._errors import ConfigurationError
+from aiomusic._journal import FileRecord, JobRecord, JobState, Journal, JournalError
+
+pytestmark = pytest.mark.anyio
+ENDPOINT = "http://127.0.0.1:8765"
+
+
+def sql(path: Path, query: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement with the stdlib driver, outside the journal."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            return db.execute(query, args).fetchall()
+    finally:
+        db.close()
+
+
+async def test_open_creates_parent_folders_and_meta(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "c" / "journal.sqlite"
+    before = time.time()
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        assert journal.path == path and path.is_file()
+        assert await journal.records() == {}
+    finally:
+        await journal.aclose()
+    meta = dict(sql(path, "SELECT key, value FROM meta"))
+    assert meta["schema"] == "1" and meta["endpoint"] == ENDPOINT
+    created = dt.datetime.fromisoformat(str(meta["created"]))
+    assert created.tzinfo is not None and created.timestamp() >= before - 1
+
+
+async def test_open_accepts_a_str_path(tmp_path: Path) -> None:
+    journal = await Journal.open(str(tmp_path / "j.db"), endpoint=ENDPOINT)
+    await journal.aclose()
+    assert journal.path == tmp_path / "j.db"
+
+
+async def test_wal_mode_is_on(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="minimax", fingerprint="f")
+        assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+        assert (tmp_path / "journal.db-wal").exists()
+    finally:
+        await journal.aclose()
+    assert sql(path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
+
+
+async def test_add_records_a_pending_job(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        before = time.time()
+        await journal.add("song-01", kind="minimax", fingerprint="abc")
+        await journal.add("inst-01", kind="suno", fingerprint="def")
+        records = await journal.records()
+    finally:
+        await journal.aclose()
+    assert set(records) == {"song-01", "inst-01"}
+    song = records["song-01"]
+    assert isinstance(song, JobRecord)
+    assert (song.id, song.kind, song.fingerprint, song.state) == \
+        ("song-01", "minimax", "abc", JobState.PENDING)
+    assert song.task_id is song.trace_id is song.error_type is song.error is None
+    assert song.files == () and song.dest_existed is False
+    assert before - 1 <= song.updated_at <= time.time() + 1
+    assert records["inst-01"].kind == "suno"
+
+
+async def test_add_is_a_no_op_for_a_known_job(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="suno", fingerprint="one")
+        await journal.update("a", JobState.SUBMITTED, task_id="t-1")
+        await journal.add("a", kind="minimax", fingerprint="two")
+        [record] = (await journal.records()).values()
+    finally:
+        await journal.aclose()
+    assert (record.kind, record.fingerprint, record.state, record.task_id) == \
+        ("suno", "one", JobState.SUBMITTED, "t-1")
+
+
+async def test_update_through_the_states(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="suno", fingerprint="f")
+
+        async def record() -> JobRecord:
+            return (await journal.records())["a"]
+
+        await journal.update("a", JobState.SUBMITTING)
+        assert (await record()).state is JobState.SUBMITTING
+        assert (await record()).task_id is None
+
+        await journal.update("a", JobState.SUBMITTED, task_id="task-1", trace_id="trace-1")
+        now = await record()
+        assert (now.state, now.task_id, now.trace_id) == (JobState.SUBMITTED, "task-1", "trace-1")
+
+        await journal.update("a", JobState.FAILED, error=("TaskFailedError", "it broke"))
+        now = await record()
+        assert now.state is JobState.FAILED
+        assert (now.error_type, now.error) == ("TaskFailedError", "it broke")
+        assert now.task_id == "task-1" and now.trace_id == "trace-1"  # kept
+
+        files = (FileRecord("inst-1.mp3", "a" * 64, 1234),
+                 FileRecord("sub/inst-2.mp3", "b" * 64, 5))
+        await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
+        now = await record()
+        assert now.state is JobState.COMPLETED
+        assert now.error_type is None and now.error is None  # cleared
+        assert now.files == files and now.dest_existed is True
+        assert now.task_id == "task-1"
+    finally:
+        await journal.aclose()
+    [(raw,)] = sql(tmp_path / "j.db", "SELECT files FROM jobs WHERE id = 'a'")
+    assert json.loads(str(raw)) == [{"path": "inst-1.mp3", "sha256": "a" * 64, "size": 1234},
+                                    {"path": "sub/inst-2.mp3", "sha256": "b" * 64, "size": 5}]
+
+
+async def test_task_id_is_replaced_or_cleared_on_request(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="suno", fingerprint="f")
+        await journal.update("a", JobState.SUBMITTED, task_id="first")
+        await journal.update("a", JobState.UNKNOWN)
+        assert (await journal.records())["a"].task_id == "first"
+        await journal.update("a", JobState.SUBMITTED, task_id="second")
+        assert (await journal.records())["a"].task_id == "second"
+        await journal.update("a", JobState.PENDING, keep_task=False)
+        now = (await journal.records())["a"]
+        assert now.task_id is None and now.state is JobState.PENDING
+        await journal.update("a", JobState.SUBMITTED, task_id="third", keep_task=False)
+        assert (await journal.records())["a"].task_id == "third"
+    finally:
+        await journal.aclose()
+
+
+async def test_files_and_dest_existed_are_kept_unless_given(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="minimax", fingerprint="f")
+        files = (FileRecord("a.mp3", "c" * 64, 99),)
+        await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
+        await journal.update("a", JobState.COMPLETED)
+        now = (await journal.records())["a"]
+        assert now.files == files and now.dest_existed is True
+        await journal.update("a", JobState.PENDING, files=(), dest_existed=False)
+        now = (await journal.records())["a"]
+        assert now.files == () and now.dest_existed is False
+    finally:
+        await journal.aclose()
+
+
+async def test_updated_at_moves_forward(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="minimax", fingerprint="f")
+        first = (await journal.records())["a"].updated_at
+        await anyio.sleep(0.01)
+        await journal.update("a", JobState.SUBMITTING)
+        assert (await journal.records())["a"].updated_at > first
+    finally:
+        await journal.aclose()
+
+
+async def test_update_of_an_unknown_job_changes_nothing(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        await journal.update("ghost", JobState.COMPLETED)
+        assert await journal.records() == {}
+    finally:
+        await journal.aclose()
+
+
+async def test_records_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.add("a", kind="suno", fingerprint="f")
+    await journal.update("a", JobState.SUBMITTED, task_id="t-9", trace_id="tr")
+    await journal.record_upload("k", {"voice_id": "v"}, dt.datetime(2025, 1, 2, tzinfo=dt.UTC))
+    await journal.aclose()
+
+    again = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        [record] = (await again.records()).values()
+        assert (record.state, record.task_id, record.trace_id) == \
+            (JobState.SUBMITTED, "t-9", "tr")
+        assert await again.upload("k") == ({"voice_id": "v"},
+                                           dt.datetime(2025, 1, 2, tzinfo=dt.UTC))
+    finally:
+        await again.aclose()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'endpoint'") == [(ENDPOINT,)]
+
+
+async def test_uploads_record_and_fetch(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        assert await journal.upload("missing") is None
+        when = dt.datetime(2025, 6, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
+        payload = {"purpose": "song", "voice_id": "vocal-1", "instrumental_id": "inst-1",
+                   "nested": {"n": [1, 2.5, None, True]}}
+        await journal.record_upload("sha:song", payload, when)
+        got = await journal.upload("sha:song")
+        assert got is not None
+        fetched, at = got
+        assert fetched == payload
+        assert at == when and at.tzinfo is not None and at.utcoffset() == dt.timedelta(0)
+
+        later = when + dt.timedelta(days=1)
+        await journal.record_upload("sha:song", {"voice_id": "vocal-2"}, later)
+        assert await journal.upload("sha:song") == ({"voice_id": "vocal-2"}, later)
+        assert await journal.upload("sha:other") is None
+    finally:
+        await journal.aclose()
+    assert sql(tmp_path / "j.db", "SELECT count(*) FROM uploads") == [(1,)]
+
+
+async def test_upload_time_in_another_zone_is_the_same_instant(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+        when = dt.datetime(2025, 3, 4, 10, 0, tzinfo=zone)
+        await journal.record_upload("k", {}, when)
+        got = await journal.upload("k")
+        assert got is not None and got[1] == when and got[1].tzinfo == dt.UTC
+    finally:
+        await journal.aclose()
+
+
+async def test_concurrent_writes_all_land(tmp_path: Path) -> None:
+    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        async def one(i: int) -> None:
+            await journal.add(f"job-{i}", kind="minimax", fingerprint=str(i))
+            await journal.update(f"job-{i}", JobState.SUBMITTED, task_id=f"t-{i}")
+            await journal.record_upload(f"u-{i}", {"i": i}, dt.datetime.now(dt.UTC))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(one, i)
+        records = await journal.records()
+        assert len(records) == 40
+        assert all(r.state is JobState.SUBMITTED and r.task_id == f"t-{r.fingerprint}"
+                   for r in records.values())
+        assert [(await journal.upload(f"u-{i}") or ({}, None))[0] for i in range(40)] == \
+            [{"i": i} for i in range(40)]
+    finally:
+        await journal.aclose()
+
+
+async def test_a_write_finishes_although_its_caller_is_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="suno", fingerprint="f")
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: the journal's write waits
+        done: list[str] = []
+
+        async def writer(scope: anyio.CancelScope) -> None:
+            with scope:
+                await journal.update("a", JobState.SUBMITTED, task_id="paid-task")
+                done.append("written")
+                await anyio.sleep(5)  # the next checkpoint sees the cancellation
+                done.append("not cancelled")  # pragma: no cover
+
+        scope = anyio.CancelScope()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer, scope)
+            await anyio.sleep(0.2)
+            scope.cancel()
+            await anyio.sleep(0.1)
+            assert done == []  # the write still waits for the lock; it was not abandoned
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert done == ["written"] and scope.cancelled_caught
+        record = (await journal.records())["a"]
+        assert (record.state, record.task_id) == (JobState.SUBMITTED, "paid-task")
+    finally:
+        await journal.aclose()
+
+
+async def test_aclose_closes_the_connection(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.add("a", kind="suno", fingerprint="f")
+    await journal.aclose()
+    with pytest.raises(sqlite3.ProgrammingError):
+        await journal.records()
+    # the data was committed and the file is free for another writer
+    assert sql(path, "SELECT id, state FROM jobs") == [("a", "pending")]
+    sql(path, "INSERT INTO uploads VALUES ('x', '{}', 0)")
+    assert sql(path, "SELECT key FROM uploads") == [("x",)]
+
+
+async def test_other_endpoint_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint="https://api.aimlapi.com")
+    await journal.add("a", kind="minimax", fingerprint="f")
+    await journal.aclose()
+    with pytest.raises(JournalError) as info:
+        await Journal.open(path, endpoint="embedded emulator")
+    text = str(info.value)
+    assert "https://api.aimlapi.com" in text and "embedded emulator" in text
+    assert str(path) in text
+    assert isinstance(info.value, ConfigurationError)
+    # nothing was changed, and the right endpoint still opens it
+    assert sql(path, "SELECT value FROM meta WHERE key = 'endpoint'") == \
+        [("https://api.aimlapi.com",)]
+    journal = await Journal.open(path, endpoint="https://api.aimlapi.com")
+    try:
+        assert list(await journal.records()) == ["a"]
+    finally:
+        await journal.aclose()
+
+
+async def test_random_bytes_are_not_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    data = os.urandom(8192)
+    path.write_bytes(data)
+    with pytest.raises(JournalError) as info:
+        await Journal.open(path, endpoint=ENDPOINT)
+    assert f"{path} is not an aiomusic journal" in str(info.value)
+    assert "--journal" in str(info.value)
+    assert path.read_bytes() == data  # left alone
+
+
+async def test_a_text_file_is_not_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"id": "a"}\n' * 200)
+    with pytest.raises(JournalError, match="is not an aiomusic journal"):
+        await Journal.open(path, endpoint=ENDPOINT)
+
+
+async def test_an_empty_file_becomes_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.aclose()
+    assert dict(sql(path, "SELECT key, value FROM meta"))["endpoint"] == ENDPOINT
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.aclose()
+    sql(path, "UPDATE meta SET value = '2' WHERE key = 'schema'")
+    with pytest.raises(JournalError) as info:
+        await Journal.open(path, endpoint=ENDPOINT)
+    assert "newer aiomusic (journal schema 2)" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+async def test_an_older_or_equal_schema_opens(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.aclose()
+    sql(path, "UPDATE meta SET value = '0' WHERE key = 'schema'")
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.aclose()
+
+
+async def test_a_garbled_schema_is_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.aclose()
+    sql(path, "UPDATE meta SET value = 'two' WHERE key = 'schema'")
+    with pytest.raises(JournalError):
+        await Journal.open(path, endpoint=ENDPOINT)
+
+
+async def test_another_programs_database_is_not_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    sql(path, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    sql(path, "INSERT INTO customers (name) VALUES ('Ada')")
+    with pytest.raises(JournalError):
+        await Journal.open(path, endpoint=ENDPOINT)
+
+
+async def test_a_parent_that_is_a_file_is_a_journal_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        await Journal.open(tmp_path / "file" / "j.db", endpoint=ENDPOINT)
+
+
+async def test_a_folder_is_not_a_journal(tmp_path: Path) -> None:
+    with pytest.raises(JournalError):
+        await Journal.open(tmp_path, endpoint=ENDPOINT)
+
+
+def test_states_are_the_documented_ones() -> None:
+    assert [s.value for s in JobState] == ["pending", "submitting", "submitted", "completed",
+                                           "failed", "unknown"]
+    assert JobState("completed") is JobState.COMPLETED
+    assert str(JobState.FAILED) == "failed"
