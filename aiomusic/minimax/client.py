@@ -216,15 +216,20 @@ class MiniMaxClient:
                     # surfaces from the iteration as itself, not wrapped in an exception group
                     stream.error = exc
 
+        raised: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
             try:
                 yield stream
+            except Exception as exc:  # re-raised below, outside the group: not wrapped
+                raised = exc
             finally:
                 # the caller stopped early: do not leave the service's answer half read
                 if stream.result is None:
                     tg.cancel_scope.cancel()
                 await receive.aclose()
+        if raised is not None:
+            raise raised
 
     async def _decode(self, response: httpx.Response, call: Call, write: Writer
                       ) -> tuple[ExtraInfo, str | None]:

@@ -235,11 +235,12 @@ class SunoClient:
                            ) -> tuple[DownloadResult, ...]:
         """Download every track of ``result`` into ``folder`` concurrently (transfer lane).
 
-        Files are named ``<title> - <track id>.<ext>``, made safe for any file system.
-        Every download runs to its end; then the first failure, if any, is raised (the
-        tracks that succeeded stay on disk).
+        Files are named ``<title> - <track id>.<ext>``, made safe for any file system. The
+        folder is created if it does not exist. Every download runs to its end; then the
+        first failure, if any, is raised (the tracks that succeeded stay on disk).
         """
         base = Path(folder)
+        await anyio.Path(base).mkdir(parents=True, exist_ok=True)
         names: list[str] = []
         for track in result.tracks:
             stem = safe_filename(f"{track.title or result.task_id} - {track.id}",
