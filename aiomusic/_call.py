@@ -17,7 +17,8 @@ import httpx
 from ._config import LaneKind, Service
 from ._errors import ResponseError, SubmissionUnknownError
 
-__all__ = ["Call", "Classifier", "Handler", "json_handler", "no_body", "read_capped"]
+__all__ = ["Call", "Classifier", "Handler", "json_handler", "no_body", "read_capped",
+           "without_key"]
 
 T = TypeVar("T")
 
@@ -107,7 +108,7 @@ def decode_json(raw: bytes) -> object:
     """``json.loads`` that reports failure as the ``_INVALID`` marker (callers decide)."""
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeply
         return _INVALID
 
 
@@ -130,10 +131,10 @@ def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
             if ok:
                 raise
             raw = b""  # a definite refusal whose body was cut off: the status says enough
-        body = decode_json(raw)
+        body, headers = without_key(response, decode_json(raw))
         if body is _INVALID:
             if not ok:
-                return classify(response.status_code, response.headers, None)
+                return classify(response.status_code, headers, None)
             if call.paid:
                 raise SubmissionUnknownError(
                     f"{call.operation}: the service answered HTTP {response.status_code} with "
@@ -146,6 +147,59 @@ def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
                 f"body that is not JSON ({len(raw)} bytes)",
                 status_code=response.status_code, retryable=True,
             )
-        return classify(response.status_code, response.headers, body)
+        return classify(response.status_code, headers, body)
 
     return handle
+
+
+#: Shorter "keys" are placeholders (tests, examples): replacing every such substring of an
+#: answer would corrupt it, and no real key is that short.
+MIN_SECRET_LENGTH = 8
+
+
+def sent_key(response: httpx.Response) -> str | None:
+    """The bearer token the request of ``response`` carried, if it looks like a real key."""
+    header: str = response.request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or len(token) < MIN_SECRET_LENGTH:
+        return None
+    return token
+
+
+def without_key(response: httpx.Response, body: object) -> tuple[object, Mapping[str, str]]:
+    """The decoded answer and its headers with the request's own key replaced by ``***``.
+
+    A server (or a proxy) may echo the key back, in a message, a request id or any field.
+    Removing it before the answer is classified or parsed means no model, error, log line or
+    traceback built from the answer can show it (DESIGN invariant 7).
+    """
+    key = sent_key(response)
+    headers: Mapping[str, str] = response.headers
+    if key is None:
+        return body, headers
+    if any(key in value for value in response.headers.values()):
+        headers = httpx.Headers([(name, value.replace(key, "***"))
+                                 for name, value in response.headers.multi_items()])
+    if isinstance(body, str):
+        return body.replace(key, "***"), headers
+    pending = [body]  # a loop, not recursion: the JSON may be nested deeply
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for name in list(node):
+                node[name] = _scrubbed(node[name], key, pending)
+                if isinstance(name, str) and key in name:
+                    node[name.replace(key, "***")] = node.pop(name)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                node[index] = _scrubbed(item, key, pending)
+    return body, headers
+
+
+def _scrubbed(value: object, key: str, pending: list[object]) -> object:
+    if isinstance(value, str):
+        return value.replace(key, "***")
+    if isinstance(value, dict | list):
+        pending.append(value)
+    return value

@@ -415,16 +415,26 @@ class MusicSession:
         return TransportError(f"{op}: {reason} ({detail})", operation=op)
 
     def _scrub(self, error: AiomusicError) -> None:
+        """Redact the keys from ``error``, every string attribute of it, and its causes."""
         secrets = self._keys.secrets()
         if not secrets:
             return
-        error.message = redact(error.message, secrets)
-        error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
-        if isinstance(error, APIError):
-            if error.provider_message is not None:
-                error.provider_message = redact(error.provider_message, secrets)
-            if error.body is not None and any(s in repr(error.body) for s in secrets):
-                error.body = None
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            _scrub_one(current, secrets)
+            current = current.__cause__ or current.__context__
+
+
+def _scrub_one(error: BaseException, secrets: tuple[str, ...]) -> None:
+    error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
+    for name, value in list(vars(error).items()):
+        if isinstance(value, str):
+            setattr(error, name, redact(value, secrets))
+    if isinstance(error, APIError) and error.body is not None and \
+            any(s in repr(error.body) for s in secrets):
+        error.body = None
 
 
 def _safe_url(url: httpx.URL) -> str:

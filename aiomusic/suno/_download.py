@@ -41,9 +41,10 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
 _ACCEPTED_TYPES = ("application/octet-stream", "binary/octet-stream")
 _AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".flac", ".ogg", ".aac")
+# Windows' reserved device names, also with a superscript digit (as CPython 3.12 lists them)
 _DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$",
-                           *(f"COM{i}" for i in range(1, 10)),
-                           *(f"LPT{i}" for i in range(1, 10))})
+                           *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
+                           *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3")})
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
 
@@ -93,7 +94,8 @@ def safe_filename(text: str | None, *, fallback: str = "track", max_length: int 
     cleaned = cleaned.rstrip(" .")
     if not cleaned:
         return fallback if fallback == safe_filename(fallback, fallback="track") else "track"
-    if cleaned.split(".")[0].upper() in _DEVICE_NAMES:
+    # Windows ignores spaces before the extension: "CON .mp3" is the console too
+    if cleaned.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
         cleaned = "_" + cleaned
     return cleaned
 
@@ -184,6 +186,10 @@ async def download_url(
             try:
                 await session._send(call, handler, timeout=remaining, retry=retry)
                 break
+            except DeadlineExceededError as exc:
+                # _send saw only what was left of the deadline: report the caller's own
+                raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
+                                            "deadline", timeout=timeout or 0.0) from exc
             except _Redirect as moved:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:

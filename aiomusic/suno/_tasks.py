@@ -268,10 +268,7 @@ class SunoTask:
                     self._next_poll = anyio.current_time() + schedule.delay(self._polls)
                     continue
                 if now >= deadline:
-                    raise DeadlineExceededError(
-                        f"Suno task {self.task_id} is still {self._status.value} after "
-                        f"{timeout:g} s; it goes on at the service: resume it later with "
-                        f"session.suno.task({self.task_id!r})", timeout=timeout or 0.0)
+                    raise self._late(timeout)
                 wake_at = min(self._next_poll, deadline)
                 if waker is not None:
                     await waker.wait(wake_at - now)
@@ -284,14 +281,12 @@ class SunoTask:
     async def _poll(self, deadline: float, timeout: float | None) -> None:
         remaining = None if math.isinf(deadline) else deadline - anyio.current_time()
         if remaining is not None and remaining <= 0:
-            raise DeadlineExceededError(
-                f"Suno task {self.task_id} is still {self._status.value} after {timeout:g} s; "
-                f"resume it later with session.suno.task({self.task_id!r})",
-                timeout=timeout or 0.0)
+            raise self._late(timeout)
         try:
             await self.refresh(timeout=remaining)
-        except DeadlineExceededError:
-            raise
+        except DeadlineExceededError as exc:
+            # the poll was cut off by the wait's deadline: say so in the caller's terms
+            raise self._late(timeout) from exc
         except AiomusicError as error:
             if not error.retryable:
                 raise
@@ -299,6 +294,12 @@ class SunoTask:
             self._polls += 1
             logger.info("suno task %s: poll failed (%s); polling again later", self.task_id,
                         type(error).__name__)
+
+    def _late(self, timeout: float | None) -> DeadlineExceededError:
+        return DeadlineExceededError(
+            f"Suno task {self.task_id} is still {self._status.value} after {timeout:g} s; it "
+            f"goes on at the service: resume it later with session.suno.task({self.task_id!r})",
+            timeout=timeout or 0.0)
 
     async def _confirm_failure(self, deadline: float, timeout: float | None) -> None:
         """An ``error`` callback does not name the status: ask record-info once."""
