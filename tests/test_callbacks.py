@@ -6,17 +6,13 @@ import contextlib
 import datetime as dt
 import json
 import secrets
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +31,7 @@ from aiomusic.emulator import Emulator
 from aiomusic.suno._tasks import PollSchedule
 
 from .conftest import make_wav
+from .reliability_helpers import serve
 
 pytestmark = pytest.mark.anyio
 KEY = "sk-suno-test"
@@ -281,28 +278,6 @@ async def test_receiver_forgets_oldest_tasks_and_ignores_other_scopes() -> None:
 
 
 # -- mounted in a FastAPI app served by uvicorn, with the emulator calling back ---------------
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1:<free port> (any test backend)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="on", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 class Switch:
