@@ -4,7 +4,8 @@ Starts ``python -m aiomusic.emulator`` in a separate process (limits off, instan
 then opens N keep-alive connections from this process with a minimal raw HTTP/1.1 client
 (so the client costs little next to the server) and reports requests per second for small
 requests (GET credit, POST generate of a 1 s track) and the number of connections served
-at once. Run: ``python benchmarks/bench_emulator.py [--connections 500] [--requests 20000]``.
+at once. Run: ``python benchmarks/bench_emulator.py [--connections 500] [--requests 20000]``; B6 of
+``python -m benchmarks`` calls :func:`measure`.
 """
 
 from __future__ import annotations
@@ -134,6 +135,21 @@ def _setup_generate(port: int) -> bytes:
     )
 
 
+def measure(port: int, *, connections: int, requests: int) -> list[dict[str, object]]:
+    """B6: requests per second of a running emulator on `port`, for each kind of request."""
+    cases = [
+        ("GET credit", _request("GET", "/api/v1/generate/credit"), requests),
+        ("POST generate (3 kB pcm)", _setup_generate(port), requests // 4),
+    ]
+    rows: list[dict[str, object]] = []
+    for name, request, total in cases:
+        asyncio.run(_load(port, request, min(50, connections), min(total, 2000)))  # warm-up
+        seconds, ok, peak = asyncio.run(_load(port, request, connections, total))
+        rows.append({"request": name, "requests": total, "connections": connections,
+                     "per_second": round(total / seconds), "ok": ok, "peak_connections": peak})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=500)
@@ -155,16 +171,11 @@ def main() -> None:
         except ImportError:
             parser_name = "h11"
         print(f"emulator on port {port} (HTTP parser: {parser_name}), cpus={os.cpu_count()}")
-        cases = [
-            ("GET credit", _request("GET", "/api/v1/generate/credit"), args.requests),
-            ("POST generate (3 kB pcm)", _setup_generate(port), args.requests // 4),
-        ]
-        for name, request, total in cases:
-            asyncio.run(_load(port, request, 50, min(total, 2000)))  # warm-up
-            seconds, ok, peak = asyncio.run(_load(port, request, args.connections, total))
+        for row in measure(port, connections=args.connections, requests=args.requests):
             print(
-                f"{name:28s} {total:6d} requests, {args.connections} connections: "
-                f"{total / seconds:8.0f} req/s, ok={ok}, peak open connections={peak}"
+                f"{row['request']:28s} {row['requests']:6d} requests, {row['connections']} "
+                f"connections: {row['per_second']:8d} req/s, ok={row['ok']}, "
+                f"peak open connections={row['peak_connections']}"
             )
     finally:
         server.terminate()

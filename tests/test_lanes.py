@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anyio
@@ -21,7 +22,7 @@ from aiomusic import (
     Service,
 )
 from aiomusic._config import LaneKind
-from aiomusic._lanes import Lane
+from aiomusic._lanes import GUARD_START, Lane
 
 pytestmark = pytest.mark.anyio
 
@@ -32,21 +33,36 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 
 
 class FakeSuno:
-    """Accepts ``capacity`` concurrent requests; beyond that answers body code 430."""
+    """Accepts ``capacity`` concurrent requests, and at most ``rate`` arrivals in any ``per``
+    seconds (refusals do not count, as the emulator's window); beyond that answers 430."""
 
-    def __init__(self, *, capacity: int, latency: float, retry_after: float | None = None):
+    def __init__(self, *, capacity: int, latency: float, retry_after: float | None = None,
+                 rate: int | None = None, per: float = 1.0):
         self.capacity = capacity
         self.latency = latency
         self.retry_after = retry_after
+        self.rate = rate
+        self.per = per
+        self.window: list[float] = []
         self.in_flight = 0
         self.peak = 0
         self.accepted = 0
         self.rejected = 0
         self.starts: list[float] = []
 
+    def _over_rate(self, now: float) -> bool:
+        if self.rate is None:
+            return False
+        self.window = [t for t in self.window if t > now - self.per]
+        if len(self.window) >= self.rate:
+            return True
+        self.window.append(now)
+        return False
+
     async def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.starts.append(anyio.current_time())
-        if self.in_flight >= self.capacity:
+        now = anyio.current_time()
+        self.starts.append(now)
+        if self._over_rate(now) or self.in_flight >= self.capacity:
             self.rejected += 1
             await anyio.sleep(self.latency / 10)  # the refusal, too, takes a moment to arrive
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
@@ -192,3 +208,165 @@ def test_lane_config_validates() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         LaneConfig(max_concurrency=0)
     assert LaneConfig(max_concurrency=10, initial_concurrency=50).start == 10
+
+
+async def test_goodput_under_a_rate_and_a_concurrency_limit() -> None:
+    # B1 of the benchmarks on a virtual clock: 40 requests/s and 16 at once, 200 ms answers.
+    # The lane is told the rate, not the concurrency; it paces its starts, so the only
+    # refusals are the few that find the concurrency limit.
+    fake = FakeSuno(capacity=16, latency=0.2, rate=40, per=1.0)
+    lane = LaneConfig(max_concurrency=64, rate=40, per=1.0)
+    async with session_for(fake, lane) as s:
+        started = anyio.current_time()
+        results = await run_many(s, 400)
+        seconds = anyio.current_time() - started
+    assert len(results) == 400
+    assert fake.rejected <= 0.05 * (fake.accepted + fake.rejected)
+    assert 400 / seconds >= 0.95 * 40  # the ideal: min(40/s, 16 / 0.2 s)
+
+
+async def test_the_rate_window_counts_when_a_request_is_sent() -> None:
+    # The first four requests hold the only permits for 0.5 s. Their successors must not be
+    # counted from when they asked, but from when they were sent: the service sees those.
+    fake = FakeSuno(capacity=100, latency=0.5, rate=8, per=1.0)
+    lane = LaneConfig(max_concurrency=4, adaptive=False, rate=8, per=1.0)
+
+    async def quicker() -> None:
+        await anyio.sleep(0.6)
+        fake.latency = 0.01
+
+    async with session_for(fake, lane) as s, anyio.create_task_group() as tg:
+        tg.start_soon(quicker)
+        assert len(await run_many(s, 40)) == 40
+    assert fake.rejected == 0
+    starts = sorted(fake.starts)
+    for i in range(len(starts) - 8):
+        assert starts[i + 8] - starts[i] >= 1.0  # never 9 starts in one second
+
+
+async def test_a_rate_bound_lane_does_not_grow_its_limit() -> None:
+    fake = FakeSuno(capacity=100, latency=0.05)
+    async with session_for(fake, LaneConfig(max_concurrency=64, initial_concurrency=4,
+                                            rate=2, per=1.0)) as s:
+        assert len(await run_many(s, 20)) == 20
+        lane = s.lane(Service.SUNO, LaneKind.POLL)
+        # requests waiting for their start held every permit, but at most two were sent
+        assert lane.limit == 4
+        assert lane.sending == 0
+
+
+async def test_a_refusal_at_the_edge_of_the_rate_window_widens_the_guard() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=8, initial_concurrency=4, rate=1, per=1.0))
+    assert lane.rate_guard == pytest.approx(GUARD_START)
+    async with lane.permit() as p:  # an empty window: sent at once, and accepted
+        assert not p.at_edge
+    lane.succeeded(p)
+    async with lane.permit() as p:
+        assert p.at_edge  # the window was full: this one waited for its start
+        assert p.level == 1
+        assert lane.rejected(p, wait=0.1)
+    assert lane.rate_guard == pytest.approx(2 * GUARD_START)
+    assert lane.limit == 4  # the rate was too high, not the concurrency
+    async with lane.permit() as p:
+        assert p.at_edge
+        lane.rejected(p, wait=0.1)
+    # the same level refused twice: a concurrency limit after all
+    assert lane.rate_guard == pytest.approx(2 * GUARD_START)
+    assert lane.limit == 1
+
+
+async def test_the_guard_narrows_again_after_accepted_edge_starts() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=4, rate=1, per=1.0))
+    async with lane.permit() as p:
+        pass
+    lane.succeeded(p)
+    async with lane.permit() as p:
+        lane.rejected(p, wait=0.01)
+    widened = lane.rate_guard
+    assert widened == pytest.approx(2 * GUARD_START)
+    for _ in range(10):
+        async with lane.permit() as p:
+            pass
+        lane.succeeded(p)
+    assert GUARD_START < lane.rate_guard < widened  # slowly
+    for _ in range(100):
+        async with lane.permit() as p:
+            pass
+        lane.succeeded(p)
+    assert lane.rate_guard == pytest.approx(GUARD_START)
+
+
+async def test_a_pause_gives_back_a_reserved_start_and_its_permit() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=4, initial_concurrency=4, rate=1, per=1.0))
+    sent: list[float] = []
+
+    async def second() -> None:
+        async with lane.permit():  # reserves a start one window later and waits for it
+            sent.append(anyio.current_time())
+
+    async with anyio.create_task_group() as tg:
+        async with lane.permit() as first:
+            tg.start_soon(second)
+            await anyio.sleep(0.5)
+            assert lane.in_flight == 2  # the second holds its permit while it waits
+            assert lane.sending == 1
+            lane.rejected(first, wait=2.0)  # a pause until 2.5 s
+        await anyio.sleep(1.0)  # past the reserved start, inside the pause
+        assert lane.in_flight == 0  # the reservation and the permit were given back
+    assert sent == [pytest.approx(2.5)]
+
+
+async def test_a_late_wake_up_counts_from_when_the_request_really_started(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A busy event loop wakes a sleeper late; the start 'rate' places later must count from
+    # when the late one really started, not from when it was due.
+    real_sleep = anyio.sleep
+    late = [0.3]
+
+    async def sleep(seconds: float) -> None:
+        await real_sleep(seconds + (late.pop() if late else 0.0))
+
+    lane = Lane("x", LaneConfig(max_concurrency=4, adaptive=False, rate=2, per=1.0))
+    monkeypatch.setattr(anyio, "sleep", sleep)
+    starts: list[float] = []
+    for _ in range(6):
+        async with lane.permit():
+            starts.append(anyio.current_time())
+    assert starts[2] == pytest.approx(1.0 + lane.rate_guard + 0.3)  # the late one
+    for i in range(len(starts) - 2):
+        assert starts[i + 2] - starts[i] >= 1.0  # never 3 starts in one second
+
+
+async def test_cancelled_while_waiting_for_its_start_gives_everything_back() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=4, initial_concurrency=4, rate=1, per=1.0))
+    async with lane.permit():
+        pass  # the window is now full for a second
+    with anyio.move_on_after(0.5):
+        async with lane.permit():
+            pytest.fail("its start was a second away")
+    assert lane.in_flight == 0
+    async with lane.permit():  # the cancelled request's start was given back: this one has it
+        assert anyio.current_time() == pytest.approx(1.0 + lane.rate_guard)
+
+
+async def test_above_the_refused_level_the_limit_only_probes() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=8, initial_concurrency=4))
+    async with lane.permit(), lane.permit(), lane.permit(), lane.permit() as last:
+        lane.rejected(last, wait=0.0)  # refused with 4 in flight
+    assert lane.limit == 2  # 4 * 0.7
+
+    async def one() -> None:
+        async with lane.permit() as p:
+            await anyio.sleep(0.1)
+            lane.succeeded(p)
+
+    limits = []
+    for _ in range(40):  # rounds of 0.1 s that use the whole limit
+        async with anyio.create_task_group() as tg:
+            for _ in range(lane.limit):
+                tg.start_soon(one)
+        limits.append(lane.limit)
+    assert max(limits[:3]) == 3  # quickly back to just below the refused level
+    assert limits.count(3) >= 5  # then it waits there
+    assert max(limits) > 4  # and probes above it, one permit at a time
+    assert all(b - a <= 1 for a, b in itertools.pairwise(limits))

@@ -44,11 +44,23 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
     p.add_argument("--no-limits", action="store_true", help="disable rate and concurrency limits")
     p.add_argument(
-        "--rate", type=int, metavar="N", help="MiniMax/AI-ML requests per minute per key"
+        "--rate", type=int, metavar="N", help="MiniMax/AI-ML requests per window per key"
+    )
+    p.add_argument(
+        "--rate-window",
+        type=float,
+        metavar="S",
+        help="seconds of the MiniMax/AI-ML rate window (default 60: --rate is per minute)",
     )
     p.add_argument("--concurrency", type=int, metavar="N", help="generations in flight per key")
     p.add_argument("--suno-rate", type=int, metavar="N", help="Suno requests per 10 s per key")
     p.add_argument("--retry-after", type=float, metavar="S", help="send Retry-After with 429")
+    p.add_argument(
+        "--audio-bytes",
+        type=int,
+        metavar="N",
+        help="make every music-01 track about N bytes (X-Emulator-Audio-Bytes per request)",
+    )
     return p
 
 
@@ -64,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     limits = Limits(enabled=not args.no_limits, retry_after=args.retry_after)
     if args.rate is not None:
         limits = attrs.evolve(limits, minimax_requests=args.rate)
+    if args.rate_window is not None:
+        limits = attrs.evolve(limits, minimax_window=args.rate_window)
     if args.concurrency is not None:
         limits = attrs.evolve(limits, minimax_concurrent=args.concurrency)
     if args.suno_rate is not None:
@@ -73,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         timings=timings,
         limits=limits,
         faults=Faults.parse(args.fault, seed=args.seed),
+        generate_audio_bytes=args.audio_bytes,
     )
 
 

@@ -1,0 +1,1 @@
+"""aiomusic benchmarks: python -m benchmarks."""

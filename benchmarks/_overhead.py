@@ -1,0 +1,148 @@
+"""B4: per-call overhead: many small calls at a concurrency of 64, next to plain httpx.
+
+- generate: music-01 generations of a tiny track (zero generation time), decoded into memory:
+  plain ``httpx`` (``post``, ``json()``, ``bytes.fromhex``) under a semaphore of 64, vs
+  ``session.minimax.generate(io.BytesIO())`` with a lane of 64;
+- credits: Suno ``get_credits``: plain ``httpx`` ``get`` + ``json()`` vs
+  ``session.suno.get_credits()``.
+
+Each side has its own ``httpx.AsyncClient`` with 64 connections; aiomusic adds its lane, retry
+loop, classification, events and (for generate) the incremental hex decoder. Both run in one
+process, alternating in batches of a few hundred calls, so that both meet the same moments
+of a noisy machine; each side's figure is its total over all its batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from ._common import KEY, Emulator, run_child
+
+__all__ = ["CASES", "run"]
+
+GENERATE = "/v2/generate/audio/minimax/generate"
+CREDIT = "/api/v1/generate/credit"
+LYRICS = "##la la la##"
+
+Call = Callable[[], Awaitable[None]]
+
+
+def _limits(p: dict[str, Any]) -> httpx.Limits:
+    return httpx.Limits(max_connections=p["concurrency"],
+                        max_keepalive_connections=p["concurrency"])
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _batch(n: int, concurrency: int, one: Call) -> tuple[float, float]:
+    """Run ``one()`` ``n`` times, at most ``concurrency`` at once: (seconds, CPU seconds)."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def guarded() -> None:
+        async with semaphore:
+            await one()
+
+    started, cpu = time.perf_counter(), _cpu()
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(guarded)
+    return time.perf_counter() - started, _cpu() - cpu
+
+
+async def _alternate(p: dict[str, Any], plain: Call, ours: Call) -> dict[str, Any]:
+    """Both sides in alternating batches (which goes first alternates too); their totals."""
+    await plain()  # connections and first-call costs, outside the measurement
+    await ours()
+    batches = p["batches"]
+    size = p["n"] // batches
+    totals = {"httpx": [0.0, 0.0], "aiomusic": [0.0, 0.0]}
+    for i in range(batches):
+        order = [("httpx", plain), ("aiomusic", ours)]
+        for name, one in order if i % 2 == 0 else order[::-1]:
+            seconds, cpu = await _batch(size, p["concurrency"], one)
+            totals[name][0] += seconds
+            totals[name][1] += cpu
+    return {"n": size * batches, "httpx_seconds": totals["httpx"][0],
+            "httpx_cpu": totals["httpx"][1], "aiomusic_seconds": totals["aiomusic"][0],
+            "aiomusic_cpu": totals["aiomusic"][1]}
+
+
+async def generate(p: dict[str, Any]) -> dict[str, Any]:
+    from aiomusic import LaneConfig, MusicSession
+
+    body = {"model": "music-01", "lyrics": LYRICS, "refer_voice": p["voice"]}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    lane = LaneConfig(max_concurrency=p["concurrency"], initial_concurrency=p["concurrency"])
+    async with httpx.AsyncClient(limits=_limits(p), timeout=60) as client, \
+            httpx.AsyncClient(limits=_limits(p), timeout=60) as own, \
+            MusicSession(base_url=p["url"], aimlapi_key=KEY, http_client=own,
+                         lanes={"aimlapi.submit": lane}) as session:
+
+        async def plain() -> None:
+            answer = await client.post(p["url"] + GENERATE, json=body, headers=headers)
+            answer.raise_for_status()
+            doc = answer.json()
+            if doc["base_resp"]["status_code"] != 0:
+                raise RuntimeError(doc["base_resp"])
+            io.BytesIO().write(bytes.fromhex(doc["data"]["audio"]))
+
+        async def ours() -> None:
+            await session.minimax.generate(io.BytesIO(), lyrics=LYRICS, refer_voice=p["voice"])
+
+        return await _alternate(p, plain, ours)
+
+
+async def credits(p: dict[str, Any]) -> dict[str, Any]:
+    from aiomusic import LaneConfig, MusicSession
+
+    headers = {"Authorization": f"Bearer {KEY}"}
+    lane = LaneConfig(max_concurrency=p["concurrency"], initial_concurrency=p["concurrency"])
+    async with httpx.AsyncClient(limits=_limits(p), timeout=60) as client, \
+            httpx.AsyncClient(limits=_limits(p), timeout=60) as own, \
+            MusicSession(base_url=p["url"], suno_key=KEY, http_client=own,
+                         lanes={"suno.poll": lane}) as session:
+
+        async def plain() -> None:
+            answer = await client.get(p["url"] + CREDIT, headers=headers)
+            answer.raise_for_status()
+            if answer.json()["code"] != 200:
+                raise RuntimeError(answer.text)
+
+        async def ours() -> None:
+            await session.suno.get_credits()
+
+        return await _alternate(p, plain, ours)
+
+
+CASES = {"generate": generate, "credits": credits}
+
+
+def run(emu: Emulator, *, quick: bool, voice: str) -> list[dict[str, Any]]:
+    """B4 against ``emu`` (no limits, instant timings, tiny tracks)."""
+    rows: list[dict[str, Any]] = []
+    for what in ("generate", "credits"):
+        # the goal is about generate calls; credits are context
+        n, batches = (200, 2) if quick else (5000, 10) if what == "generate" else (2000, 4)
+        got = run_child("_overhead", what, url=emu.url, voice=voice, n=n, batches=batches,
+                        concurrency=64)
+        n = got["n"]
+        rows.append({
+            "id": "B4", "calls": what, "n": n, "concurrency": 64, "batches": batches,
+            "aiomusic_calls_s": round(n / got["aiomusic_seconds"]),
+            "httpx_calls_s": round(n / got["httpx_seconds"]),
+            "ratio_vs_httpx": round(got["httpx_seconds"] / got["aiomusic_seconds"], 3),
+            "aiomusic_cpu_ms_per_call": round(1000 * got["aiomusic_cpu"] / n, 3),
+            "httpx_cpu_ms_per_call": round(1000 * got["httpx_cpu"] / n, 3),
+        })
+    return rows
