@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import attrs
 
-from ._batch_steps import Steps, sha256_file
+from ._batch_steps import Steps, emit_stage, sha256_file
 from ._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
 from ._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
 from ._jobs import Job, MiniMaxJob
@@ -395,9 +395,7 @@ class Batch:
 
     def _stage(self, run: _Run, stage: str, *, done: int | None = None,
                total: int | None = None, detail: str | None = None) -> None:
-        run.stage = stage
-        self._session.emit(JobProgress(job=run.job.id, stage=stage, done=done, total=total,
-                                       detail=detail))
+        emit_stage(self._session, run, stage, done=done, total=total, detail=detail)
 
     def _translate(self, run: _Run, event: Event) -> None:
         if isinstance(event, RequestStarted):

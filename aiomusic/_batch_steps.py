@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._session import MusicSession
     from .suno import PollSchedule
 
-__all__ = ["Steps", "sha256_file"]
+__all__ = ["Steps", "emit_stage", "sha256_file"]
 
 _REUSE_MARGIN = dt.timedelta(hours=1)
 
@@ -226,8 +226,15 @@ class Steps:
             return payload
 
     def _emit(self, run: _Run, stage: str, *, detail: str | None = None) -> None:
-        run.stage = stage
-        self.session.emit(JobProgress(job=run.job.id, stage=stage, detail=detail))
+        emit_stage(self.session, run, stage, detail=detail)
+
+
+def emit_stage(session: MusicSession, run: _Run, stage: str, *, done: int | None = None,
+               total: int | None = None, detail: str | None = None) -> None:
+    """Remember ``run``'s stage and tell the session's listeners (a ``JobProgress``)."""
+    run.stage = stage
+    session.emit(JobProgress(job=run.job.id, stage=stage, done=done, total=total,
+                             detail=detail))
 
 
 def _fresh(uploaded_at: dt.datetime) -> bool:

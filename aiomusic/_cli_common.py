@@ -9,13 +9,16 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
 from ._retry import RetryPolicy
 from .suno import PollSchedule
+
+if TYPE_CHECKING:
+    from .emulator import Timings
 
 __all__ = ["Backend", "Output", "add_service_options", "backend", "one_error", "watch_signals"]
 
@@ -96,26 +99,34 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
         yield Backend(kwargs, poll=poll, label=args.base_url or "the services' public hosts")
         return
     try:
-        from .emulator import Emulator, EmulatorConfig, Timings
+        from .emulator import Emulator, EmulatorConfig
     except ImportError as exc:  # pragma: no cover - the dev install has every extra
         Output.error(f"--emulator needs the emulator extra: pip install 'aiomusic[emulator]' "
                      f"({exc})")
         raise SystemExit(2) from exc
-    config = EmulatorConfig(timings=Timings(generate=0.8, suno_text=0.5, suno_first=1.2,
-                                            suno_complete=2.5))
-    with Emulator(config) as emu:
-        yield Backend(_emulated(kwargs, emu.url), endpoint="embedded emulator",
-                      poll=poll or fast_poll(), label=f"the embedded emulator at {emu.url}")
+    with Emulator(EmulatorConfig(timings=emulator_timings())) as emu:
+        yield emulated(emu.url, kwargs, poll=poll)
 
 
-def _emulated(kwargs: dict[str, Any], url: str) -> dict[str, Any]:
-    result = dict(kwargs, base_url=url)
+def emulator_timings() -> Timings:
+    """Seconds instead of minutes: what `--emulator` and the demo run with."""
+    from .emulator import Timings
+
+    return Timings(generate=0.8, suno_text=0.5, suno_first=1.2, suno_complete=2.5)
+
+
+def emulated(url: str, kwargs: dict[str, Any] | None = None, *,
+             poll: PollSchedule | None = None) -> Backend:
+    """The backend of an embedded emulator at ``url``: any key, loopback downloads, a
+    callback URL nobody needs, short retries and fast polls (``kwargs`` may override)."""
+    result = dict(kwargs or {}, base_url=url)
     for name in ("aimlapi_key", "minimax_key", "suno_key"):
-        result[name] = result[name] or EMULATOR_KEY
-    result["suno_callback_url"] = result["suno_callback_url"] or NOWHERE
-    result["allow_http_hosts"] = (*result["allow_http_hosts"], "127.0.0.1")
+        result[name] = result.get(name) or EMULATOR_KEY
+    result["suno_callback_url"] = result.get("suno_callback_url") or NOWHERE
+    result["allow_http_hosts"] = (*result.get("allow_http_hosts", ()), "127.0.0.1")
     result["retry"] = RetryPolicy(base_delay=0.2, max_delay=2.0, maintenance_delay=0.5)
-    return result
+    return Backend(result, endpoint="embedded emulator", poll=poll or fast_poll(),
+                   label=f"the embedded emulator at {url}")
 
 
 def fast_poll() -> PollSchedule:

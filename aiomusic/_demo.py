@@ -13,9 +13,8 @@ from pathlib import Path
 import anyio
 
 from ._cli_batch import Drive, drive, finish
-from ._cli_common import EMULATOR_KEY, NOWHERE, Backend, Output, fast_poll
+from ._cli_common import Output, emulated, emulator_timings
 from ._jobs import load_jobs
-from ._retry import RetryPolicy
 
 __all__ = ["run_demo"]
 
@@ -64,7 +63,7 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
     """Run the demo; 0 when every job's audio was written, 1 otherwise."""
     output = Output(json_mode=json_mode, plain=plain)
     try:
-        from .emulator import Emulator, EmulatorConfig, Faults, Timings
+        from .emulator import Emulator, EmulatorConfig, Faults
     except ImportError as exc:
         output.error(f"the demo needs the emulator extra: pip install 'aiomusic[emulator]' "
                      f"({exc})")
@@ -77,20 +76,13 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
                            "server_error@aiml.upload": 0.3,
                            "maintenance@suno.add_instrumental": 0.25,
                            "rate_limit@suno.record_info": 0.1}, seed=seed)
-    config = EmulatorConfig(timings=Timings(generate=0.8, suno_text=0.5, suno_first=1.2,
-                                            suno_complete=2.5),
-                            faults=faults, track_seconds=(10.0, 20.0))
+    config = EmulatorConfig(timings=emulator_timings(), faults=faults,
+                            track_seconds=(10.0, 20.0))
     with Emulator(config) as emu:
         output.say(f"Emulator of the AI/ML API, MiniMax and Suno running at {emu.url}")
         output.say(f"{len(jobs)} jobs ({songs} MiniMax songs, {instrumentals} Suno "
                    f"instrumentals) from {folder / 'jobs.jsonl'}")
-        where = Backend({"aimlapi_key": EMULATOR_KEY, "suno_key": EMULATOR_KEY,
-                         "base_url": emu.url, "allow_http_hosts": ("127.0.0.1",),
-                         "suno_callback_url": NOWHERE,
-                         "retry": RetryPolicy(base_delay=0.2, max_delay=2.0,
-                                              maintenance_delay=0.5)},
-                        endpoint="embedded emulator", poll=fast_poll())
-        result = anyio.run(drive, Drive(where, jobs, folder, None), output)
+        result = anyio.run(drive, Drive(emulated(emu.url), jobs, folder, None), output)
         paid = emu.counters.paid(operation="aiml.generate") + \
             emu.counters.paid(operation="suno.add_instrumental")
         fired = emu.counters.fired()
