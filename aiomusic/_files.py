@@ -1,10 +1,15 @@
 """Atomic file writing: a complete file appears at the destination, or nothing does.
 
 Data goes to a temporary file beside the destination (same folder, so the final rename is
-atomic), in batches of about ``batch_size`` bytes written from a worker thread. On success the
-file is fsynced and renamed into place (and the folder fsynced where the platform allows). On any
-error or cancellation the temporary file is closed and removed and the destination is left as it
-was: an existing file stays untouched.
+atomic), in batches of about ``batch_size`` bytes written from a worker thread. Every
+``sync_every`` bytes the worker also asks the disk to take what it has (``fdatasync``), so the
+final ``fsync`` waits for a short tail instead of the whole file. On success the file is fsynced
+and renamed into place (and the folder fsynced where the platform allows). On any error or
+cancellation the temporary file is closed and removed and the destination is left as it was: an
+existing file stays untouched.
+
+:func:`write_behind` lets a producer go on (decoding, reading the network) while the previous
+batch is being written.
 
 The destination's folder must exist: a missing folder raises :class:`FileNotFoundError` rather
 than being created silently (a typo in a path should not scatter folders around).
@@ -16,14 +21,22 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["AtomicFile"]
+__all__ = ["AtomicFile", "write_behind"]
+
+Writer = Callable[[bytes], Awaitable[None]]
+"""Takes the next piece of data; ``b""`` means "hand over what you hold"."""
+BatchWriter = Callable[[list[bytes]], Awaitable[None]]
+
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have only fsync
 
 
 def _read_umask() -> int:
@@ -43,13 +56,91 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()  # what open() would have given; mkstemp gives 0o600
 
 
-def _write_all(fd: int, data: bytes | bytearray, digest: hashlib._Hash) -> None:
-    """Write all of ``data`` to ``fd`` and hash it (in a worker thread; both drop the GIL)."""
+def _write_all(fd: int, pieces: list[bytes], digest: hashlib._Hash) -> int:
+    """Hash ``pieces`` and write them all to ``fd``, in order; returns the bytes written.
+
+    Runs in a worker thread. The pieces are joined first: joining (from 1 MiB), hashing and
+    writing each drop the GIL once, where a call per piece would have to win the GIL back from
+    a busy event loop for every piece.
+    """
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     digest.update(data)
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        view = view[os.write(fd, view):]
+    return len(data)
+
+
+@contextlib.asynccontextmanager
+async def write_behind(write: BatchWriter, *, batch_size: int = 1 << 20
+                       ) -> AsyncIterator[Writer]:
+    """Gather pieces into batches of about ``batch_size`` bytes and write them one batch behind.
+
+    Yields a writer that keeps each piece as it is (no copy) and, once ``batch_size`` bytes are
+    held, hands the batch to a helper task that calls ``write``. The hand-over returns as soon as
+    the helper has taken it, so the caller prepares the next batch while this one is written: at
+    most about two batches are held. ``b""`` hands over what is held at once. The helper starts
+    with the first full batch: data smaller than one batch is written by the caller, at the end.
+
+    Everything handed over is written before the block exits normally. A failure of ``write`` is
+    raised, unwrapped, from the next hand-over or from the exit; a failure of the block stops the
+    writing and is raised unwrapped too.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    send, receive = anyio.create_memory_object_stream[list[bytes]]()
+    failed: list[Exception] = []
+    pieces: list[bytes] = []
+    held = 0
+    helper: anyio.abc.TaskGroup | None = None
+
+    async def drain() -> None:
+        with receive:
+            try:
+                async for batch in receive:
+                    await write(batch)
+            except Exception as exc:  # noqa: BLE001 - raised again in the caller's task
+                failed.append(exc)
+
+    async def hand_over(data: bytes) -> None:
+        nonlocal pieces, held, helper
+        if failed:
+            raise failed[0]
+        if data:
+            pieces.append(data)
+            held += len(data)
+            if held < batch_size:
+                return
+        if not pieces:
+            return
+        batch, pieces, held = pieces, [], 0
+        if helper is None:
+            if not data:  # a last batch with nothing in flight: no helper needed
+                await write(batch)
+                return
+            helper = tg
+            helper.start_soon(drain)
+        try:
+            await send.send(batch)
+        except anyio.BrokenResourceError:  # the helper failed meanwhile
+            raise failed[0] from None
+
+    raised: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        with send:
+            try:
+                yield hand_over
+                await hand_over(b"")
+            except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+                raised = exc
+                tg.cancel_scope.cancel()
+            finally:
+                if helper is None:  # else the helper closes it when it is done
+                    receive.close()
+    if raised is not None:
+        raise raised
+    if failed:
+        raise failed[0]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -80,6 +171,8 @@ class AtomicFile:
         path: The destination.
         overwrite: Whether an existing file at ``path`` may be replaced.
         batch_size: Bytes buffered in memory before a write to disk (in a worker thread).
+        sync_every: Bytes written between two ``fdatasync`` calls (``None``: only the final
+            ``fsync``). Syncing as the file grows spreads the disk's work over the download.
 
     Raises:
         FileExistsError: ``overwrite`` is false and ``path`` exists (on entry, or when a file
@@ -88,14 +181,19 @@ class AtomicFile:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True,
-                 batch_size: int = 1 << 20) -> None:
+                 batch_size: int = 1 << 20, sync_every: int | None = 4 << 20) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
+        if sync_every is not None and sync_every < 1:
+            raise ValueError("sync_every must be positive or None")
         self.path = Path(path)
         self.overwrite = overwrite
         self.batch_size = batch_size
+        self.sync_every = sync_every
+        self._unsynced = 0
         self.bytes_written = 0
-        self._buffer = bytearray()
+        self._pieces: list[bytes] = []  # held until batch_size bytes: no copy, no regrowth
+        self._held = 0
         self._digest = hashlib.sha256()
         self._sha256: str | None = None
         self._fd = -1
@@ -143,34 +241,51 @@ class AtomicFile:
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``; it reaches the disk in batches of about ``batch_size`` bytes."""
-        if self._state != "open":
-            raise ValueError(f"write() on an AtomicFile that is {self._state}")
-        size = len(data) if not isinstance(data, memoryview) else data.nbytes
-        if not size:
+        self._check_open("write")
+        piece = data if type(data) is bytes else bytes(data)  # held: must not change later
+        if not piece:
             return
-        self.bytes_written += size
-        if not self._buffer and size >= self.batch_size:
-            await self._flush(bytes(data) if isinstance(data, memoryview) else data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= self.batch_size:
-            buffer, self._buffer = self._buffer, bytearray()
-            await self._flush(buffer)
+        self.bytes_written += len(piece)
+        self._pieces.append(piece)
+        self._held += len(piece)
+        if self._held >= self.batch_size:
+            await self.write_many([])
 
-    async def _flush(self, data: bytes | bytearray) -> None:
+    async def write_many(self, pieces: list[bytes]) -> None:
+        """Append ``pieces`` and write them, with anything still held, to disk right away.
+
+        One worker-thread call joins, hashes and writes them all, off the event loop.
+        """
+        self._check_open("write_many")
+        self.bytes_written += sum(len(piece) for piece in pieces)
+        batch = self._pieces + pieces if self._pieces else pieces
+        self._pieces, self._held = [], 0
+        if not batch:
+            return
         # Not abandoned on cancellation: the thread finishes before the cancellation is
         # delivered, so the descriptor is never closed under a running write.
         try:
-            await anyio.to_thread.run_sync(_write_all, self._fd, data, self._digest)
+            await anyio.to_thread.run_sync(self._write_batch, batch)
         except BaseException:
             self._state = "failed"
             raise
 
+    def _check_open(self, method: str) -> None:
+        if self._state != "open":
+            raise ValueError(f"{method}() on an AtomicFile that is {self._state}")
+
+    def _write_batch(self, pieces: list[bytes]) -> None:
+        """Hash and write a batch, then start its way to the disk now and then (worker thread)."""
+        self._unsynced += _write_all(self._fd, pieces, self._digest)
+        if self.sync_every is not None and self._unsynced >= self.sync_every:
+            _datasync(self._fd)
+            self._unsynced = 0
+
     def _commit(self) -> None:
         assert self._tmp is not None
-        if self._buffer:
-            _write_all(self._fd, self._buffer, self._digest)
-            self._buffer = bytearray()
+        if self._pieces:
+            _write_all(self._fd, self._pieces, self._digest)
+            self._pieces, self._held = [], 0
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -186,7 +301,7 @@ class AtomicFile:
     def _discard(self) -> None:
         """Close and remove the temporary file (plain syscalls: cannot be interrupted)."""
         self._state = "failed"
-        self._buffer = bytearray()
+        self._pieces, self._held = [], 0
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

@@ -179,8 +179,8 @@ def side_by_side(module: str, kinds: tuple[str, ...], *, rounds: int,
                  **params: Any) -> dict[str, dict[str, Any]]:
     """Run each case of ``kinds`` ``rounds`` times, interleaved, each in a fresh process.
 
-    Returns per kind the last result with ``seconds`` the best of all rounds (noise only ever
-    adds time) and ``peak_kib`` the largest (the conservative memory figure).
+    Returns per kind the result of its fastest round (noise only ever adds time), with
+    ``peak_kib`` the largest of all rounds (the conservative memory figure).
     """
     merged: dict[str, dict[str, Any]] = {}
     for _ in range(rounds):
@@ -188,8 +188,8 @@ def side_by_side(module: str, kinds: tuple[str, ...], *, rounds: int,
             got = run_child(module, kind, **params)
             seen = merged.get(kind)
             if seen is not None:
-                got["seconds"] = min(got["seconds"], seen["seconds"])
-                got["cpu_seconds"] = min(got["cpu_seconds"], seen["cpu_seconds"])
-                got["peak_kib"] = max(got["peak_kib"], seen["peak_kib"])
+                best = got if got["seconds"] <= seen["seconds"] else seen
+                got = {**best, "cpu_seconds": min(got["cpu_seconds"], seen["cpu_seconds"]),
+                       "peak_kib": max(got["peak_kib"], seen["peak_kib"])}
             merged[kind] = got
     return merged

@@ -164,9 +164,12 @@ def _cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
                 f"{row['ratio_vs_unhexlify']:.3f}")
     if ident == "B2":
         return (f"hex answer, {row['size_mb']} MB",
-                f"{row['aiomusic_mb_s']} MB/s, +{row['aiomusic_mib']} MiB",
-                f"(a) raw {row['raw_mb_s']} MB/s, +{row['raw_mib']} MiB "
-                f"(with fsync {row['raw_fsync_mb_s']} MB/s); "
+                f"{row['aiomusic_mb_s']} MB/s, +{row['aiomusic_mib']} MiB, "
+                f"{row['aiomusic_cpu_ms']} ms CPU",
+                f"(a) raw {row['raw_mb_s']} MB/s, +{row['raw_mib']} MiB, "
+                f"{row['raw_cpu_ms']} ms CPU (with fsync {row['raw_fsync_mb_s']} MB/s; "
+                f"decoding only {row['decode_only_mb_s']} MB/s, "
+                f"{row['decode_only_cpu_ms']} ms CPU); "
                 f"(b) vendor {row['vendor_mb_s']} MB/s, +{row['vendor_mib']} MiB",
                 f"{row['ratio_vs_raw']:.3f}")
     if ident == "B3":

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from aiomusic import _files
-from aiomusic._files import AtomicFile
+from aiomusic._files import AtomicFile, write_behind
 
 pytestmark = pytest.mark.anyio
 
@@ -29,9 +29,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = _files._write_all
 
-    def counting(fd: int, data: bytes | bytearray, digest: Any) -> None:
-        sizes.append(len(data))
-        real(fd, data, digest)
+    def counting(fd: int, pieces: list[bytes], digest: Any) -> int:
+        sizes.append(sum(len(piece) for piece in pieces))
+        return real(fd, pieces, digest)
 
     monkeypatch.setattr(_files, "_write_all", counting)
     return sizes
@@ -232,7 +232,7 @@ async def test_big_writes_go_straight_through(tmp_path: Path, calls: list[int]) 
 
 
 async def test_disk_error_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(fd: int, data: bytes | bytearray, digest: Any) -> None:
+    def full(fd: int, pieces: list[bytes], digest: Any) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_files, "_write_all", full)
@@ -268,3 +268,193 @@ async def test_misuse(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only once"):
         async with f:
             pass  # pragma: no cover
+
+
+async def test_held_pieces_are_immune_to_later_changes(tmp_path: Path) -> None:
+    target = tmp_path / "a.bin"
+    mutable = bytearray(b"abc")
+    view_source = bytearray(b"xyz")
+    async with AtomicFile(target) as f:
+        await f.write(mutable)
+        await f.write(memoryview(view_source))
+        mutable[:] = b"!!!"  # the caller reuses its buffers: what was written must not change
+        view_source[:] = b"???"
+    assert target.read_bytes() == b"abcxyz"
+    assert f.sha256 == hashlib.sha256(b"abcxyz").hexdigest()
+
+
+async def test_write_many_writes_what_is_held_first_in_one_call(tmp_path: Path,
+                                                                calls: list[int]) -> None:
+    target = tmp_path / "a.bin"
+    async with AtomicFile(target, batch_size=1 << 20) as f:
+        await f.write(b"held ")
+        assert calls == []
+        await f.write_many([b"then ", b"", b"these"])
+        assert calls == [15]  # one worker call, the held piece in front
+        await f.write_many([])  # nothing held, nothing given: no call
+        assert calls == [15]
+    assert target.read_bytes() == b"held then these"
+    assert f.bytes_written == 15
+
+
+async def test_write_many_after_a_failure_is_refused(tmp_path: Path) -> None:
+    f = AtomicFile(tmp_path / "a")
+    with pytest.raises(ValueError, match="write_many\\(\\) on an AtomicFile that is new"):
+        await f.write_many([b"x"])
+
+
+@pytest.mark.parametrize(("sync_every", "expected"), [(4 << 20, 2), (None, 0), (1, 10)])
+async def test_sync_every_spreads_the_disk_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                sync_every: int | None, expected: int) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(_files, "_datasync", synced.append)
+    chunk = os.urandom(1 << 20)
+    async with AtomicFile(tmp_path / "a", batch_size=1 << 20, sync_every=sync_every) as f:
+        for _ in range(10):
+            await f.write(chunk)
+    assert len(synced) == expected  # the final fsync is always made, on top
+    assert (tmp_path / "a").read_bytes() == chunk * 10
+
+
+def test_sync_every_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sync_every"):
+        AtomicFile(tmp_path / "a", sync_every=0)
+
+
+# -- write_behind -----------------------------------------------------------------------------
+
+
+async def test_write_behind_batches_in_order() -> None:
+    got: list[list[bytes]] = []
+
+    async def write(batch: list[bytes]) -> None:
+        got.append(batch)
+
+    pieces = [os.urandom(n) for n in (10, 3000, 70, 5000, 1, 4096, 9)]
+    async with write_behind(write, batch_size=4096) as hand_over:
+        for piece in pieces:
+            await hand_over(piece)
+    assert b"".join(b"".join(batch) for batch in got) == b"".join(pieces)
+    sizes = [sum(map(len, batch)) for batch in got]
+    assert all(size >= 4096 for size in sizes[:-1])
+    assert sizes == [8080, 4097, 9]
+
+
+async def test_write_behind_empty_piece_hands_over_at_once() -> None:
+    got: list[list[bytes]] = []
+
+    async def write(batch: list[bytes]) -> None:
+        got.append(batch)
+
+    async with write_behind(write, batch_size=1 << 20) as hand_over:
+        await hand_over(b"a")
+        await hand_over(b"")
+        await anyio.wait_all_tasks_blocked()
+        assert got == [[b"a"]]
+        await hand_over(b"")  # nothing held: nothing to hand over
+    assert got == [[b"a"]]
+
+
+async def test_write_behind_lets_the_caller_run_one_batch_ahead() -> None:
+    started: list[bytes] = []
+    release = anyio.Event()
+
+    async def write(batch: list[bytes]) -> None:
+        started.append(b"".join(batch))
+        await release.wait()
+
+    async with write_behind(write, batch_size=1) as hand_over:
+        await hand_over(b"1")  # taken by the helper: returns while it is being written
+        await anyio.wait_all_tasks_blocked()
+        assert started == [b"1"]
+        with anyio.move_on_after(0.05) as waited:
+            await hand_over(b"2")  # the helper is busy: the caller waits, holding one batch
+        assert waited.cancelled_caught
+        release.set()
+        await hand_over(b"3")
+    assert started == [b"1", b"3"]  # "2" was given up with the cancelled hand-over
+
+
+async def test_write_behind_failure_surfaces_unwrapped_at_the_next_hand_over() -> None:
+    async def write(batch: list[bytes]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    handed = 0
+
+    async def fill() -> None:
+        nonlocal handed
+        async with write_behind(write, batch_size=1) as hand_over:
+            for _ in range(100):
+                await hand_over(b"x")
+                handed += 1
+
+    with pytest.raises(OSError, match="No space") as caught:
+        await fill()
+    assert type(caught.value) is OSError  # not an exception group
+    assert handed < 100
+
+
+async def test_write_behind_failure_surfaces_at_the_exit() -> None:
+    async def write(batch: list[bytes]) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output") as caught:
+        async with write_behind(write, batch_size=1 << 20) as hand_over:
+            await hand_over(b"held until the exit")
+    assert type(caught.value) is OSError
+
+
+async def test_write_behind_block_failure_stops_the_writing_unwrapped() -> None:
+    got: list[list[bytes]] = []
+    release = anyio.Event()
+
+    async def write(batch: list[bytes]) -> None:
+        got.append(batch)
+        await release.wait()
+
+    async def fail() -> None:
+        async with write_behind(write, batch_size=4) as hand_over:
+            await hand_over(b"1234")
+            await hand_over(b"he")  # held: less than a batch
+            raise KeyError("decode")
+
+    with pytest.raises(KeyError, match="decode") as caught:
+        await fail()
+    assert type(caught.value) is KeyError
+    assert got == [[b"1234"]]  # the helper was stopped; what was held was never written
+
+
+async def test_write_behind_outer_cancellation(tmp_path: Path) -> None:
+    target = tmp_path / "a.bin"
+    with anyio.move_on_after(0.1) as scope:
+        async with AtomicFile(target, batch_size=1) as f, write_behind(f.write_many,
+                                                                       batch_size=1) as w:
+            while True:
+                await w(b"x")
+    assert scope.cancelled_caught
+    assert leftovers(tmp_path) == []
+
+
+async def test_write_behind_into_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "a.bin"
+    pieces = [os.urandom(1000 + n) for n in range(300)]
+    async with AtomicFile(target) as f, write_behind(f.write_many, batch_size=64 * 1024) as w:
+        for piece in pieces:
+            await w(piece)
+    data = b"".join(pieces)
+    assert target.read_bytes() == data
+    assert f.bytes_written == len(data)
+    assert f.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_write_behind_batch_size_must_be_positive() -> None:
+    async def noop(batch: list[bytes]) -> None:
+        raise AssertionError  # pragma: no cover
+
+    with pytest.raises(ValueError, match="batch_size"):
+        anyio.run(_enter, noop)
+
+
+async def _enter(write: Any) -> None:
+    async with write_behind(write, batch_size=0):
+        raise AssertionError  # pragma: no cover

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx
 import mutagen
 import pytest
 
@@ -29,6 +32,7 @@ from aiomusic import (
     RetryPolicy,
     Service,
     SubmissionUnknownError,
+    _files,
 )
 from aiomusic.emulator import Emulator
 
@@ -311,3 +315,34 @@ async def test_slow_drip_cannot_hold_a_call_past_its_deadline(
             await s.minimax.upload_reference(reference_wav, purpose="voice", timeout=0.2)
     assert leftovers(tmp_path) == []
     assert emulator.counters.paid(operation="aiml.generate") == 1
+
+
+async def test_long_song_is_written_in_batches_and_a_full_disk_loses_nothing(
+        emulator: Emulator, reference_wav: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    size = 3 << 20  # several write batches: decoding runs one batch ahead of the disk
+    async with httpx.AsyncClient(headers={"X-Emulator-Audio-Bytes": str(size)}) as client, \
+            session(emulator, http_client=client) as s:
+        voice, _ = await _ids(s, reference_wav)
+        dest = tmp_path / "long.mp3"
+        result = await s.minimax.generate(dest, lyrics=LYRICS, refer_voice=voice)
+        data = dest.read_bytes()
+        assert result.bytes_written == len(data) == result.extra_info.size >= size
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+        batches: list[int] = []
+        real = _files._write_all
+
+        def fills_up(fd: int, pieces: list[bytes], digest: Any) -> int:
+            batches.append(len(pieces))
+            if len(batches) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, pieces, digest)
+
+        monkeypatch.setattr(_files, "_write_all", fills_up)
+        with pytest.raises(OSError, match="No space") as caught:
+            await s.minimax.generate(tmp_path / "full.mp3", lyrics=LYRICS, refer_voice=voice)
+        assert type(caught.value) is OSError  # the disk's own error, not a group
+        assert len(batches) == 2
+    assert leftovers(tmp_path) == ["long.mp3"]
+    assert emulator.counters.requests["/v2/generate/audio/minimax/generate"] == 2  # not re-sent

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ from aiomusic import (
     RetryPolicy,
     TaskResult,
     Track,
+    _files,
 )
 from aiomusic.emulator import Emulator
 from aiomusic.suno._download import audio_suffix, check_download_url, safe_filename
@@ -359,3 +363,74 @@ async def test_download_all_reports_the_first_failure_and_keeps_the_rest(tmp_pat
         with pytest.raises(DownloadError, match="404"):
             await s.suno.download_all(TaskResult(task_id="t", tracks=tracks), tmp_path)
     assert leftovers(tmp_path) == ["Same Title - a.mp3"]
+
+
+class Chunked(httpx.AsyncByteStream):
+    """A body in 64 KiB pieces; it breaks after ``cut`` bytes when ``cut`` is set.
+
+    An iterator rather than an async generator: a body abandoned half read leaves nothing
+    to finalize.
+    """
+
+    def __init__(self, data: bytes, cut: int | None = None) -> None:
+        self.data, self.cut = data, cut
+        self.sent = 0
+
+    def __aiter__(self) -> Chunked:
+        return self
+
+    async def __anext__(self) -> bytes:
+        end = len(self.data) if self.cut is None else self.cut
+        if self.sent >= end:
+            if self.cut is not None:
+                raise httpx.ReadError("connection reset")
+            raise StopAsyncIteration
+        piece = self.data[self.sent:min(self.sent + 64 * 1024, end)]
+        self.sent += len(piece)
+        return piece
+
+
+async def test_long_download_resumed_in_the_middle_of_a_batch(tmp_path: Path) -> None:
+    big = os.urandom(3 << 20)  # several write batches, the resume in the middle of one
+    cut = (3 << 20) // 2 + 12_345
+    calls: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers.get("range"))
+        if len(calls) == 1:
+            return httpx.Response(200, stream=Chunked(big, cut), headers={
+                "content-type": "audio/mpeg", "content-length": str(len(big))})
+        return httpx.Response(206, stream=Chunked(big[cut:]), headers={
+            "content-type": "audio/mpeg", "content-range": f"bytes {cut}-{len(big) - 1}/"
+                                                           f"{len(big)}"})
+
+    async with mock_session(handler) as s:
+        got = await s.suno.download(Track(id="t", audio_url="https://x.example/a"),
+                                    tmp_path / "a.mp3")
+    assert calls == [None, f"bytes={cut}-"]
+    assert (tmp_path / "a.mp3").read_bytes() == big
+    assert got.bytes_written == len(big) and got.resumes == 1
+    assert got.sha256 == hashlib.sha256(big).hexdigest()
+
+
+async def test_full_disk_during_a_download_leaves_nothing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def fills_up(fd: int, pieces: list[bytes], digest: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_files, "_write_all", fills_up)
+    requests = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        return httpx.Response(200, stream=Chunked(bytes(3 << 20)),
+                              headers={"content-type": "audio/mpeg"})
+
+    async with mock_session(handler) as s:
+        with pytest.raises(OSError, match="No space") as caught:
+            await s.suno.download(Track(id="t", audio_url="https://x.example/a"),
+                                  tmp_path / "a.mp3")
+    assert type(caught.value) is OSError
+    assert requests == 1  # a local failure is not retried over the network
+    assert leftovers(tmp_path) == []

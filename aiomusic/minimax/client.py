@@ -17,7 +17,7 @@ import httpx
 from .._call import Call, aclose, json_handler
 from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._events import Progress
-from .._files import AtomicFile
+from .._files import AtomicFile, write_behind
 from .._hexstream import HexAudioScanner
 from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
 from .._sources import AudioSource, local_source
@@ -139,8 +139,10 @@ class MiniMaxClient:
             path = Path(destination)
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
-                async with AtomicFile(path, overwrite=overwrite) as out:
-                    extra, trace = await self._decode(response, call, out.write)
+                async with AtomicFile(path, overwrite=overwrite) as out, \
+                        write_behind(out.write_many) as write:
+                    # decoding goes on while the previous batch is hashed and written
+                    extra, trace = await self._decode(response, call, write)
                 # the atomic rename happened on exit: only now is the file complete
                 return GenerationResult(status=2, extra_info=extra, trace_id=trace, path=path,
                                         bytes_written=out.bytes_written, sha256=out.sha256)
@@ -151,13 +153,20 @@ class MiniMaxClient:
                             f"{type(destination).__name__}")
         handle = destination
 
-        async def write(data: bytes) -> None:
-            await anyio.to_thread.run_sync(handle.write, data)
+        def put(pieces: list[bytes], tally: _Tally) -> None:  # in a worker thread
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            tally.add(data)
+            handle.write(data)
 
         async def to_file(response: httpx.Response, call: Call) -> GenerationResult:
-            sink = _Tally(write)
-            extra, trace = await self._decode(response, call, _batched(sink.write))
-            return sink.result(extra, trace)
+            tally = _Tally()
+
+            async def write(pieces: list[bytes]) -> None:
+                await anyio.to_thread.run_sync(put, pieces, tally)
+
+            async with write_behind(write) as hand_over:
+                extra, trace = await self._decode(response, call, hand_over)
+            return tally.result(extra, trace)
 
         return await self._session._send(call, to_file, timeout=timeout, retry=retry)
 
@@ -193,10 +202,13 @@ class MiniMaxClient:
         stream = AudioStream(receive)
 
         async def pump(response: httpx.Response, call: Call) -> GenerationResult:
-            sink = _Tally(send.send)
+            sink = _Tally()
+
+            async def hand_on(data: bytes) -> None:
+                await send.send(sink.add(data))
+
             try:
-                extra, trace = await self._decode(response, call,
-                                                  _batched(sink.write, 64 * 1024))
+                extra, trace = await self._decode(response, call, _batched(hand_on, 64 * 1024))
             except APIError as exc:
                 if sink.written:  # audio already handed out cannot be taken back: no retry
                     exc.retryable = False
@@ -313,35 +325,38 @@ class AudioStream:
 
 
 class _Tally:
-    """Passes decoded audio on to ``sink`` while counting and hashing it."""
+    """Counts and hashes the decoded audio that is handed on."""
 
-    def __init__(self, sink: Writer) -> None:
-        self._sink = sink
+    def __init__(self) -> None:
         self._digest = hashlib.sha256()
         self.written = 0
 
-    async def write(self, data: bytes) -> None:
+    def add(self, data: bytes) -> bytes:
         self._digest.update(data)
         self.written += len(data)
-        await self._sink(data)
+        return data
 
     def result(self, extra: ExtraInfo, trace: str | None) -> GenerationResult:
         return GenerationResult(status=2, extra_info=extra, trace_id=trace,
                                 bytes_written=self.written, sha256=self._digest.hexdigest())
 
 
-def _batched(write: Writer, size: int = 1 << 20) -> Writer:
-    """Gather decoded pieces into ~1 MiB writes; ``b""`` flushes what is left."""
-    buffer = bytearray()
+def _batched(write: Writer, size: int) -> Writer:
+    """Gather decoded pieces into writes of about ``size`` bytes; ``b""`` flushes the rest."""
+    pieces: list[bytes] = []
+    held = 0
 
     async def batched(data: bytes) -> None:
-        nonlocal buffer
+        nonlocal held
         if data:
-            buffer += data
-            if len(buffer) < size:
+            pieces.append(data)
+            held += len(data)
+            if held < size:
                 return
-        if buffer:
-            chunk, buffer = bytes(buffer), bytearray()
+        if pieces:
+            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            pieces.clear()
+            held = 0
             await write(chunk)
 
     return batched

@@ -22,7 +22,7 @@ from .._call import Call, Handler, aclose
 from .._config import LaneKind, Service
 from .._errors import AiomusicError, DeadlineExceededError, DownloadError
 from .._events import Progress
-from .._files import AtomicFile
+from .._files import AtomicFile, Writer, write_behind
 from .._models import DownloadResult
 
 if TYPE_CHECKING:
@@ -169,7 +169,9 @@ async def download_url(
     deadline = None if timeout is None else anyio.current_time() + timeout
     redirects = 0
     path = Path(destination)
-    async with AtomicFile(path, overwrite=overwrite) as out:
+    # the network is read on while the previous batch is hashed and written
+    async with AtomicFile(path, overwrite=overwrite) as out, \
+            write_behind(out.write_many) as write:
         while True:
             remaining = None
             if deadline is not None:
@@ -182,7 +184,7 @@ async def download_url(
                 headers["Range"] = f"bytes={state.written}-"
             call = Call(service=Service.SUNO, lane=LaneKind.TRANSFER, operation="suno.download",
                         method="GET", url=current, auth=False, headers=headers, key=key)
-            handler = _handler(session, state, out, limit, key)
+            handler = _handler(session, state, write, limit, key)
             try:
                 await session._send(call, handler, timeout=remaining, retry=retry)
                 break
@@ -210,7 +212,7 @@ async def download_url(
                           track_id=track_id, resumes=state.resumes)
 
 
-def _handler(session: MusicSession, state: _State, out: AtomicFile, limit: int, key: str
+def _handler(session: MusicSession, state: _State, write: Writer, limit: int, key: str
              ) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code
@@ -256,7 +258,7 @@ def _handler(session: MusicSession, state: _State, out: AtomicFile, limit: int, 
                 if state.written + len(chunk) > limit:
                     raise DownloadError(f"the download passed the {limit}-byte limit "
                                         "(pass max_bytes= to allow more)", url=where)
-                await out.write(chunk)
+                await write(chunk)
                 state.written += len(chunk)
                 progressed = True
                 if state.written - state.reported >= _PROGRESS_STEP:
