@@ -92,13 +92,13 @@ def validate_reference(source: Source, *, name: str | None = None, min_duration:
     """Check that a file is usable as a MiniMax reference: WAV or MP3, of an accepted length.
 
     Args:
-        source: As for :func:`probe_audio`.
+        source: As for `probe_audio()`.
         name: How to name the file in errors.
         min_duration: The duration must be more than this (seconds).
         max_duration: The duration must be at most this (seconds).
 
     Returns:
-        What :func:`probe_audio` found.
+        What `probe_audio()` found.
 
     Raises:
         AudioValidationError: The file is not audio, is truncated, or lasts too little or too long.

@@ -158,7 +158,7 @@ class Batch:
 
     Args:
         session: The session whose lanes, retries and keys the jobs use.
-        jobs: The jobs (see :func:`load_jobs`); ids must be unique.
+        jobs: The jobs (see `load_jobs()`); ids must be unique.
         out: The folder for the audio (created if missing).
         journal: A journal file: run the same batch again with it to resume (see
             ``docs/batch.md``). ``None`` runs without one.

@@ -1,6 +1,6 @@
 """What a provider hands to the session's choke point: a call description and an answer reader.
 
-Providers build :class:`Call` objects with pure functions and never touch httpx themselves; the
+Providers build `Call` objects with pure functions and never touch httpx themselves; the
 session sends them. A call's body is a factory, so a retry can re-create a streamed upload.
 """
 
@@ -118,8 +118,10 @@ _INVALID = object()
 def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
     """An answer reader: read the JSON body and classify it on both channels.
 
-    A 2xx answer that is not JSON is a :class:`ResponseError` (retryable unless the call was
-    paid, which becomes :class:`SubmissionUnknownError`: the service may have done the work).
+    A 2xx answer that is not JSON is a [`ResponseError`][aiomusic.ResponseError] (retryable unless
+    the call was
+    paid, which becomes [`SubmissionUnknownError`][aiomusic.SubmissionUnknownError]: the service
+    may have done the work).
     A non-2xx answer is classified by its status even when its body is not JSON.
     """
 

@@ -1,6 +1,6 @@
 """Batch progress for the ``aiomusic`` command: a live display, plain lines, or JSON lines.
 
-All three are fed the session's :class:`~aiomusic.JobProgress` events and the outcomes.
+All three are fed the session's [`JobProgress`][aiomusic.JobProgress] events and the outcomes.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def _check_url(url: str, name: str) -> str:
 
 @attrs.frozen
 class Endpoints:
-    """Base URLs of the services; point them all at an emulator with :meth:`local`.
+    """Base URLs of the services; point them all at an emulator with `local()`.
 
     Attributes:
         aimlapi: AI/ML API host (music-01 at ``/v2/generate/audio/minimax/...``).

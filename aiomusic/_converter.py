@@ -2,7 +2,7 @@
 
 The services mix camelCase (Suno record-info) and snake_case (Suno callbacks, MiniMax), and
 send ``createTime`` as a string or as epoch milliseconds. Everything is normalised here, and any
-shape we cannot read becomes a :class:`~aiomusic.ResponseError`, never a ``KeyError``.
+shape we cannot read becomes a [`ResponseError`][aiomusic.ResponseError], never a ``KeyError``.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def _tracks(value: object) -> tuple[Track, ...]:
 
 
 def structure(data: object, cls: type[T], *, what: str) -> T:
-    """Structure ``data`` into ``cls``; any failure becomes a :class:`ResponseError`."""
+    """Structure ``data`` into ``cls``; any failure becomes a
+    [`ResponseError`][aiomusic.ResponseError]."""
     try:
         if cls is TaskRecord:
             return _task_record(data)  # type: ignore[return-value]

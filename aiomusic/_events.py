@@ -106,7 +106,7 @@ class Progress(Event):
 
 @attrs.frozen
 class JobProgress(Event):
-    """A batch job moved on (see :class:`~aiomusic.Batch`).
+    """A batch job moved on (see [`Batch`][aiomusic.Batch]).
 
     Attributes:
         job: The job's id.

@@ -8,10 +8,10 @@ and renamed into place (and the folder fsynced where the platform allows). On an
 cancellation the temporary file is closed and removed and the destination is left as it was: an
 existing file stays untouched.
 
-:func:`write_behind` lets a producer go on (decoding, reading the network) while the previous
+`write_behind()` lets a producer go on (decoding, reading the network) while the previous
 batch is being written.
 
-The destination's folder must exist: a missing folder raises :class:`FileNotFoundError` rather
+The destination's folder must exist: a missing folder raises `FileNotFoundError` rather
 than being created silently (a typo in a path should not scatter folders around).
 """
 

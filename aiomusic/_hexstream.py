@@ -1,10 +1,10 @@
 """Incremental JSON scanner that decodes one huge hex string as the body arrives.
 
 MiniMax answers ``{"data": {"audio": "<hex>", "status": 2}, "trace_id": ..., "base_resp": ...}``
-where the hex can be 80 MB. :class:`HexAudioScanner` is a push parser: it finds the target string
+where the hex can be 80 MB. `HexAudioScanner` is a push parser: it finds the target string
 (``data.audio`` by default) wherever it sits in the document, decodes its hex with
-:func:`binascii.unhexlify` chunk by chunk, and keeps only the rest of the (small) document, which
-it parses with :func:`json.loads` at the end. Memory does not grow with the audio.
+`binascii.unhexlify()` chunk by chunk, and keeps only the rest of the (small) document, which
+it parses with `json.loads()` at the end. Memory does not grow with the audio.
 
 Behaviour worth knowing:
 
@@ -12,14 +12,17 @@ Behaviour worth knowing:
   ``unhexlify``; only when that fails (the closing quote, an escape or a bad character is in it)
   do we look for the quote and backslash with ``bytes.find``.
 * JSON escapes inside the hex string: ``\\u00XX`` escapes that spell a hex digit are decoded
-  (JSON allows escaping any character); any other escape raises :class:`AudioDecodeError`.
+  (JSON allows escaping any character); any other escape raises
+  [`AudioDecodeError`][aiomusic.AudioDecodeError].
 * A key on the target path that appears twice (``data`` twice at the top, or ``audio`` twice in
-  ``data``) raises :class:`ResponseError`: :func:`json.loads` would keep the last one silently,
+  ``data``) raises [`ResponseError`][aiomusic.ResponseError]: `json.loads()` would keep the last
+  one silently,
   after we had already decoded the first.
-* Invalid hex raises :class:`AudioDecodeError` from :meth:`HexAudioScanner.feed` as soon as the
+* Invalid hex raises [`AudioDecodeError`][aiomusic.AudioDecodeError] from `HexAudioScanner.feed()`
+as soon as the
   bad character arrives; an odd number of hex digits raises it when the string closes.
-* A malformed or truncated document raises :class:`ResponseError` from
-  :meth:`HexAudioScanner.close`.
+* A malformed or truncated document raises [`ResponseError`][aiomusic.ResponseError] from
+  `HexAudioScanner.close()`.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class _Frame:
 
 
 class HexAudioScanner:
-    """Push parser: feed the body's chunks, get decoded audio back, then :meth:`close`.
+    """Push parser: feed the body's chunks, get decoded audio back, then `close()`.
 
     Args:
         path: The keys leading to the hex string, from the top-level object.
@@ -111,7 +114,7 @@ class HexAudioScanner:
 
     @property
     def document(self) -> dict[str, Any] | None:
-        """The document :meth:`close` returned, or ``None`` before it succeeded."""
+        """The document `close()` returned, or ``None`` before it succeeded."""
         return self._document
 
     def feed(self, chunk: bytes) -> bytes:
@@ -146,7 +149,7 @@ class HexAudioScanner:
         """Finish the body and parse everything but the audio.
 
         Returns:
-            The document as :func:`json.loads` returns it, with the target string replaced by
+            The document as `json.loads()` returns it, with the target string replaced by
             ``""`` (a non-string target, such as ``null`` from a failed call, is kept as is).
 
         Raises:

@@ -96,7 +96,7 @@ class JobRecord:
 
 
 class Journal:
-    """One batch's journal file. Open it with :meth:`open`; close it with :meth:`aclose`."""
+    """One batch's journal file. Open it with `open()`; close it with `aclose()`."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection,
                  limiter: anyio.CapacityLimiter) -> None:

@@ -92,8 +92,8 @@ class Permit:
 class Lane:
     """A concurrency limit that adapts, a rate window and a shared pause.
 
-    Use :meth:`permit` around each request attempt, then report the outcome with
-    :meth:`succeeded` or :meth:`rejected`.
+    Use `permit()` around each request attempt, then report the outcome with
+    `succeeded()` or `rejected()`.
     """
 
     def __init__(self, name: str, config: LaneConfig, *,

@@ -87,7 +87,7 @@ class ExtraInfo:
     """``extra_info`` of a generation: the old ``audio_*`` and the newer ``music_*`` fields.
 
     Durations are milliseconds and sizes bytes, as the services send them; use
-    :attr:`duration_ms`, :attr:`size` and :attr:`sample_rate`, which read whichever is present.
+    `duration_ms`, `size` and `sample_rate`, which read whichever is present.
     """
 
     audio_length: int | None = None
@@ -276,9 +276,9 @@ class CallbackEvent:
 
 @attrs.frozen
 class UploadedFile:
-    """A file stored by Suno's File Upload API; pass :attr:`download_url` as ``upload_url``.
+    """A file stored by Suno's File Upload API; pass `download_url` as ``upload_url``.
 
-    The service deletes uploads after 3 days: keep :attr:`uploaded_at` to know when to redo it.
+    The service deletes uploads after 3 days: keep `uploaded_at` to know when to redo it.
     """
 
     download_url: str
@@ -290,7 +290,7 @@ class UploadedFile:
 
     @property
     def expires_at(self) -> dt.datetime | None:
-        """When the service deletes the file (:data:`UPLOAD_RETENTION` after the upload)."""
+        """When the service deletes the file (`UPLOAD_RETENTION` after the upload)."""
         return None if self.uploaded_at is None else self.uploaded_at + UPLOAD_RETENTION
 
     def is_expired(self, *, now: dt.datetime | None = None, margin: dt.timedelta = dt.timedelta(

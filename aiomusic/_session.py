@@ -104,7 +104,7 @@ class MusicSession:
         timeout: Per-phase httpx timeouts (a float sets all phases); the default waits up to
             300 s for a byte of a slow generation but only 10 s to connect.
         http_client: Your own ``httpx.AsyncClient``; aiomusic will not close it.
-        on_event: Called with every :class:`~aiomusic.events.Event` (must not block).
+        on_event: Called with every [`Event`][aiomusic.Event] (must not block).
         allow_http_hosts: Hosts whose plain-http URLs downloads may fetch (an emulator's).
         suno_callback_url: The default ``callBackUrl`` of Suno submissions (the service requires
             one even when you only poll).

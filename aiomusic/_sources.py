@@ -1,6 +1,6 @@
 """Audio sources for uploads: a path, bytes, a seekable file object, or an async byte iterable.
 
-Every kind becomes a :class:`LocalSource` that can be validated (in a worker thread) and opened
+Every kind becomes a `LocalSource` that can be validated (in a worker thread) and opened
 afresh for each attempt, so a retry re-sends the same bytes, streamed from disk, never held whole
 in memory. An async iterable is spooled to a temporary file first (it can be read only once).
 """
@@ -66,7 +66,7 @@ def _window(handle: BinaryIO) -> Iterator[IO[bytes]]:
 @asynccontextmanager
 async def local_source(source: AudioSource, *, name: str | None = None
                        ) -> AsyncIterator[LocalSource]:
-    """Turn any accepted source into a :class:`LocalSource` for the duration of the block.
+    """Turn any accepted source into a `LocalSource` for the duration of the block.
 
     Raises:
         InputError: the source is of an unsupported type or a non-seekable file object.

@@ -1,10 +1,10 @@
 """Suno callbacks: parse the bodies Suno POSTs to ``callBackUrl``, and receive them over ASGI.
 
-:func:`parse_callback` turns a body (``{code, msg, data: {callbackType, task_id, data}}``, items
+`parse_callback()` turns a body (``{code, msg, data: {callbackType, task_id, data}}``, items
 in snake_case, ``createTime`` as a string or epoch milliseconds) into a
-:class:`~aiomusic.CallbackEvent`, or raises :class:`~aiomusic.ResponseError`.
+[`CallbackEvent`][aiomusic.CallbackEvent], or raises [`ResponseError`][aiomusic.ResponseError].
 
-:class:`CallbackReceiver` is a plain ASGI app (no web framework needed) that mounts in FastAPI
+`CallbackReceiver` is a plain ASGI app (no web framework needed) that mounts in FastAPI
 or Starlette, or runs alone under any ASGI server::
 
     receiver = CallbackReceiver()                      # a random secret token

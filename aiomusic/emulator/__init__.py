@@ -1,8 +1,8 @@
 """A local emulator of the AI/ML API (music-01), MiniMax music and the Suno API.
 
-Start it in-process with :class:`Emulator` (``with`` or ``async with``), from the command
+Start it in-process with `Emulator` (``with`` or ``async with``), from the command
 line with ``aiomusic emulator`` / ``python -m aiomusic.emulator``, or mount
-:func:`create_app` in any ASGI server (with lifespan on). See docs/emulator.md.
+`create_app()` in any ASGI server (with lifespan on). See docs/emulator.md.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 def check_purpose(purpose: Purpose | str) -> Purpose:
-    """``purpose`` as a :class:`Purpose`, or an :class:`InputError` naming the choices."""
+    """``purpose`` as a [`Purpose`][aiomusic.Purpose], or an [`InputError`][aiomusic.InputError]
+    naming the choices."""
     try:
         return Purpose(purpose)
     except ValueError:

@@ -38,10 +38,10 @@ _PROGRESS_STEP = 256 * 1024
 
 
 class MiniMaxClient:
-    """MiniMax music-01 calls of one :class:`~aiomusic.MusicSession`.
+    """MiniMax music-01 calls of one [`MusicSession`][aiomusic.MusicSession].
 
-    music-01 works in two steps: :meth:`upload_reference` sends a reference track and returns a
-    voice id and/or an instrumental id; :meth:`generate` writes a new song from lyrics in the
+    music-01 works in two steps: `upload_reference()` sends a reference track and returns a
+    voice id and/or an instrumental id; `generate()` writes a new song from lyrics in the
     style of those references.
     """
 
@@ -64,7 +64,8 @@ class MiniMaxClient:
             retry: Overrides the session's retry policy.
 
         Returns:
-            The ids the purpose promises (a missing one raises :class:`ResponseError`).
+            The ids the purpose promises (a missing one raises
+            [`ResponseError`][aiomusic.ResponseError]).
 
         Raises:
             AudioValidationError: the file is not usable (format, duration, truncation).
@@ -111,7 +112,7 @@ class MiniMaxClient:
                 object (written as the audio arrives; on failure it may hold part of it).
             lyrics: Up to 600 characters. ``\\n`` separates lines, ``\\n\\n`` adds a pause, and
                 ``##`` at the start and end adds accompaniment around the song.
-            refer_voice: A voice id from :meth:`upload_reference` (voice alone: an a cappella).
+            refer_voice: A voice id from `upload_reference()` (voice alone: an a cappella).
             refer_instrumental: An instrumental id (alone: a pure instrumental).
             audio_setting: Format (mp3/wav/pcm), sample rate and bitrate of the output.
             overwrite: Whether an existing file at a path destination may be replaced.
@@ -190,7 +191,7 @@ class MiniMaxClient:
                     ...
             print(audio.result.sha256)
 
-        The arguments are those of :meth:`generate`. Once the first byte was handed out the call
+        The arguments are those of `generate()`. Once the first byte was handed out the call
         is never retried; a failure then raises from the iteration.
         """
         payload = proto.check_generate(self._session.minimax_service, lyrics=lyrics,
@@ -305,7 +306,7 @@ class MiniMaxClient:
 
 
 class AudioStream:
-    """Decoded audio bytes of a generation, as an async iterator; :attr:`result` at the end."""
+    """Decoded audio bytes of a generation, as an async iterator; `result` at the end."""
 
     def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
         self._receive = receive

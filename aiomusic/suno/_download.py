@@ -1,6 +1,6 @@
 """Downloading generated tracks: https only, redirects re-checked, Range resume, atomic files.
 
-Each response is read by a handler that writes into one :class:`~aiomusic._files.AtomicFile`
+Each response is read by a handler that writes into one `AtomicFile`
 across attempts: a dropped connection after some bytes arrived becomes a new request with
 ``Range: bytes=<written>-`` (the handler also copes with a server that ignores Range, by
 skipping what it already has). Nothing appears at the destination until the file is complete.

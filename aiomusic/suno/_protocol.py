@@ -66,7 +66,8 @@ def parse_credits(body: Mapping[str, Any]) -> int:
 
 
 def check_http_url(value: object, *, field: str) -> str:
-    """``value`` if it is an absolute http(s) URL with a host, else an :class:`InputError`."""
+    """``value`` if it is an absolute http(s) URL with a host, else an
+    [`InputError`][aiomusic.InputError]."""
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{field} must be an absolute http(s) URL, got {value!r}", field=field)
     try:

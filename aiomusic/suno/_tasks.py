@@ -1,8 +1,9 @@
 """Following a Suno task: polling record-info on a backoff schedule, woken by callbacks.
 
-A :class:`SunoTask` learns its status from two sources, whichever comes first: polls of
+A [`SunoTask`][aiomusic.SunoTask] learns its status from two sources, whichever comes first: polls
+of
 ``record-info`` in the session's *poll* lane (so thousands of waiting tasks share the key's
-budget), and callbacks delivered to an attached :class:`~aiomusic.callbacks.CallbackReceiver`.
+budget), and callbacks delivered to an attached `CallbackReceiver`.
 Both feed one monotonic state: a report of an earlier stage never moves a task backwards.
 """
 
@@ -67,7 +68,7 @@ class PollSchedule:
 
 @attrs.frozen
 class BoundTrack(Track):
-    """A :class:`~aiomusic.Track` that knows its session, so ``await track.download(path)``."""
+    """A [`Track`][aiomusic.Track] that knows its session, so ``await track.download(path)``."""
 
     _client: SunoClient | None = attrs.field(default=None, kw_only=True, alias="client",
                                              eq=False, repr=False)
@@ -91,8 +92,8 @@ def _public(attribute: attrs.Attribute[object], _value: object) -> bool:
 class SunoTask:
     """A submitted Add Instrumental task: wait for it, watch it, or look it up.
 
-    Get one from :meth:`SunoClient.add_instrumental`, or resume one from its id alone with
-    :meth:`SunoClient.task` (after a restart, say).
+    Get one from `SunoClient.add_instrumental()`, or resume one from its id alone with
+    `SunoClient.task()` (after a restart, say).
 
     Attributes:
         task_id: The service's task id.
@@ -227,7 +228,7 @@ class SunoTask:
 
         The first item is the status known now (``PENDING`` after a submission). Stages may
         be skipped (Suno can go straight to ``SUCCESS``) but never repeat or go backwards.
-        A failure status is yielded, then :class:`~aiomusic.TaskFailedError` is raised.
+        A failure status is yielded, then [`TaskFailedError`][aiomusic.TaskFailedError] is raised.
         """
         schedule = poll or self._client.poll_schedule
         deadline = _deadline(timeout)

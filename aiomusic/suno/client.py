@@ -29,7 +29,7 @@ _PLACEHOLDER_URL = "https://upload.invalid/pending"
 
 
 class SunoClient:
-    """Suno API calls of one :class:`~aiomusic.MusicSession`.
+    """Suno API calls of one [`MusicSession`][aiomusic.MusicSession].
 
     Attributes:
         poll_schedule: How tasks poll ``record-info`` unless a call says otherwise.
@@ -49,7 +49,7 @@ class SunoClient:
         fallback, since Suno stops calling back after 3 failed attempts).
 
         Args:
-            receiver: A :class:`~aiomusic.callbacks.CallbackReceiver` mounted in your app.
+            receiver: A `CallbackReceiver` mounted in your app.
             public_url: The public URL of its mount point (``https://example.com/suno/cb``).
 
         Returns:
@@ -193,7 +193,7 @@ class SunoClient:
     def task(self, task_id: str) -> SunoTask:
         """A handle on an existing task, from its id alone (e.g. after a restart).
 
-        Its first :meth:`~SunoTask.wait` or :meth:`~SunoTask.watch` looks it up at once.
+        Its first `wait()` or `watch()` looks it up at once.
         """
         given: object = task_id
         if not isinstance(given, str) or not given.strip():
