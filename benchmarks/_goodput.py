@@ -18,6 +18,7 @@ service refused (429).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
@@ -55,8 +56,9 @@ async def _not_before(p: dict[str, Any]) -> None:
     await anyio.sleep(max(0.0, p.get("not_before", 0.0) - time.monotonic()))
 
 
-async def naive(p: dict[str, Any]) -> dict[str, Any]:
-    """Fire every job at once; a refused job is a failed job."""
+async def _plain_httpx(p: dict[str, Any], *, attempts: int,
+                       gate: asyncio.Semaphore | None) -> dict[str, Any]:
+    """Every job as plain httpx calls: ``attempts`` tries each, openai's waits in between."""
     await _not_before(p)
     requests = rejected = 0
     limits = httpx.Limits(max_connections=p["concurrency"])
@@ -66,14 +68,19 @@ async def naive(p: dict[str, Any]) -> dict[str, Any]:
 
             async def one(i: int) -> bool:
                 nonlocal requests, rejected
-                requests += 1
-                audio = _ok(await client.post(p["url"] + GENERATE, json=_body(p["voice"]),
-                                              headers=headers))
-                if audio is None:
-                    rejected += 1
-                    return False
-                Path(folder, f"{i}.mp3").write_bytes(audio)  # noqa: ASYNC240 - the naive way
-                return True
+                async with gate or contextlib.nullcontext():
+                    for retries_taken in range(attempts):
+                        requests += 1
+                        response = await client.post(p["url"] + GENERATE,
+                                                     json=_body(p["voice"]), headers=headers)
+                        audio = _ok(response)
+                        if audio is not None:
+                            Path(folder, f"{i}.mp3").write_bytes(audio)  # noqa: ASYNC240
+                            return True
+                        rejected += 1
+                        if retries_taken < attempts - 1:
+                            await asyncio.sleep(_openai_wait(retries_taken, response))
+                return False
 
             started = time.perf_counter()
             done = await asyncio.gather(*(one(i) for i in range(p["n"])),
@@ -82,6 +89,11 @@ async def naive(p: dict[str, Any]) -> dict[str, Any]:
     ok = sum(1 for d in done if d is True)
     return {"seconds": seconds, "ok": ok, "failed": p["n"] - ok, "requests": requests,
             "rejected": rejected}
+
+
+async def naive(p: dict[str, Any]) -> dict[str, Any]:
+    """``asyncio.gather`` of plain httpx calls: no limit, no retry; a refusal fails the job."""
+    return await _plain_httpx(p, attempts=1, gate=None)
 
 
 def _openai_wait(retries_taken: int, response: httpx.Response | None) -> float:
@@ -102,37 +114,7 @@ def _openai_wait(retries_taken: int, response: httpx.Response | None) -> float:
 
 async def openai_style(p: dict[str, Any]) -> dict[str, Any]:
     """A semaphore of 64 and openai-python's retry policy (3 attempts in all)."""
-    await _not_before(p)
-    requests = rejected = 0
-    semaphore = asyncio.Semaphore(p["concurrency"])
-    limits = httpx.Limits(max_connections=p["concurrency"])
-    headers = {"Authorization": f"Bearer {KEY}"}
-    with tempfile.TemporaryDirectory() as folder:
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-
-            async def one(i: int) -> bool:
-                nonlocal requests, rejected
-                async with semaphore:
-                    for retries_taken in range(3):
-                        requests += 1
-                        response = await client.post(p["url"] + GENERATE,
-                                                     json=_body(p["voice"]), headers=headers)
-                        audio = _ok(response)
-                        if audio is not None:
-                            Path(folder, f"{i}.mp3").write_bytes(audio)  # noqa: ASYNC240
-                            return True
-                        rejected += 1
-                        if retries_taken < 2:
-                            await asyncio.sleep(_openai_wait(retries_taken, response))
-                return False
-
-            started = time.perf_counter()
-            done = await asyncio.gather(*(one(i) for i in range(p["n"])),
-                                        return_exceptions=True)
-            seconds = time.perf_counter() - started
-    ok = sum(1 for d in done if d is True)
-    return {"seconds": seconds, "ok": ok, "failed": p["n"] - ok, "requests": requests,
-            "rejected": rejected}
+    return await _plain_httpx(p, attempts=3, gate=asyncio.Semaphore(p["concurrency"]))
 
 
 async def with_aiomusic(p: dict[str, Any]) -> dict[str, Any]:

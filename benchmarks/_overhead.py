@@ -15,16 +15,20 @@ of a noisy machine; each side's figure is its total over all its batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import resource
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
 from ._common import KEY, Emulator, run_child
+
+if TYPE_CHECKING:
+    from aiomusic import MusicSession
 
 __all__ = ["CASES", "run"]
 
@@ -78,16 +82,24 @@ async def _alternate(p: dict[str, Any], plain: Call, ours: Call) -> dict[str, An
             "aiomusic_cpu": totals["aiomusic"][1]}
 
 
-async def generate(p: dict[str, Any]) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _sides(p: dict[str, Any], lane: str, **keys: str
+                 ) -> AsyncIterator[tuple[httpx.AsyncClient, MusicSession]]:
+    """A plain client, and a session on a client of its own with ``lane`` open to 64 at once."""
     from aiomusic import LaneConfig, MusicSession
 
-    body = {"model": "music-01", "lyrics": LYRICS, "refer_voice": p["voice"]}
-    headers = {"Authorization": f"Bearer {KEY}"}
-    lane = LaneConfig(max_concurrency=p["concurrency"], initial_concurrency=p["concurrency"])
+    config = LaneConfig(max_concurrency=p["concurrency"], initial_concurrency=p["concurrency"])
     async with httpx.AsyncClient(limits=_limits(p), timeout=60) as client, \
             httpx.AsyncClient(limits=_limits(p), timeout=60) as own, \
-            MusicSession(base_url=p["url"], aimlapi_key=KEY, http_client=own,
-                         lanes={"aimlapi.submit": lane}) as session:
+            MusicSession(base_url=p["url"], http_client=own, lanes={lane: config},
+                         **keys) as session:  # type: ignore[arg-type]
+        yield client, session
+
+
+async def generate(p: dict[str, Any]) -> dict[str, Any]:
+    body = {"model": "music-01", "lyrics": LYRICS, "refer_voice": p["voice"]}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with _sides(p, "aimlapi.submit", aimlapi_key=KEY) as (client, session):
 
         async def plain() -> None:
             answer = await client.post(p["url"] + GENERATE, json=body, headers=headers)
@@ -104,14 +116,8 @@ async def generate(p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def credits(p: dict[str, Any]) -> dict[str, Any]:
-    from aiomusic import LaneConfig, MusicSession
-
     headers = {"Authorization": f"Bearer {KEY}"}
-    lane = LaneConfig(max_concurrency=p["concurrency"], initial_concurrency=p["concurrency"])
-    async with httpx.AsyncClient(limits=_limits(p), timeout=60) as client, \
-            httpx.AsyncClient(limits=_limits(p), timeout=60) as own, \
-            MusicSession(base_url=p["url"], suno_key=KEY, http_client=own,
-                         lanes={"suno.poll": lane}) as session:
+    async with _sides(p, "suno.poll", suno_key=KEY) as (client, session):
 
         async def plain() -> None:
             answer = await client.get(p["url"] + CREDIT, headers=headers)
