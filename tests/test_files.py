@@ -458,3 +458,17 @@ def test_write_behind_batch_size_must_be_positive() -> None:
 async def _enter(write: Any) -> None:
     async with write_behind(write, batch_size=0):
         raise AssertionError  # pragma: no cover
+
+
+async def test_write_behind_failure_of_the_last_batch_surfaces_at_the_exit() -> None:
+    async def write(batch: list[bytes]) -> None:
+        await anyio.sleep(0.01)  # fails after the caller has handed everything over
+        raise OSError(errno.EIO, "Input/output error")
+
+    async def run() -> None:
+        async with write_behind(write, batch_size=2) as hand_over:
+            await hand_over(b"ab")  # exactly one batch: taken by the helper
+
+    with pytest.raises(OSError, match="Input/output") as caught:
+        await run()
+    assert type(caught.value) is OSError
