@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ import httpx
 from .._call import Call, aclose, json_handler
 from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._events import Progress
-from .._files import AtomicFile, write_behind
+from .._files import AtomicFile, Writer, write_behind
 from .._hexstream import HexAudioScanner
 from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
 from .._sources import AudioSource, local_source
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["AudioStream", "MiniMaxClient"]
 
 Destination = str | os.PathLike[str] | IO[bytes]
-Writer = Callable[[bytes], Awaitable[None]]
-"""Receives decoded audio; ``b""`` means "flush what you buffered"."""
 
 _PROGRESS_STEP = 256 * 1024
 """Decoded bytes between two ``decoding`` progress events of a generation to a path."""
