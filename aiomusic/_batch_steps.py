@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import attrs
 
-from ._errors import AiomusicError, LocalFileError
+from ._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
 from ._events import JobProgress
 from ._journal import FileRecord, JobState, Journal
 from ._log import redact
@@ -165,7 +165,12 @@ class Steps:
                     timeout=self.generate_timeout)
             await self.mark(run, JobState.SUBMITTED, task_id=task.task_id)
             self._emit(run, "submitted")
-        result = await task.wait(timeout=self.task_timeout, poll=self.poll)
+        try:
+            result = await task.wait(timeout=self.task_timeout, poll=self.poll)
+        except (BadRequestError, NotFoundError) as exc:
+            if resume is None:
+                raise
+            raise _lost(job.id, resume, exc) from exc
         return await self._download(run, job, result.tracks)
 
     async def _download(self, run: _Run, job: SunoJob, tracks: tuple[Any, ...]
@@ -256,3 +261,16 @@ def _prepare_dest(dest: Path) -> bool:
     except OSError as exc:
         raise LocalFileError(f"cannot create the folder {dest.parent}: {exc.strerror or exc}",
                              path=str(dest.parent)) from exc
+
+
+def _lost(job_id: str, task_id: str, refusal: APIError) -> NotFoundError:
+    """The error for a task that an earlier run submitted and the service no longer knows."""
+    said = refusal.provider_message or refusal.message
+    return NotFoundError(
+        f"job {job_id}: the service does not know task {task_id}, which an earlier run "
+        f"submitted ({said}). Suno keeps tasks for about 14 days, and an embedded emulator "
+        "(--emulator) forgets its tasks when its command ends. The submission was paid; to "
+        "generate the job again, give it a new id or use a new journal",
+        provider=refusal.provider, status_code=refusal.status_code,
+        provider_code=refusal.provider_code, provider_message=refusal.provider_message,
+        trace_id=refusal.trace_id, body=refusal.body)

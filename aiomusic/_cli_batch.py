@@ -11,6 +11,7 @@ import attrs
 
 from ._batch import Batch, BatchSummary
 from ._cli_common import (
+    EMBEDDED,
     Backend,
     Output,
     backend,
@@ -79,7 +80,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
         result = anyio.run(drive, Drive(where, jobs, Path(args.out), journal, args.concurrency,
                                         args.resubmit_unknown, args.generate_timeout,
                                         args.task_timeout), output)
-    return finish(result, output, journal=journal, again="the same command")
+    return finish(result, output, journal=journal, again="the same command",
+                  ephemeral=where.endpoint == EMBEDDED)
 
 
 @attrs.frozen
@@ -136,8 +138,12 @@ async def drive(plan: Drive, output: Output) -> Result:
     return Result(batch.summary, pauses, signal=stopped[0] if stopped else None)
 
 
-def finish(result: Result, output: Output, *, journal: Path | None, again: str) -> int:
-    """Print the summary (or the error) and choose the exit status."""
+def finish(result: Result, output: Output, *, journal: Path | None, again: str,
+           ephemeral: bool = False) -> int:
+    """Print the summary (or the error) and choose the exit status.
+
+    ``ephemeral``: the services were an embedded emulator, whose tasks end with the command.
+    """
     if result.summary is None:
         output.error(result.error or "the batch did not run")
         return 2
@@ -153,6 +159,10 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str) 
         if journal is not None:
             hint = (f"stopped: the journal {journal} is consistent; run {again} again to "
                     "resume (finished jobs are skipped, submitted tasks followed by id)")
+            if ephemeral:
+                hint += ("; but the embedded emulator's Suno tasks ended with this command, so "
+                         "to resume them, run `aiomusic emulator` in another terminal and pass "
+                         "its --base-url instead of --emulator")
         else:
             hint = "stopped; no journal was kept, so a new run starts over"
         output.error(hint)

@@ -20,7 +20,8 @@ from .suno import PollSchedule
 if TYPE_CHECKING:
     from .emulator import Timings
 
-__all__ = ["Backend", "Output", "add_service_options", "backend", "one_error", "watch_signals"]
+__all__ = ["EMBEDDED", "Backend", "Output", "add_service_options", "backend", "one_error",
+           "watch_signals"]
 
 EMULATOR_KEY = "aiomusic-emulator-key"
 NOWHERE = "https://callbacks.invalid/aiomusic"
@@ -108,6 +109,10 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
         yield emulated(emu.url, kwargs, poll=poll)
 
 
+EMBEDDED = "embedded emulator"
+"""The journal's endpoint label for an embedded emulator (it lives as long as its command)."""
+
+
 def emulator_timings() -> Timings:
     """Seconds instead of minutes: what `--emulator` and the demo run with."""
     from .emulator import Timings
@@ -125,7 +130,7 @@ def emulated(url: str, kwargs: dict[str, Any] | None = None, *,
     result["suno_callback_url"] = result.get("suno_callback_url") or NOWHERE
     result["allow_http_hosts"] = (*result.get("allow_http_hosts", ()), "127.0.0.1")
     result["retry"] = RetryPolicy(base_delay=0.2, max_delay=2.0, maintenance_delay=0.5)
-    return Backend(result, endpoint="embedded emulator", poll=poll or fast_poll(),
+    return Backend(result, endpoint=EMBEDDED, poll=poll or fast_poll(),
                    label=f"the embedded emulator at {url}")
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from aiomusic import (
     AudioDecodeError,
+    BadRequestError,
     Batch,
     ConfigurationError,
     Event,
@@ -24,6 +25,7 @@ from aiomusic import (
     LaneConfig,
     LocalFileError,
     MusicSession,
+    NotFoundError,
     PollSchedule,
     RetryPolicy,
     SubmissionUnknownError,
@@ -247,6 +249,26 @@ async def test_a_failed_download_resumes_the_task(emulator: Emulator, tmp_path: 
     assert again[0].status == "completed" and again[0].resumed
     assert again[0].task_id == outcomes[0].task_id
     assert emulator.counters.paid() == 1  # followed by id, not submitted again
+
+
+async def test_a_task_the_service_forgot_is_reported_not_resubmitted(emulator: Emulator,
+                                                                     tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path, songs=0, instrumentals=1)
+    out, journal = tmp_path / "out", tmp_path / "j"
+    (out / "inst-0-1.mp3").mkdir(parents=True)  # in the way: the job fails after submitting
+    first, _ = await run(emulator, jobs, out, journal=journal)
+    assert first[0].status == "failed" and first[0].task_id
+    (out / "inst-0-1.mp3").rmdir()
+    emulator.reset()  # the service no longer knows the task (expired, or a new emulator)
+    again, _ = await run(emulator, jobs, out, journal=journal)
+    error = again[0].error
+    assert again[0].status == "failed" and isinstance(error, NotFoundError)
+    assert f"task {first[0].task_id}" in str(error) and "earlier run" in str(error)
+    assert "new id or use a new journal" in str(error)
+    assert error.provider == "suno" and error.provider_message == "taskId not found"
+    assert isinstance(error.__cause__, BadRequestError)
+    assert emulator.counters.paid() == 0  # not submitted again behind the user's back
+    assert journal_rows(journal)["inst-0"]["error_type"] == "NotFoundError"
 
 
 async def test_stopping_a_batch_keeps_the_journal_consistent(tmp_path: Path) -> None:

@@ -254,6 +254,7 @@ def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path: Path) -> None:
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "run the same command again to resume" in err
+        assert "embedded emulator" not in err  # its own server keeps the tasks
         rows = journal_rows(out / "aiomusic-journal.sqlite")
         assert {r["state"] for r in rows.values()} <= {"pending", "submitted", "unknown",
                                                         "completed"}
@@ -264,3 +265,22 @@ def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path: Path) -> None:
                                check=False)
         assert again.returncode == 0, again.stderr
         assert "5 of 5 jobs done" in again.stdout
+
+
+def test_ctrl_c_on_the_embedded_emulator_says_where_tasks_survive(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path, songs=1, instrumentals=2)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*CLI, "batch", str(jobs), "--out", str(out), "--emulator",
+                             "--plain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "submitted" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    assert "embedded emulator's Suno tasks ended with this command" in err
+    assert "`aiomusic emulator`" in err and "--base-url" in err
+
