@@ -238,21 +238,26 @@ def test_sigkill_then_resume_pays_nothing_twice(tmp_path: Path) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".") and "part" in p.name]
 
 
+def interrupted_batch(args: list[str]) -> str:
+    """Run the CLI with ``args``, press Ctrl-C once a task is submitted; its stderr (exit 130)."""
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "submitted" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    return err
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path, songs=3, instrumentals=2)
     out = tmp_path / "out"
     with emulator_process("--speed", "4", "--no-limits") as url:
-        proc = subprocess.Popen([*CLI, *batch_args(jobs, out, url, "--plain")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env())
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "submitted" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, err
+        err = interrupted_batch(batch_args(jobs, out, url, "--plain"))
         assert "run the same command again to resume" in err
         assert "embedded emulator" not in err  # its own server keeps the tasks
         rows = journal_rows(out / "aiomusic-journal.sqlite")
@@ -270,16 +275,7 @@ def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path: Path) -> None:
 def test_ctrl_c_on_the_embedded_emulator_says_where_tasks_survive(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path, songs=1, instrumentals=2)
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "batch", str(jobs), "--out", str(out), "--emulator",
-                             "--plain"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env())
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "submitted" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    err = interrupted_batch(["batch", str(jobs), "--out", str(out), "--emulator", "--plain"])
     assert "run the same command again to resume" in err
     assert "embedded emulator's Suno tasks ended with this command" in err
     assert "`aiomusic emulator`" in err and "--base-url" in err
