@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ def sql(path: Path, query: str, *args: object) -> list[tuple[Any, ...]]:
             return db.execute(query, args).fetchall()
     finally:
         db.close()
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    """A new journal at ``tmp_path / "j.db"``, closed after the test."""
+    opened = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 async def test_open_creates_parent_folders_and_meta(tmp_path: Path) -> None:
@@ -63,15 +74,11 @@ async def test_wal_mode_is_on(tmp_path: Path) -> None:
     assert sql(path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
 
 
-async def test_add_records_a_pending_job(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        before = time.time()
-        await journal.add("song-01", kind="minimax", fingerprint="abc")
-        await journal.add("inst-01", kind="suno", fingerprint="def")
-        records = await journal.records()
-    finally:
-        await journal.aclose()
+async def test_add_records_a_pending_job(journal: Journal) -> None:
+    before = time.time()
+    await journal.add("song-01", kind="minimax", fingerprint="abc")
+    await journal.add("inst-01", kind="suno", fingerprint="def")
+    records = await journal.records()
     assert set(records) == {"song-01", "inst-01"}
     song = records["song-01"]
     assert isinstance(song, JobRecord)
@@ -83,109 +90,85 @@ async def test_add_records_a_pending_job(tmp_path: Path) -> None:
     assert records["inst-01"].kind == "suno"
 
 
-async def test_add_is_a_no_op_for_a_known_job(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.add("a", kind="suno", fingerprint="one")
-        await journal.update("a", JobState.SUBMITTED, task_id="t-1")
-        await journal.add("a", kind="minimax", fingerprint="two")
-        [record] = (await journal.records()).values()
-    finally:
-        await journal.aclose()
+async def test_add_is_a_no_op_for_a_known_job(journal: Journal) -> None:
+    await journal.add("a", kind="suno", fingerprint="one")
+    await journal.update("a", JobState.SUBMITTED, task_id="t-1")
+    await journal.add("a", kind="minimax", fingerprint="two")
+    [record] = (await journal.records()).values()
     assert (record.kind, record.fingerprint, record.state, record.task_id) == \
         ("suno", "one", JobState.SUBMITTED, "t-1")
 
 
-async def test_update_through_the_states(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.add("a", kind="suno", fingerprint="f")
+async def test_update_through_the_states(journal: Journal, tmp_path: Path) -> None:
+    await journal.add("a", kind="suno", fingerprint="f")
 
-        async def record() -> JobRecord:
-            return (await journal.records())["a"]
+    async def record() -> JobRecord:
+        return (await journal.records())["a"]
 
-        await journal.update("a", JobState.SUBMITTING)
-        assert (await record()).state is JobState.SUBMITTING
-        assert (await record()).task_id is None
+    await journal.update("a", JobState.SUBMITTING)
+    assert (await record()).state is JobState.SUBMITTING
+    assert (await record()).task_id is None
 
-        await journal.update("a", JobState.SUBMITTED, task_id="task-1", trace_id="trace-1")
-        now = await record()
-        assert (now.state, now.task_id, now.trace_id) == (JobState.SUBMITTED, "task-1", "trace-1")
+    await journal.update("a", JobState.SUBMITTED, task_id="task-1", trace_id="trace-1")
+    now = await record()
+    assert (now.state, now.task_id, now.trace_id) == (JobState.SUBMITTED, "task-1", "trace-1")
 
-        await journal.update("a", JobState.FAILED, error=("TaskFailedError", "it broke"))
-        now = await record()
-        assert now.state is JobState.FAILED
-        assert (now.error_type, now.error) == ("TaskFailedError", "it broke")
-        assert now.task_id == "task-1" and now.trace_id == "trace-1"  # kept
+    await journal.update("a", JobState.FAILED, error=("TaskFailedError", "it broke"))
+    now = await record()
+    assert now.state is JobState.FAILED
+    assert (now.error_type, now.error) == ("TaskFailedError", "it broke")
+    assert now.task_id == "task-1" and now.trace_id == "trace-1"  # kept
 
-        files = (FileRecord("inst-1.mp3", "a" * 64, 1234),
-                 FileRecord("sub/inst-2.mp3", "b" * 64, 5))
-        await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
-        now = await record()
-        assert now.state is JobState.COMPLETED
-        assert now.error_type is None and now.error is None  # cleared
-        assert now.files == files and now.dest_existed is True
-        assert now.task_id == "task-1"
-    finally:
-        await journal.aclose()
+    files = (FileRecord("inst-1.mp3", "a" * 64, 1234),
+             FileRecord("sub/inst-2.mp3", "b" * 64, 5))
+    await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
+    now = await record()
+    assert now.state is JobState.COMPLETED
+    assert now.error_type is None and now.error is None  # cleared
+    assert now.files == files and now.dest_existed is True
+    assert now.task_id == "task-1"
     [(raw,)] = sql(tmp_path / "j.db", "SELECT files FROM jobs WHERE id = 'a'")
     assert json.loads(str(raw)) == [{"path": "inst-1.mp3", "sha256": "a" * 64, "size": 1234},
                                     {"path": "sub/inst-2.mp3", "sha256": "b" * 64, "size": 5}]
 
 
-async def test_task_id_is_replaced_or_cleared_on_request(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.add("a", kind="suno", fingerprint="f")
-        await journal.update("a", JobState.SUBMITTED, task_id="first")
-        await journal.update("a", JobState.UNKNOWN)
-        assert (await journal.records())["a"].task_id == "first"
-        await journal.update("a", JobState.SUBMITTED, task_id="second")
-        assert (await journal.records())["a"].task_id == "second"
-        await journal.update("a", JobState.PENDING, keep_task=False)
-        now = (await journal.records())["a"]
-        assert now.task_id is None and now.state is JobState.PENDING
-        await journal.update("a", JobState.SUBMITTED, task_id="third", keep_task=False)
-        assert (await journal.records())["a"].task_id == "third"
-    finally:
-        await journal.aclose()
+async def test_task_id_is_replaced_or_cleared_on_request(journal: Journal) -> None:
+    await journal.add("a", kind="suno", fingerprint="f")
+    await journal.update("a", JobState.SUBMITTED, task_id="first")
+    await journal.update("a", JobState.UNKNOWN)
+    assert (await journal.records())["a"].task_id == "first"
+    await journal.update("a", JobState.SUBMITTED, task_id="second")
+    assert (await journal.records())["a"].task_id == "second"
+    await journal.update("a", JobState.PENDING, keep_task=False)
+    now = (await journal.records())["a"]
+    assert now.task_id is None and now.state is JobState.PENDING
+    await journal.update("a", JobState.SUBMITTED, task_id="third", keep_task=False)
+    assert (await journal.records())["a"].task_id == "third"
 
 
-async def test_files_and_dest_existed_are_kept_unless_given(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.add("a", kind="minimax", fingerprint="f")
-        files = (FileRecord("a.mp3", "c" * 64, 99),)
-        await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
-        await journal.update("a", JobState.COMPLETED)
-        now = (await journal.records())["a"]
-        assert now.files == files and now.dest_existed is True
-        await journal.update("a", JobState.PENDING, files=(), dest_existed=False)
-        now = (await journal.records())["a"]
-        assert now.files == () and now.dest_existed is False
-    finally:
-        await journal.aclose()
+async def test_files_and_dest_existed_are_kept_unless_given(journal: Journal) -> None:
+    await journal.add("a", kind="minimax", fingerprint="f")
+    files = (FileRecord("a.mp3", "c" * 64, 99),)
+    await journal.update("a", JobState.COMPLETED, files=files, dest_existed=True)
+    await journal.update("a", JobState.COMPLETED)
+    now = (await journal.records())["a"]
+    assert now.files == files and now.dest_existed is True
+    await journal.update("a", JobState.PENDING, files=(), dest_existed=False)
+    now = (await journal.records())["a"]
+    assert now.files == () and now.dest_existed is False
 
 
-async def test_updated_at_moves_forward(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.add("a", kind="minimax", fingerprint="f")
-        first = (await journal.records())["a"].updated_at
-        await anyio.sleep(0.01)
-        await journal.update("a", JobState.SUBMITTING)
-        assert (await journal.records())["a"].updated_at > first
-    finally:
-        await journal.aclose()
+async def test_updated_at_moves_forward(journal: Journal) -> None:
+    await journal.add("a", kind="minimax", fingerprint="f")
+    first = (await journal.records())["a"].updated_at
+    await anyio.sleep(0.01)
+    await journal.update("a", JobState.SUBMITTING)
+    assert (await journal.records())["a"].updated_at > first
 
 
-async def test_update_of_an_unknown_job_changes_nothing(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        await journal.update("ghost", JobState.COMPLETED)
-        assert await journal.records() == {}
-    finally:
-        await journal.aclose()
+async def test_update_of_an_unknown_job_changes_nothing(journal: Journal) -> None:
+    await journal.update("ghost", JobState.COMPLETED)
+    assert await journal.records() == {}
 
 
 async def test_records_survive_reopening(tmp_path: Path) -> None:
@@ -208,60 +191,48 @@ async def test_records_survive_reopening(tmp_path: Path) -> None:
     assert sql(path, "SELECT value FROM meta WHERE key = 'endpoint'") == [(ENDPOINT,)]
 
 
-async def test_uploads_record_and_fetch(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        assert await journal.upload("missing") is None
-        when = dt.datetime(2025, 6, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
-        payload = {"purpose": "song", "voice_id": "vocal-1", "instrumental_id": "inst-1",
-                   "nested": {"n": [1, 2.5, None, True]}}
-        await journal.record_upload("sha:song", payload, when)
-        got = await journal.upload("sha:song")
-        assert got is not None
-        fetched, at = got
-        assert fetched == payload
-        assert at == when and at.tzinfo is not None and at.utcoffset() == dt.timedelta(0)
+async def test_uploads_record_and_fetch(journal: Journal, tmp_path: Path) -> None:
+    assert await journal.upload("missing") is None
+    when = dt.datetime(2025, 6, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
+    payload = {"purpose": "song", "voice_id": "vocal-1", "instrumental_id": "inst-1",
+               "nested": {"n": [1, 2.5, None, True]}}
+    await journal.record_upload("sha:song", payload, when)
+    got = await journal.upload("sha:song")
+    assert got is not None
+    fetched, at = got
+    assert fetched == payload
+    assert at == when and at.tzinfo is not None and at.utcoffset() == dt.timedelta(0)
 
-        later = when + dt.timedelta(days=1)
-        await journal.record_upload("sha:song", {"voice_id": "vocal-2"}, later)
-        assert await journal.upload("sha:song") == ({"voice_id": "vocal-2"}, later)
-        assert await journal.upload("sha:other") is None
-    finally:
-        await journal.aclose()
+    later = when + dt.timedelta(days=1)
+    await journal.record_upload("sha:song", {"voice_id": "vocal-2"}, later)
+    assert await journal.upload("sha:song") == ({"voice_id": "vocal-2"}, later)
+    assert await journal.upload("sha:other") is None
     assert sql(tmp_path / "j.db", "SELECT count(*) FROM uploads") == [(1,)]
 
 
-async def test_upload_time_in_another_zone_is_the_same_instant(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
-        when = dt.datetime(2025, 3, 4, 10, 0, tzinfo=zone)
-        await journal.record_upload("k", {}, when)
-        got = await journal.upload("k")
-        assert got is not None and got[1] == when and got[1].tzinfo == dt.UTC
-    finally:
-        await journal.aclose()
+async def test_upload_time_in_another_zone_is_the_same_instant(journal: Journal) -> None:
+    zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    when = dt.datetime(2025, 3, 4, 10, 0, tzinfo=zone)
+    await journal.record_upload("k", {}, when)
+    got = await journal.upload("k")
+    assert got is not None and got[1] == when and got[1].tzinfo == dt.UTC
 
 
-async def test_concurrent_writes_all_land(tmp_path: Path) -> None:
-    journal = await Journal.open(tmp_path / "j.db", endpoint=ENDPOINT)
-    try:
-        async def one(i: int) -> None:
-            await journal.add(f"job-{i}", kind="minimax", fingerprint=str(i))
-            await journal.update(f"job-{i}", JobState.SUBMITTED, task_id=f"t-{i}")
-            await journal.record_upload(f"u-{i}", {"i": i}, dt.datetime.now(dt.UTC))
+async def test_concurrent_writes_all_land(journal: Journal) -> None:
+    async def one(i: int) -> None:
+        await journal.add(f"job-{i}", kind="minimax", fingerprint=str(i))
+        await journal.update(f"job-{i}", JobState.SUBMITTED, task_id=f"t-{i}")
+        await journal.record_upload(f"u-{i}", {"i": i}, dt.datetime.now(dt.UTC))
 
-        async with anyio.create_task_group() as tg:
-            for i in range(40):
-                tg.start_soon(one, i)
-        records = await journal.records()
-        assert len(records) == 40
-        assert all(r.state is JobState.SUBMITTED and r.task_id == f"t-{r.fingerprint}"
-                   for r in records.values())
-        assert [(await journal.upload(f"u-{i}") or ({}, None))[0] for i in range(40)] == \
-            [{"i": i} for i in range(40)]
-    finally:
-        await journal.aclose()
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(one, i)
+    records = await journal.records()
+    assert len(records) == 40
+    assert all(r.state is JobState.SUBMITTED and r.task_id == f"t-{r.fingerprint}"
+               for r in records.values())
+    assert [(await journal.upload(f"u-{i}") or ({}, None))[0] for i in range(40)] == \
+        [{"i": i} for i in range(40)]
 
 
 async def test_a_write_finishes_although_its_caller_is_cancelled(tmp_path: Path) -> None:
