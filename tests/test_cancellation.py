@@ -11,6 +11,7 @@ connection is checked out, no temporary or partial file is left, and the session
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import random
 import tempfile
@@ -230,25 +231,32 @@ async def test_cancel_30_percent_of_100_mixed_operations(torture_emu: Emulator,
     assert live_tasks() == tasks_before
 
 
-async def test_cancelled_paid_call_is_not_resent(torture_emu: Emulator, tmp_path: Path
-                                                 ) -> None:
-    """A generation cancelled while its answer drips in was sent once and is never re-sent;
-    the same session then generates normally."""
-    emu = torture_emu
+@contextlib.asynccontextmanager
+async def dripping_generation(emu: Emulator) -> AsyncIterator[tuple[MusicSession, str]]:
+    """A fresh emulator and session with a voice id; the next generation's answer drips in."""
     emu.reset()
     emu.set_faults(Faults())
     async with MusicSession(aimlapi_key=KEY, base_url=emu.url, retry=FAST) as s:
         ref = await s.minimax.upload_reference(REFERENCE, purpose="voice")
         assert ref.voice_id
         emu.inject("slow_drip", operation="aiml.generate")
+        yield s, ref.voice_id
+
+
+async def test_cancelled_paid_call_is_not_resent(torture_emu: Emulator, tmp_path: Path
+                                                 ) -> None:
+    """A generation cancelled while its answer drips in was sent once and is never re-sent;
+    the same session then generates normally."""
+    emu = torture_emu
+    async with dripping_generation(emu) as (s, voice):
         with anyio.move_on_after(0.1) as scope:
-            await s.minimax.generate(tmp_path / "a.mp3", lyrics=LYRICS, refer_voice=ref.voice_id)
+            await s.minimax.generate(tmp_path / "a.mp3", lyrics=LYRICS, refer_voice=voice)
         assert scope.cancelled_caught
         assert emu.counters.paid(operation="aiml.generate") == 1
         assert_released(s)
         assert list(tmp_path.iterdir()) == []
         result = await s.minimax.generate(tmp_path / "b.mp3", lyrics=LYRICS,
-                                          refer_voice=ref.voice_id)
+                                          refer_voice=voice)
         assert result.bytes_written > 0
     assert emu.counters.paid(operation="aiml.generate") == 2
 
@@ -258,15 +266,10 @@ async def test_cancelling_a_stream_consumer_keeps_the_error_channel_quiet(
     """Cancelling the task that iterates a stream raises only the cancellation (no
     SubmissionUnknownError or ExceptionGroup escapes), and the permit comes back."""
     emu = torture_emu
-    emu.reset()
-    emu.set_faults(Faults())
-    async with MusicSession(aimlapi_key=KEY, base_url=emu.url, retry=FAST) as s:
-        ref = await s.minimax.upload_reference(REFERENCE, purpose="voice")
-        assert ref.voice_id
-        emu.inject("slow_drip", operation="aiml.generate")
+    async with dripping_generation(emu) as (s, voice):
         got = bytearray()
         with anyio.move_on_after(0.1) as scope:
-            async with s.minimax.stream(lyrics=LYRICS, refer_voice=ref.voice_id) as audio:
+            async with s.minimax.stream(lyrics=LYRICS, refer_voice=voice) as audio:
                 async for chunk in audio:
                     got += chunk
         assert scope.cancelled_caught and audio.result is None
