@@ -30,7 +30,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["AtomicFile", "write_behind"]
+__all__ = ["AtomicFile", "Batcher", "write_behind"]
 
 Writer = Callable[[bytes], Awaitable[None]]
 """Takes the next piece of data; ``b""`` means "hand over what you hold"."""
@@ -71,6 +71,31 @@ def _write_all(fd: int, pieces: list[bytes], digest: hashlib._Hash) -> int:
     return len(data)
 
 
+class Batcher:
+    """Holds pieces as they are (no copy, no regrowing buffer) until ``size`` bytes are held."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("batch_size must be positive")
+        self.size = size
+        self._pieces: list[bytes] = []
+        self._held = 0
+
+    def add(self, data: bytes) -> list[bytes] | None:
+        """Hold ``data``; the batch once ``size`` bytes are held (``b""``: whatever is held)."""
+        if data:
+            self._pieces.append(data)
+            self._held += len(data)
+            if self._held < self.size:
+                return None
+        return self.take() or None
+
+    def take(self) -> list[bytes]:
+        """Everything held (perhaps nothing), which is then forgotten."""
+        pieces, self._pieces, self._held = self._pieces, [], 0
+        return pieces
+
+
 @contextlib.asynccontextmanager
 async def write_behind(write: BatchWriter, *, batch_size: int = 1 << 20
                        ) -> AsyncIterator[Writer]:
@@ -86,12 +111,9 @@ async def write_behind(write: BatchWriter, *, batch_size: int = 1 << 20
     raised, unwrapped, from the next hand-over or from the exit; a failure of the block stops the
     writing and is raised unwrapped too.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be positive")
+    batcher = Batcher(batch_size)
     send, receive = anyio.create_memory_object_stream[list[bytes]]()
     failed: list[Exception] = []
-    pieces: list[bytes] = []
-    held = 0
     helper: anyio.abc.TaskGroup | None = None
 
     async def drain() -> None:
@@ -103,17 +125,12 @@ async def write_behind(write: BatchWriter, *, batch_size: int = 1 << 20
                 failed.append(exc)
 
     async def hand_over(data: bytes) -> None:
-        nonlocal pieces, held, helper
+        nonlocal helper
         if failed:
             raise failed[0]
-        if data:
-            pieces.append(data)
-            held += len(data)
-            if held < batch_size:
-                return
-        if not pieces:
+        batch = batcher.add(data)
+        if batch is None:
             return
-        batch, pieces, held = pieces, [], 0
         if helper is None:
             if not data:  # a last batch with nothing in flight: no helper needed
                 await write(batch)
@@ -182,23 +199,24 @@ class AtomicFile:
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = True,
                  batch_size: int = 1 << 20, sync_every: int | None = 4 << 20) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be positive")
         if sync_every is not None and sync_every < 1:
             raise ValueError("sync_every must be positive or None")
         self.path = Path(path)
         self.overwrite = overwrite
-        self.batch_size = batch_size
         self.sync_every = sync_every
         self._unsynced = 0
         self.bytes_written = 0
-        self._pieces: list[bytes] = []  # held until batch_size bytes: no copy, no regrowth
-        self._held = 0
+        self._batcher = Batcher(batch_size)
         self._digest = hashlib.sha256()
         self._sha256: str | None = None
         self._fd = -1
         self._tmp: Path | None = None
         self._state = "new"  # -> "open" -> "done" | "failed"
+
+    @property
+    def batch_size(self) -> int:
+        """Bytes held in memory before a write to disk."""
+        return self._batcher.size
 
     @property
     def sha256(self) -> str:
@@ -246,10 +264,9 @@ class AtomicFile:
         if not piece:
             return
         self.bytes_written += len(piece)
-        self._pieces.append(piece)
-        self._held += len(piece)
-        if self._held >= self.batch_size:
-            await self.write_many([])
+        batch = self._batcher.add(piece)
+        if batch is not None:
+            await self._write_off(batch)
 
     async def write_many(self, pieces: list[bytes]) -> None:
         """Append ``pieces`` and write them, with anything still held, to disk right away.
@@ -258,8 +275,9 @@ class AtomicFile:
         """
         self._check_open("write_many")
         self.bytes_written += sum(len(piece) for piece in pieces)
-        batch = self._pieces + pieces if self._pieces else pieces
-        self._pieces, self._held = [], 0
+        await self._write_off(self._batcher.take() + pieces)
+
+    async def _write_off(self, batch: list[bytes]) -> None:
         if not batch:
             return
         # Not abandoned on cancellation: the thread finishes before the cancellation is
@@ -283,9 +301,9 @@ class AtomicFile:
 
     def _commit(self) -> None:
         assert self._tmp is not None
-        if self._pieces:
-            _write_all(self._fd, self._pieces, self._digest)
-            self._pieces, self._held = [], 0
+        held = self._batcher.take()
+        if held:
+            _write_all(self._fd, held, self._digest)
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -301,7 +319,7 @@ class AtomicFile:
     def _discard(self) -> None:
         """Close and remove the temporary file (plain syscalls: cannot be interrupted)."""
         self._state = "failed"
-        self._pieces, self._held = [], 0
+        self._batcher.take()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

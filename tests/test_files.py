@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from aiomusic import _files
-from aiomusic._files import AtomicFile, write_behind
+from aiomusic._files import AtomicFile, Batcher, write_behind
 
 pytestmark = pytest.mark.anyio
 
@@ -213,6 +213,7 @@ async def test_destination_is_a_folder(tmp_path: Path) -> None:
 async def test_many_small_writes_make_few_batches(tmp_path: Path, calls: list[int]) -> None:
     target = tmp_path / "song.mp3"
     async with AtomicFile(target, batch_size=64 * 1024) as f:
+        assert f.batch_size == 64 * 1024
         for _ in range(1000):
             await f.write(b"z" * 1000)
     assert sum(calls) == 1_000_000
@@ -472,3 +473,17 @@ async def test_write_behind_failure_of_the_last_batch_surfaces_at_the_exit() -> 
     with pytest.raises(OSError, match="Input/output") as caught:
         await run()
     assert type(caught.value) is OSError
+
+
+def test_batcher_holds_pieces_until_a_batch_and_flushes_on_empty() -> None:
+    batcher = Batcher(4)
+    assert batcher.add(b"ab") is None
+    assert batcher.add(b"") == [b"ab"]  # b"": whatever is held
+    assert batcher.add(b"") is None  # nothing held
+    assert batcher.add(b"a") is None
+    piece = b"bcd"
+    batch = batcher.add(piece)
+    assert batch == [b"a", b"bcd"] and batch[1] is piece  # held as given, not copied
+    assert batcher.take() == []
+    with pytest.raises(ValueError, match="batch_size"):
+        Batcher(0)

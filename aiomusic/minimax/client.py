@@ -17,7 +17,7 @@ import httpx
 from .._call import Call, aclose, json_handler
 from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._events import Progress
-from .._files import AtomicFile, Writer, write_behind
+from .._files import AtomicFile, Batcher, Writer, write_behind
 from .._hexstream import HexAudioScanner
 from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
 from .._sources import AudioSource, local_source
@@ -338,21 +338,12 @@ class _Tally:
 
 def _batched(write: Writer, size: int) -> Writer:
     """Gather decoded pieces into writes of about ``size`` bytes; ``b""`` flushes the rest."""
-    pieces: list[bytes] = []
-    held = 0
+    batcher = Batcher(size)
 
     async def batched(data: bytes) -> None:
-        nonlocal held
-        if data:
-            pieces.append(data)
-            held += len(data)
-            if held < size:
-                return
-        if pieces:
-            chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            pieces.clear()
-            held = 0
-            await write(chunk)
+        batch = batcher.add(data)
+        if batch is not None:
+            await write(batch[0] if len(batch) == 1 else b"".join(batch))
 
     return batched
 
