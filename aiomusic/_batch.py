@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import attrs
 
-from ._batch_steps import Steps, emit_stage, sha256_file
+from ._batch_steps import Steps, emit_stage, remove_leftovers, sha256_file
 from ._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
 from ._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
 from ._jobs import Job, MiniMaxJob
@@ -281,6 +281,7 @@ class Batch:
         if any(job.kind == "suno" and not job.callback_url for job in self.jobs):
             self._session.suno._callback_url(None)  # raises ConfigurationError if none
         await anyio.to_thread.run_sync(lambda: self.out.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
         if journal is None:
             return {}
         records = await journal.records()

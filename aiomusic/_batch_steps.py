@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Callable
+import os
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,8 +18,9 @@ import attrs
 
 from ._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
 from ._events import JobProgress
+from ._files import temporary_file_of
 from ._journal import FileRecord, JobState, Journal
-from ._log import redact
+from ._log import logger, redact
 from ._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
 from .suno._download import audio_suffix
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from ._session import MusicSession
     from .suno import PollSchedule
 
-__all__ = ["Steps", "emit_stage", "sha256_file"]
+__all__ = ["Steps", "emit_stage", "remove_leftovers", "sha256_file"]
 
 _REUSE_MARGIN = dt.timedelta(hours=1)
 
@@ -50,6 +53,47 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def remove_leftovers(out: Path, jobs: Sequence[MiniMaxJob | SunoJob]) -> list[Path]:
+    """Remove the temporary files that a killed run left for these jobs' outputs (worker thread).
+
+    A file being written is a hidden temporary file until it is complete. A run that is killed
+    (SIGKILL, a power cut) cannot remove it, so the next run of the same jobs does: the jobs
+    own their outputs (their names are unique in a job file). Only the names a job can write
+    are matched: a MiniMax job's ``out``, a Suno job's ``<out>-<n>.<ext>``. Best effort: a
+    file that cannot be removed is logged and left.
+    """
+    from ._jobs import MiniMaxJob
+
+    names: dict[Path, list[str]] = {}
+    for job in jobs:
+        dest = out / job.out
+        name = re.escape(dest.name)
+        names.setdefault(dest.parent, []).append(
+            name if isinstance(job, MiniMaxJob) else name + r"-\d+\.[a-z0-9]+")
+    removed: list[Path] = []
+    for folder, patterns in names.items():
+        ours = re.compile("|".join(patterns), re.DOTALL)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # no folder yet, or none to read: the job's own writing will tell
+            continue
+        for entry in entries:
+            target = temporary_file_of(entry.name)
+            if target is None or not ours.fullmatch(target):
+                continue
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.warning("cannot remove %s, left by an earlier run: %s", entry.path,
+                               exc.strerror or exc)
+                continue
+            logger.info("removed %s, a partial file left by an earlier run", entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 @attrs.define

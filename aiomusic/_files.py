@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["AtomicFile", "Batcher", "write_behind"]
+__all__ = ["AtomicFile", "Batcher", "temporary_file_of", "write_behind"]
 
 Writer = Callable[[bytes], Awaitable[None]]
 """Takes the next piece of data; ``b""`` means "hand over what you hold"."""
@@ -160,6 +161,26 @@ async def write_behind(write: BatchWriter, *, batch_size: int = 1 << 20
         raise failed[0]
 
 
+_TEMP_SUFFIX = ".part"
+#: An `AtomicFile`'s temporary file: its prefix, what `tempfile.mkstemp` adds, its suffix.
+_TEMP_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX), re.DOTALL)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def temporary_file_of(name: str) -> str | None:
+    """The destination's name if ``name`` is the name of an `AtomicFile`'s temporary file.
+
+    An `AtomicFile` removes its temporary file on any error or cancellation, but a process
+    that is killed (SIGKILL, a power cut) cannot: whoever owns the destination can find the
+    leftovers by name with this.
+    """
+    found = _TEMP_NAME.fullmatch(name)
+    return found.group(1) if found else None
+
+
 def _fsync_dir(folder: Path) -> None:
     if os.name != "posix":  # pragma: no cover - Windows cannot open a folder
         return
@@ -252,7 +273,8 @@ class AtomicFile:
                 f"cannot write {self.path}: the folder {folder} does not exist")
         if not self.overwrite and self.path.exists():
             raise FileExistsError(f"{self.path} already exists (overwrite=False)")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(self.path),
+                                   suffix=_TEMP_SUFFIX)
         with contextlib.suppress(OSError):  # e.g. a file system without modes
             os.chmod(tmp, _FILE_MODE)
         return fd, Path(tmp)

@@ -32,6 +32,7 @@ from aiomusic import (
     TaskFailedError,
     load_jobs,
 )
+from aiomusic._batch_steps import remove_leftovers
 from aiomusic.emulator import Emulator, EmulatorConfig, Faults, Limits, Timings
 
 from .conftest import make_wav
@@ -215,6 +216,33 @@ async def test_stale_intent_after_a_kill(emulator: Emulator, tmp_path: Path) -> 
     assert emulator.counters.paid() == paid
     rows = journal_rows(journal)
     assert (rows["song-0"]["state"], rows["song-1"]["state"]) == ("completed", "unknown")
+
+
+async def test_partial_files_a_kill_left_are_removed_by_the_next_run(
+        emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A killed process cannot remove its temporary files; the next run of its jobs does."""
+    jobs = write_jobs(tmp_path, songs=1, instrumentals=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    ours = [".song-0.mp3.k1ll3d_0.part", ".inst-0-1.mp3.abcd1234.part",
+            ".inst-0-2.wav.zz99__aa.part"]
+    theirs = [".other.mp3.abcd1234.part",  # no job writes other.mp3
+              ".song-0.mp3.part",  # not a temporary file's name
+              ".song-0.mp3.TOOLONG99.part", "song-0.mp3.abcd1234.part", ".inst-0.abcd1234.part",
+              "notes.txt"]
+    for name in ours + theirs:
+        (out / name).write_bytes(b"half a song")
+    theirs.append(".inst-0-3.mp3.abcd1234.part")  # a folder: not removed, a warning logged
+    (out / theirs[-1]).mkdir()
+    assert remove_leftovers(tmp_path / "nowhere", load_jobs(jobs)) == []
+    with caplog.at_level("INFO", logger="aiomusic"):
+        outcomes, _ = await run(emulator, jobs, out, journal=tmp_path / "j.sqlite")
+    assert {o.status for o in outcomes} == {"completed"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*theirs, "inst-0-1.mp3", "inst-0-2.mp3", "song-0.mp3"])
+    removed = [r.getMessage() for r in caplog.records if "left by an earlier run" in
+               r.getMessage()]
+    assert sorted(m.split()[0] for m in removed) == ["cannot"] + ["removed"] * len(ours)
 
 
 async def test_failures_are_typed_and_stop_nothing(emulator: Emulator, tmp_path: Path) -> None:

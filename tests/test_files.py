@@ -41,6 +41,17 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.parametrize("name", ["song.mp3", "a.b.c", "x", "sp ace.wav", "ünï-çødé.mp3",
+                                  ".hidden", "tail.part"])
+async def test_a_temporary_file_names_its_destination(tmp_path: Path, name: str) -> None:
+    async with AtomicFile(tmp_path / name) as f:
+        assert f.temporary_path is not None
+        assert _files.temporary_file_of(f.temporary_path.name) == name
+    for other in (name, f".{name}.part", f".{name}.abc.part", f".{name}.abcdefgh.tmp",
+                  f".{name}.ABCDEFGH.part", f"{name}-abcdefgh.part"):
+        assert _files.temporary_file_of(other) is None
+
+
 async def test_success(tmp_path: Path) -> None:
     target = tmp_path / "song.mp3"
     parts = [os.urandom(n) for n in (1, 1000, 70_000, 0, 3)]
