@@ -6,8 +6,10 @@ their SHA-256) or ``failed`` (the error). ``unknown`` marks a paid submission wh
 cannot be known (the process stopped, or the answer was lost, while it was in flight).
 
 Every write is its own committed transaction with ``synchronous=FULL``, so a killed process
-loses nothing that was written. All SQLite calls run one at a time in a worker thread; an
-awaited write finishes even if the caller is cancelled meanwhile. Keys never reach it.
+loses nothing that was written. An open journal is locked (SQLite's exclusive locking mode)
+until it is closed or its process dies: a second run of it is refused. All SQLite calls run
+one at a time in a worker thread; an awaited write finishes even if the caller is cancelled
+meanwhile. Keys never reach it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["FileRecord", "JobRecord", "JobState", "Journal", "JournalError"]
 
 T = TypeVar("T")
 _SCHEMA = 1
+_LOCK_WAIT = 2.0  # seconds to wait for a journal that another run is closing
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,7 +60,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 class JournalError(ConfigurationError):
     """The journal cannot be used for this run (another endpoint, a newer schema, a file
-    that is not a journal, or a job that changed under the same id)."""
+    that is not a journal, a job that changed under the same id, or another run using it)."""
 
 
 class JobState(enum.StrEnum):
@@ -188,10 +191,14 @@ def _connect(path: Path, endpoint: str) -> sqlite3.Connection:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                             timeout=_LOCK_WAIT)
     except (OSError, sqlite3.Error) as exc:
         raise JournalError(f"cannot open the journal {path}: {exc}") from exc
     try:
+        # Held until the connection closes (or the process dies): a second run of the same
+        # journal would send the same paid requests again.
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE "
                                                "type = 'table'")}
         if tables and "meta" not in tables:
@@ -199,10 +206,18 @@ def _connect(path: Path, endpoint: str) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_DDL)
+        db.execute("BEGIN IMMEDIATE")  # takes the lock for writing now, not mid-run
+        db.execute("COMMIT")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         schema = int(meta.get("schema", _SCHEMA))
     except (sqlite3.DatabaseError, ValueError) as exc:
         db.close()
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise JournalError(
+                f"the journal {path} is in use: another run of this batch has it (in this or "
+                "another process), or another program holds it open. Two runs of one journal "
+                "would send the same paid requests twice: wait for the other run to end, or "
+                "stop it (or close the program), then run again") from exc
         raise JournalError(f"{path} is not an aiomusic journal ({exc}); give another "
                            "--journal path") from exc
     if schema > _SCHEMA:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,19 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def journal_rows(journal: Path) -> dict[str, dict[str, Any]]:
-    with sqlite3.connect(journal) as db:
+def journal_sql(journal: Path, query: str, *args: object) -> list[sqlite3.Row]:
+    """Run one statement on a journal that no run holds (a run locks it), committed."""
+    with closing(sqlite3.connect(journal, timeout=5)) as db, db:
         db.row_factory = sqlite3.Row
-        return {r["id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
+        return db.execute(query, args).fetchall()
+
+
+def journal_rows(journal: Path) -> dict[str, dict[str, Any]]:
+    """Each job's row, by id (none before a run created the table)."""
+    try:
+        return {r["id"]: dict(r) for r in journal_sql(journal, "SELECT * FROM jobs")}
+    except sqlite3.OperationalError:  # no table yet
+        return {}
 
 
 def no_partials(out: Path) -> None:
@@ -177,6 +187,24 @@ async def test_a_changed_job_or_endpoint_is_refused(emulator: Emulator, tmp_path
     assert emulator.counters.paid() == 0
 
 
+async def test_a_second_run_of_a_journal_in_use_is_refused(emulator: Emulator,
+                                                          tmp_path: Path) -> None:
+    """Started twice by mistake (two terminals, an overlapping cron), a batch would pay twice."""
+    jobs, journal = load_jobs(write_jobs(tmp_path)), tmp_path / "j.sqlite"
+    async with session(emulator) as s:
+        first = Batch(s, jobs, out=tmp_path / "a", journal=journal, poll=TINY)
+        async with first.results() as results:
+            second = Batch(s, jobs, out=tmp_path / "b", journal=journal, poll=TINY)
+            with pytest.raises(JournalError, match="is in use: another run of this batch"):
+                await second.run()
+            assert [o.status async for o in results] == ["completed"] * 4
+    assert emulator.counters.paid() == 4  # the first run's, once each
+    assert not (tmp_path / "b").exists()
+    async with session(emulator) as s:
+        again = Batch(s, jobs, out=tmp_path / "a", journal=journal, poll=TINY)
+        assert (await again.run()).skipped == 4  # free once the first run ended
+
+
 async def test_unknown_fate_is_reported_then_resubmitted_on_request(emulator: Emulator,
                                                                     tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path, songs=1, instrumentals=1)
@@ -204,8 +232,7 @@ async def test_stale_intent_after_a_kill(emulator: Emulator, tmp_path: Path) -> 
     jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
     out, journal = tmp_path / "out", tmp_path / "j.sqlite"
     await run(emulator, jobs, out, journal=journal)
-    with sqlite3.connect(journal) as db:
-        db.execute("UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]'")
+    journal_sql(journal, "UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]'")
     (out / "song-1.mp3").unlink()
     paid = emulator.counters.paid()
     outcomes, _ = await run(emulator, jobs, out, journal=journal)
@@ -349,8 +376,7 @@ async def test_upload_reuse_follows_retention(emulator: Emulator, tmp_path: Path
     assert emulator.counters.requests["/api/file-stream-upload"] == 0
     assert emulator.counters.requests["/v2/generate/audio/minimax/upload"] == 0
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).timestamp()
-    with sqlite3.connect(journal) as db:
-        db.execute("UPDATE uploads SET uploaded_at = ?", (old,))
+    journal_sql(journal, "UPDATE uploads SET uploaded_at = ?", old)
     jobs.write_text(jobs.read_text().replace('"song-a"', '"song-b"')
                     .replace('"inst-a"', '"inst-b"'))
     emulator.reset()

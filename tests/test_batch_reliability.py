@@ -17,8 +17,8 @@ from aiomusic import AiomusicError, Batch, JobOutcome, load_jobs
 from aiomusic.emulator import Emulator, EmulatorConfig, Faults, Limits, Timings
 
 from .reliability_helpers import busy_connections
-from .test_batch import PAID, TINY, no_partials, session, sha, write_jobs
-from .test_cli_batch import CLI, batch_args, emulator_process, env, journal_rows, paid
+from .test_batch import PAID, TINY, journal_rows, no_partials, session, sha, write_jobs
+from .test_cli_batch import CLI, batch_args, emulator_process, env, paid
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import json
 import os
 import pty
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from aiomusic.cli import main
 from aiomusic.emulator import Emulator
 
-from .test_batch import KEY, sha, write_jobs
+from .test_batch import KEY, journal_rows, sha, write_jobs
 
 CLI = [sys.executable, "-m", "aiomusic.cli"]
 SERVICE = ["--allow-http-host", "127.0.0.1", "--callback-url", "https://cb.invalid/x",
@@ -174,14 +173,6 @@ def paid(url: str, operation: str) -> int:
     return sum(s["count"] for s in counters(url)["submissions"] if s["operation"] == operation)
 
 
-def journal_rows(journal: Path) -> dict[str, dict[str, Any]]:
-    with contextlib.closing(sqlite3.connect(journal, timeout=5)) as db:
-        db.row_factory = sqlite3.Row
-        try:
-            return {r["id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
-        except sqlite3.OperationalError:  # not created yet
-            return {}
-
 
 @pytest.mark.slow
 def test_sigkill_then_resume_pays_nothing_twice(tmp_path: Path) -> None:
@@ -190,16 +181,17 @@ def test_sigkill_then_resume_pays_nothing_twice(tmp_path: Path) -> None:
     journal = out / "aiomusic-journal.sqlite"
     with emulator_process("--speed", "3", "--no-limits") as url:
         argv = [*CLI, *batch_args(jobs, out, url, "--plain", "--concurrency", "12")]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env())
-        deadline = time.monotonic() + 30
-        rows: dict[str, dict[str, Any]] = {}
-        while time.monotonic() < deadline:
-            rows = journal_rows(journal) if journal.exists() else {}
-            if sum(bool(r["task_id"]) for r in rows.values()) >= 3:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, env=env())
+        assert proc.stdout is not None
+        submitted = set()  # the journal is locked while the run holds it: watch its output
+        for line in proc.stdout:
+            if line.rstrip().endswith(": submitted"):
+                submitted.add(line.split()[1])
+            if len(submitted) >= 3:
                 break
-            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
+        proc.stdout.close()
         assert proc.wait(timeout=10) == -signal.SIGKILL
         rows = journal_rows(journal)
         with_task = {job: r["task_id"] for job, r in rows.items() if r["task_id"]}

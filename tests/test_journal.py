@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from aiomusic import _journal
 from aiomusic._errors import ConfigurationError
 from aiomusic._journal import FileRecord, JobRecord, JobState, Journal, JournalError
 
@@ -67,7 +70,8 @@ async def test_wal_mode_is_on(tmp_path: Path) -> None:
     journal = await Journal.open(path, endpoint=ENDPOINT)
     try:
         await journal.add("a", kind="minimax", fingerprint="f")
-        assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+        assert await journal._run(lambda: journal._db.execute("PRAGMA journal_mode").fetchall()
+                                  ) == [("wal",)]
         assert (tmp_path / "journal.db-wal").exists()
     finally:
         await journal.aclose()
@@ -127,6 +131,7 @@ async def test_update_through_the_states(journal: Journal, tmp_path: Path) -> No
     assert now.error_type is None and now.error is None  # cleared
     assert now.files == files and now.dest_existed is True
     assert now.task_id == "task-1"
+    await journal.aclose()  # a run's journal is locked until it ends
     [(raw,)] = sql(tmp_path / "j.db", "SELECT files FROM jobs WHERE id = 'a'")
     assert json.loads(str(raw)) == [{"path": "inst-1.mp3", "sha256": "a" * 64, "size": 1234},
                                     {"path": "sub/inst-2.mp3", "sha256": "b" * 64, "size": 5}]
@@ -207,6 +212,7 @@ async def test_uploads_record_and_fetch(journal: Journal, tmp_path: Path) -> Non
     await journal.record_upload("sha:song", {"voice_id": "vocal-2"}, later)
     assert await journal.upload("sha:song") == ({"voice_id": "vocal-2"}, later)
     assert await journal.upload("sha:other") is None
+    await journal.aclose()  # a run's journal is locked until it ends
     assert sql(tmp_path / "j.db", "SELECT count(*) FROM uploads") == [(1,)]
 
 
@@ -235,13 +241,20 @@ async def test_concurrent_writes_all_land(journal: Journal) -> None:
         [{"i": i} for i in range(40)]
 
 
-async def test_a_write_finishes_although_its_caller_is_cancelled(tmp_path: Path) -> None:
+async def test_a_write_finishes_although_its_caller_is_cancelled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "j.db"
     journal = await Journal.open(path, endpoint=ENDPOINT)
     try:
         await journal.add("a", kind="suno", fingerprint="f")
-        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock: the journal's write waits
+        slow_disk = threading.Event()  # the write is in its worker thread and waits for it
+        real_write = _journal._write
+
+        def waiting_write(*args: Any) -> None:
+            slow_disk.wait(10)
+            real_write(*args)
+
+        monkeypatch.setattr(_journal, "_write", waiting_write)
         done: list[str] = []
 
         async def writer(scope: anyio.CancelScope) -> None:
@@ -257,9 +270,8 @@ async def test_a_write_finishes_although_its_caller_is_cancelled(tmp_path: Path)
             await anyio.sleep(0.2)
             scope.cancel()
             await anyio.sleep(0.1)
-            assert done == []  # the write still waits for the lock; it was not abandoned
-            blocker.execute("ROLLBACK")
-            blocker.close()
+            assert done == []  # the write still waits for the disk; it was not abandoned
+            slow_disk.set()
         assert done == ["written"] and scope.cancelled_caught
         record = (await journal.records())["a"]
         assert (record.state, record.task_id) == (JobState.SUBMITTED, "paid-task")
@@ -380,3 +392,32 @@ def test_states_are_the_documented_ones() -> None:
                                            "failed", "unknown"]
     assert JobState("completed") is JobState.COMPLETED
     assert str(JobState.FAILED) == "failed"
+
+
+async def test_a_journal_in_use_is_refused_until_its_run_ends(tmp_path: Path) -> None:
+    """Two runs of one journal would send the same paid requests twice."""
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    await journal.add("a", kind="minimax", fingerprint="f")
+    try:
+        with pytest.raises(JournalError) as info:
+            await Journal.open(path, endpoint=ENDPOINT)  # the same process
+        assert f"the journal {path} is in use: another run of this batch" in str(info.value)
+        assert "paid requests twice" in str(info.value)
+        with anyio.fail_after(60):
+            other = await anyio.run_process(
+                [sys.executable, "-c", "import anyio, sys\n"
+                 "from aiomusic._journal import Journal, JournalError\n"
+                 "try:\n"
+                 f"    anyio.run(lambda: Journal.open({str(path)!r}, endpoint={ENDPOINT!r}))\n"
+                 "except JournalError as exc:\n"
+                 "    sys.exit(str(exc))\n"], check=False)
+        assert "is in use: another run" in other.stderr.decode()  # another process
+        await journal.update("a", JobState.COMPLETED)  # the holder goes on writing
+    finally:
+        await journal.aclose()
+    journal = await Journal.open(path, endpoint=ENDPOINT)  # free once the run ended
+    try:
+        assert (await journal.records())["a"].state is JobState.COMPLETED
+    finally:
+        await journal.aclose()
