@@ -12,12 +12,13 @@ import attrs
 from ._batch import Batch, BatchSummary
 from ._cli_common import (
     EMBEDDED,
+    EXIT_INTERRUPTED,
     Backend,
     Output,
     backend,
     one_error,
     positive_float,
-    watch_signals,
+    stop_on_signals,
 )
 from ._cli_progress import Reporter, summary_lines
 from ._errors import ConfigurationError
@@ -28,7 +29,6 @@ from ._session import MusicSession
 __all__ = ["DEFAULT_JOURNAL", "Drive", "add_batch_parser", "drive", "run_batch_command"]
 
 DEFAULT_JOURNAL = "aiomusic-journal.sqlite"
-EXIT_INTERRUPTED = 130
 
 
 def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -80,8 +80,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         result = anyio.run(drive, Drive(where, jobs, Path(args.out), journal, args.concurrency,
                                         args.resubmit_unknown, args.generate_timeout,
                                         args.task_timeout), output)
-    return finish(result, output, journal=journal, again="the same command",
-                  ephemeral=where.endpoint == EMBEDDED)
+        # Reported before an embedded emulator stops: a late Ctrl-C loses nothing then.
+        return finish(result, output, journal=journal, again="the same command",
+                      ephemeral=where.endpoint == EMBEDDED)
 
 
 @attrs.frozen
@@ -107,11 +108,10 @@ class Result:
 
 
 async def drive(plan: Drive, output: Output) -> Result:
-    """Run the batch with progress; Ctrl-C stops it cleanly."""
+    """Run the batch with progress; Ctrl-C stops it cleanly (twice: at once)."""
     pauses = 0
-    stopped: list[int] = []
     try:
-        async with MusicSession(**plan.backend.session) as session:
+        async with stop_on_signals() as stop, MusicSession(**plan.backend.session) as session:
             batch = Batch(session, plan.jobs, out=plan.out, journal=plan.journal,
                           concurrency=plan.concurrency, resubmit_unknown=plan.resubmit_unknown,
                           generate_timeout=plan.generate_timeout,
@@ -127,15 +127,13 @@ async def drive(plan: Drive, output: Output) -> Result:
                         pauses += 1
 
                 session.subscribe(listen)
-                async with one_error(), anyio.create_task_group() as tg:
-                    tg.start_soon(watch_signals, tg.cancel_scope, stopped)
-                    async with batch.results() as results:
+                with stop.scope:
+                    async with one_error(), batch.results() as results:
                         async for outcome in results:
                             reporter.outcome(outcome)
-                    tg.cancel_scope.cancel()
     except ConfigurationError as exc:  # JournalError included: nothing was sent
         return Result(None, error=str(exc))
-    return Result(batch.summary, pauses, signal=stopped[0] if stopped else None)
+    return Result(batch.summary, pauses, signal=stop.signal)
 
 
 def finish(result: Result, output: Output, *, journal: Path | None, again: str,

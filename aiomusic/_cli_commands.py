@@ -10,7 +10,13 @@ from typing import Any
 import anyio
 import attrs
 
-from ._cli_common import Output, add_service_options, backend, one_error, watch_signals
+from ._cli_common import (
+    EXIT_INTERRUPTED,
+    Output,
+    add_service_options,
+    backend,
+    stop_on_signals,
+)
 from ._errors import AiomusicError, ConfigurationError, InputError
 from ._events import Event, Progress
 from ._models import AudioSetting, Purpose
@@ -69,19 +75,17 @@ def run_thin_command(args: argparse.Namespace) -> int:
     """Run one thin command; 0 done, 1 the service or the work failed, 2 usage."""
     output = Output(json_mode=args.json, plain=args.plain)
     command = COMMANDS[args.command]
-    stopped: list[int] = []
 
-    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> None:
-        async with MusicSession(**session_kwargs) as session, one_error(), \
-                anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, tg.cancel_scope, stopped)
+    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> int | None:
+        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
             session.subscribe(_progress_printer(output))
-            await command(session, args, output, poll)
-            tg.cancel_scope.cancel()
+            with stop.scope:
+                await command(session, args, output, poll)
+        return stop.signal
 
     try:
         with backend(args) as where:
-            anyio.run(main, where.session, where.poll)
+            stopped = anyio.run(main, where.session, where.poll)
     except (ConfigurationError, InputError) as exc:
         output.error(f"{type(exc).__name__}: {exc}")
         return 2
@@ -91,9 +95,9 @@ def run_thin_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         output.error(f"{exc.strerror or exc}: {exc.filename or ''}")
         return 1
-    if stopped:
+    if stopped is not None:
         output.error("stopped")
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

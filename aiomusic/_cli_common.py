@@ -7,11 +7,13 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import attrs
 
 from ._retry import RetryPolicy
@@ -20,8 +22,8 @@ from .suno import PollSchedule
 if TYPE_CHECKING:
     from .emulator import Timings
 
-__all__ = ["EMBEDDED", "Backend", "Output", "add_service_options", "backend", "one_error",
-           "watch_signals"]
+__all__ = ["EMBEDDED", "EXIT_INTERRUPTED", "Backend", "Output", "Stop", "add_service_options",
+           "backend", "one_error", "stop_on_signals"]
 
 EMULATOR_KEY = "aiomusic-emulator-key"
 NOWHERE = "https://callbacks.invalid/aiomusic"
@@ -183,13 +185,54 @@ def _has_rich() -> bool:
     return True
 
 
-async def watch_signals(scope: anyio.CancelScope, stopped: list[int]) -> None:
-    """Cancel ``scope`` at the first Ctrl-C (or SIGTERM), noting the signal in ``stopped``."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            stopped.append(int(signum))
-            scope.cancel()
-            return
+EXIT_INTERRUPTED = 130
+SAME_PRESS = 0.3
+"""Seconds within which a second signal is the same press: a terminal sends one SIGINT per
+Ctrl-C, but ``timeout`` and some supervisors send it to the process and to its group."""
+quit_now: Callable[[int], object] = os._exit  # no clean-up: what a second Ctrl-C asks for
+
+
+@attrs.define
+class Stop:
+    """What Ctrl-C (or SIGTERM) did to a command: see `stop_on_signals()`."""
+
+    scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
+    signal: int | None = None
+    _first_at: float = 0.0
+
+    async def watch(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                now = time.monotonic()
+                if self.signal is None:
+                    self.signal, self._first_at = int(signum), now
+                    Output.error("stopping cleanly (press Ctrl-C again to quit at once)")
+                    self.scope.cancel()
+                elif now - self._first_at > SAME_PRESS:
+                    Output.error("quit at once: a journal stays consistent (it is written to "
+                                 "survive a kill), and the next run of a batch removes its "
+                                 "partial files; a single command may leave a hidden .part file")
+                    sys.stdout.flush()
+                    quit_now(EXIT_INTERRUPTED)
+
+
+@asynccontextmanager
+async def stop_on_signals() -> AsyncIterator[Stop]:
+    """Watch Ctrl-C and SIGTERM for as long as the block runs, clean-up included.
+
+    The first signal cancels ``stop.scope``: run the work in ``with stop.scope:`` and it
+    stops cleanly (journal entries, partial files), then ``stop.signal`` is set. Another
+    signal during that clean-up quits the process at once. Errors of the block come out as
+    themselves, not in an exception group.
+    """
+    stop = Stop()
+    async with one_error(), anyio.create_task_group() as tg:
+        await tg.start(stop.watch)
+        try:
+            yield stop
+        finally:
+            tg.cancel_scope.cancel()
 
 
 @asynccontextmanager

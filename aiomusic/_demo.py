@@ -86,11 +86,13 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
         paid = emu.counters.paid(operation="aiml.generate") + \
             emu.counters.paid(operation="suno.add_instrumental")
         fired = emu.counters.fired()
-    status = finish(result, output, journal=None, again="aiomusic demo")
-    output.say(f"faults the emulator fired: {fired}; paid submissions: {paid} for "
-               f"{len(jobs)} jobs" + (" (no duplicate submissions)" if paid == len(jobs) else ""))
-    output.data({"event": "emulator", "faults_fired": fired, "paid_submissions": paid})
-    if status == 0:
-        output.say(f"Listen: {folder}/song-01.mp3 - or run the same jobs yourself: aiomusic "
-                   f"batch {folder / 'jobs.jsonl'} --out songs --emulator")
+        # Reported before the emulator stops: a late Ctrl-C then loses nothing but the stop.
+        status = finish(result, output, journal=None, again="aiomusic demo")
+        output.say(f"faults the emulator fired: {fired}; paid submissions: {paid} for "
+                   f"{len(jobs)} jobs" +
+                   (" (no duplicate submissions)" if paid == len(jobs) else ""))
+        output.data({"event": "emulator", "faults_fired": fired, "paid_submissions": paid})
+        if status == 0:
+            output.say(f"Listen: {folder}/song-01.mp3 - or run the same jobs yourself: "
+                       f"aiomusic batch {folder / 'jobs.jsonl'} --out songs --emulator")
     return status

@@ -59,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except KeyboardInterrupt:  # before or after the async part, which stops cleanly itself
+        print("aiomusic: stopped", file=sys.stderr)
+        return 130
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "demo":
         if args.songs < 0 or args.instrumentals < 0 or args.songs + args.instrumentals < 1:
             parser.error("--songs and --instrumentals must not be negative, and at least one "

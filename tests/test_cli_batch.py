@@ -241,6 +241,8 @@ def interrupted_batch(args: list[str]) -> str:
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
+    assert err.startswith("aiomusic: stopping cleanly (press Ctrl-C again to quit at once)\n")
+    assert "Traceback" not in err and "ERROR" not in err
     return err
 
 

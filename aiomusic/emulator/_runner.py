@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
@@ -15,6 +17,22 @@ from ._config import EmulatorConfig, Faults, Limits
 from ._state import Counters
 
 __all__ = ["Emulator"]
+
+
+class _ShutdownNoise(logging.Filter):
+    """Drops what uvicorn logs when it stops with requests in flight (a client was stopped
+    mid-request, e.g. by Ctrl-C): "Cancel N running task(s)" and the cancelled handlers'
+    tracebacks. Real errors still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Cancel ") and "graceful shutdown" in \
+                record.getMessage():
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+_QUIET = _ShutdownNoise()
 
 
 class Emulator:
@@ -105,6 +123,9 @@ class Emulator:
             ws="none",
             timeout_keep_alive=30,
         )
+        uvicorn_errors = logging.getLogger("uvicorn.error")  # configured by uvicorn.Config
+        if _QUIET not in uvicorn_errors.filters:
+            uvicorn_errors.addFilter(_QUIET)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="aiomusic-emulator", daemon=True

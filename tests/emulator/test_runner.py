@@ -80,3 +80,44 @@ def test_cli_rejects_bad_fault() -> None:
     from aiomusic.emulator._cli import main
 
     assert main(["--fault", "nope=1"]) == 2
+
+
+def test_stopping_with_requests_in_flight_logs_no_error() -> None:
+    """A client stopped mid-request (Ctrl-C on `--emulator`) must not print tracebacks."""
+    import logging
+    import threading
+
+    from emu_helpers import reference
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    errors = logging.getLogger("uvicorn.error")
+    answers: list[object] = []
+    emu = Emulator(EmulatorConfig(timings=Timings(upload=30))).start()
+    errors.addHandler(handler)
+    try:
+        def stuck() -> None:  # an upload that the emulator holds for 30 s
+            with httpx.Client(base_url=emu.url, headers={"Authorization": "Bearer k"}) as c:
+                try:
+                    answers.append(c.post("/v2/generate/audio/minimax/upload",
+                                          files={"file": ("r.mp3", reference(), "audio/mpeg")},
+                                          data={"purpose": "song"}).status_code)
+                except httpx.HTTPError as exc:
+                    answers.append(type(exc))
+
+        thread = threading.Thread(target=stuck)
+        thread.start()
+        while emu.counters.requests["/v2/generate/audio/minimax/upload"] == 0:
+            thread.join(0.01)
+        thread.join(0.2)
+        emu.stop()  # cancels the held request after its grace second
+        thread.join(10)
+    finally:
+        errors.removeHandler(handler)
+        emu.stop()
+    assert answers in ([500], [httpx.RemoteProtocolError])  # the client saw it end
+    assert [r.getMessage() for r in records] == []
+    real = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "a real failure",
+                             None, (ValueError, ValueError("boom"), None))
+    assert all(f.filter(real) for f in errors.filters)  # real errors still show
