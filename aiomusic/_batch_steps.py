@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -64,24 +63,27 @@ def remove_leftovers(out: Path, jobs: Sequence[MiniMaxJob | SunoJob]) -> list[Pa
     are matched: a MiniMax job's ``out``, a Suno job's ``<out>-<n>.<ext>``. Best effort: a
     file that cannot be removed is logged and left.
     """
-    from ._jobs import MiniMaxJob
+    from ._jobs import TRACK_NAME, MiniMaxJob
 
-    names: dict[Path, list[str]] = {}
+    files: dict[Path, set[str]] = {}  # by folder: the MiniMax jobs' file names
+    stems: dict[Path, set[str]] = {}  # by folder: the Suno jobs' name stems
     for job in jobs:
         dest = out / job.out
-        name = re.escape(dest.name)
-        names.setdefault(dest.parent, []).append(
-            name if isinstance(job, MiniMaxJob) else name + r"-\d+\.[a-z0-9]+")
+        (files if isinstance(job, MiniMaxJob) else stems).setdefault(dest.parent, set()).add(
+            dest.name)
     removed: list[Path] = []
-    for folder, patterns in names.items():
-        ours = re.compile("|".join(patterns), re.DOTALL)
+    for folder in files.keys() | stems.keys():
         try:
             entries = list(os.scandir(folder))
         except OSError:  # no folder yet, or none to read: the job's own writing will tell
             continue
+        ours, our_stems = files.get(folder, set()), stems.get(folder, set())
         for entry in entries:
             target = temporary_file_of(entry.name)
-            if target is None or not ours.fullmatch(target):
+            if target is None:
+                continue
+            track = TRACK_NAME.fullmatch(target)
+            if target not in ours and not (track and track.group(1) in our_stems):
                 continue
             try:
                 os.unlink(entry.path)

@@ -16,7 +16,6 @@ from ._cli_common import (
     Backend,
     Output,
     backend,
-    one_error,
     positive_float,
     stop_on_signals,
 )
@@ -128,7 +127,7 @@ async def drive(plan: Drive, output: Output) -> Result:
 
                 session.subscribe(listen)
                 with stop.scope:
-                    async with one_error(), batch.results() as results:
+                    async with batch.results() as results:
                         async for outcome in results:
                             reporter.outcome(outcome)
     except ConfigurationError as exc:  # JournalError included: nothing was sent

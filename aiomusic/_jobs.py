@@ -35,7 +35,7 @@ from .suno import _protocol as suno_proto
 __all__ = ["Job", "JobFileError", "MiniMaxJob", "SunoJob", "load_jobs", "parse_jobs"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_TRACK = re.compile(r"(.+)-\d+\.[a-z0-9]+")  # the name of a Suno job's track
+TRACK_NAME = re.compile(r"(.+)-\d+\.[a-z0-9]+")  # the name of a Suno job's track
 _CHECK_CALLBACK = "https://callback.invalid/check"  # stands in for the real one while checking
 
 
@@ -228,7 +228,7 @@ def parse_jobs(items: Iterable[tuple[int, object]], *, base: Path = Path(),
         jobs.append(job)
     for job in jobs:
         if isinstance(job, MiniMaxJob):
-            found = _TRACK.fullmatch(job.out.casefold())
+            found = TRACK_NAME.fullmatch(job.out.casefold())
             if found and found.group(1) in stems:
                 other_line, other_id = stems[found.group(1)]
                 problems.append((job.line, "out", f"{job.out!r} would overwrite a track of "
