@@ -7,9 +7,8 @@ hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
-from ._batch import Batch, BatchSummary, JobOutcome, OutputFile
-from ._config import Endpoints, LaneKind, Service
-from ._errors import (
+from ._core._config import Endpoints, LaneKind, Service
+from ._core._errors import (
     AiomusicError,
     APIError,
     AudioDecodeError,
@@ -39,7 +38,7 @@ from ._errors import (
     TransportError,
     UsageLimitError,
 )
-from ._events import (
+from ._core._events import (
     Event,
     JobProgress,
     LaneLimitChanged,
@@ -50,10 +49,8 @@ from ._events import (
     RequestStarted,
     RetryScheduled,
 )
-from ._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
-from ._journal import JournalError
-from ._lanes import LaneConfig
-from ._models import (
+from ._core._lanes import LaneConfig
+from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,
     AudioSetting,
@@ -70,9 +67,12 @@ from ._models import (
     Track,
     UploadedFile,
 )
-from ._retry import RetryPolicy
-from ._session import MusicSession
+from ._core._retry import RetryPolicy
+from ._core._session import MusicSession
 from ._version import __version__
+from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
+from .batch._journal import JournalError
+from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
 from .minimax.client import AudioStream
 from .suno import PollSchedule, SunoTask

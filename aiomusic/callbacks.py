@@ -32,10 +32,10 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from ._converter import structure
-from ._errors import ResponseError
-from ._log import logger
-from ._models import CallbackEvent, CallbackType
+from ._core._converter import structure
+from ._core._errors import ResponseError
+from ._core._log import logger
+from ._core._models import CallbackEvent, CallbackType
 
 __all__ = ["CallbackReceiver", "parse_callback"]
 

@@ -89,7 +89,7 @@ async def hex_raw_fsync(p: dict[str, Any]) -> dict[str, Any]:
 
 async def hex_decode(p: dict[str, Any]) -> dict[str, Any]:
     """aiomusic's decoder over the raw transport, the audio thrown away: no hash, no file."""
-    from aiomusic._hexstream import HexAudioScanner
+    from aiomusic._io._hexstream import HexAudioScanner
 
     clock = _Clock()
     size = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiomusic._hexstream import HexAudioScanner
+from aiomusic._io._hexstream import HexAudioScanner
 
 HEAD = b'{"data":{"audio":"'
 TAIL = (b'","status":2},"extra_info":{"music_duration":25364,"music_sample_rate":44100,'

@@ -16,8 +16,8 @@ import lameenc
 import mutagen.mp3
 import pytest
 
-from aiomusic._audio import AudioInfo, probe_audio, validate_reference
-from aiomusic._errors import AudioValidationError
+from aiomusic._core._errors import AudioValidationError
+from aiomusic._io._audio import AudioInfo, probe_audio, validate_reference
 
 
 def make_wav(seconds: float, *, rate: int = 8000, width: int = 1, channels: int = 1) -> bytes:
@@ -88,7 +88,7 @@ def id3v2(payload: bytes = b"TIT2\x00\x00\x00\x05\x00\x00\x03Song") -> bytes:
 
 def mpeg_frames(count: int, header: int) -> bytes:
     """Synthetic frames: valid headers, silent bodies (padding bit off)."""
-    from aiomusic._audio import _frame
+    from aiomusic._io._audio import _frame
 
     frame = _frame(header)
     assert frame is not None

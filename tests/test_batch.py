@@ -33,7 +33,7 @@ from aiomusic import (
     TaskFailedError,
     load_jobs,
 )
-from aiomusic._batch_steps import remove_leftovers
+from aiomusic.batch._steps import remove_leftovers
 from aiomusic.emulator import Emulator, EmulatorConfig, Faults, Limits, Timings
 
 from .conftest import make_wav

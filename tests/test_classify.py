@@ -22,7 +22,7 @@ from aiomusic import (
     ServiceUnavailableError,
     UsageLimitError,
 )
-from aiomusic._classify import classify_aimlapi, classify_minimax, classify_suno
+from aiomusic._core._classify import classify_aimlapi, classify_minimax, classify_suno
 
 MINIMAX_TABLE = [
     (1000, ServerError, True),

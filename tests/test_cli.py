@@ -10,9 +10,9 @@ import anyio
 import mutagen
 import pytest
 
-from aiomusic import _cli_common
-from aiomusic._cli_common import stop_on_signals
+from aiomusic.cli import _common as _cli_common
 from aiomusic.cli import main
+from aiomusic.cli._common import stop_on_signals
 
 
 def test_demo_writes_playable_songs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,6 +94,6 @@ def test_ctrl_c_outside_the_async_part_exits_130(monkeypatch: pytest.MonkeyPatch
     def interrupted(**kw: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("aiomusic._demo.run_demo", interrupted)
+    monkeypatch.setattr("aiomusic.cli._demo.run_demo", interrupted)
     assert main(["demo"]) == 130
     assert capsys.readouterr().err == "aiomusic: stopped\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aiomusic import ConfigurationError, Endpoints, Service
-from aiomusic._config import Keys
+from aiomusic._core._config import Keys
 
 
 def test_defaults_are_the_real_hosts() -> None:

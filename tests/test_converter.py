@@ -19,7 +19,7 @@ from aiomusic import (
     TaskStatus,
     UploadedFile,
 )
-from aiomusic._converter import parse_time, snake_keys, structure
+from aiomusic._core._converter import parse_time, snake_keys, structure
 
 # record-info as the docs show it (createTime a string), sunoData camelCase.
 DOCS_RECORD: dict[str, Any] = {

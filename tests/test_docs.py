@@ -321,7 +321,7 @@ def test_every_error_class_has_an_entry_in_the_errors_reference() -> None:
 
 
 def test_the_service_code_table_matches_the_classifier() -> None:
-    from aiomusic._classify import HTTP_STATUSES, MINIMAX_CODES, SUNO_CODES
+    from aiomusic._core._classify import HTTP_STATUSES, MINIMAX_CODES, SUNO_CODES
 
     text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
     table = text[text.index("## Service codes"):]

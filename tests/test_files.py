@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import pytest
 
-from aiomusic import _files
-from aiomusic._files import AtomicFile, Batcher, write_behind
+from aiomusic._io import _files
+from aiomusic._io._files import AtomicFile, Batcher, write_behind
 
 pytestmark = pytest.mark.anyio
 

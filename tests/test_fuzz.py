@@ -44,9 +44,9 @@ from aiomusic import (
     TaskRecord,
     TaskStatus,
 )
-from aiomusic._classify import classify_aimlapi, classify_minimax, classify_suno
-from aiomusic._hexstream import HexAudioScanner
-from aiomusic._retry import MAX_RETRY_AFTER, parse_retry_after
+from aiomusic._core._classify import classify_aimlapi, classify_minimax, classify_suno
+from aiomusic._core._retry import MAX_RETRY_AFTER, parse_retry_after
+from aiomusic._io._hexstream import HexAudioScanner
 from aiomusic.callbacks import CallbackReceiver, parse_callback
 from aiomusic.minimax import _protocol as minimax_proto
 from aiomusic.suno import _protocol as suno_proto

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiomusic._errors import AudioDecodeError, ResponseError
-from aiomusic._hexstream import HexAudioScanner, decode_hex_stream
+from aiomusic._core._errors import AudioDecodeError, ResponseError
+from aiomusic._io._hexstream import HexAudioScanner, decode_hex_stream
 
 AUDIO = bytes(range(256)) * 3
 HEX = AUDIO.hex()

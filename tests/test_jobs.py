@@ -1,4 +1,4 @@
-"""The job file: every validation rule of ``aiomusic._jobs``, line by line, plus fuzzing."""
+"""The job file: every validation rule of ``aiomusic.batch._jobs``, line by line, plus fuzzing."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiomusic._errors import InputError
-from aiomusic._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs, parse_jobs
-from aiomusic._models import AudioFormat, AudioSetting, Purpose
+from aiomusic._core._errors import InputError
+from aiomusic._core._models import AudioFormat, AudioSetting, Purpose
+from aiomusic.batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs, parse_jobs
 
 URL = "https://cdn.example.com/vocals.mp3"
 

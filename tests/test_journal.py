@@ -16,9 +16,9 @@ from typing import Any
 import anyio
 import pytest
 
-from aiomusic import _journal
-from aiomusic._errors import ConfigurationError
-from aiomusic._journal import FileRecord, JobRecord, JobState, Journal, JournalError
+from aiomusic._core._errors import ConfigurationError
+from aiomusic.batch import _journal
+from aiomusic.batch._journal import FileRecord, JobRecord, JobState, Journal, JournalError
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "http://127.0.0.1:8765"
@@ -407,7 +407,7 @@ async def test_a_journal_in_use_is_refused_until_its_run_ends(tmp_path: Path) ->
         with anyio.fail_after(60):
             other = await anyio.run_process(
                 [sys.executable, "-c", "import anyio, sys\n"
-                 "from aiomusic._journal import Journal, JournalError\n"
+                 "from aiomusic.batch._journal import Journal, JournalError\n"
                  "try:\n"
                  f"    anyio.run(lambda: Journal.open({str(path)!r}, endpoint={ENDPOINT!r}))\n"
                  "except JournalError as exc:\n"

@@ -21,8 +21,8 @@ from aiomusic import (
     RetryPolicy,
     Service,
 )
-from aiomusic._config import LaneKind
-from aiomusic._lanes import GUARD_START, Lane
+from aiomusic._core._config import LaneKind
+from aiomusic._core._lanes import GUARD_START, Lane
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aiomusic._log import redact
+from aiomusic._core._log import redact
 
 SCRIPT = """
 import anyio, httpx, aiomusic

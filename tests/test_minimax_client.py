@@ -32,8 +32,8 @@ from aiomusic import (
     RetryPolicy,
     Service,
     SubmissionUnknownError,
-    _files,
 )
+from aiomusic._io import _files
 from aiomusic.emulator import Emulator
 
 from .conftest import make_wav

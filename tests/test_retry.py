@@ -21,7 +21,7 @@ from aiomusic import (
     SubmissionUnknownError,
     TransferTimeoutError,
 )
-from aiomusic._retry import MAX_RETRY_AFTER, parse_retry_after
+from aiomusic._core._retry import MAX_RETRY_AFTER, parse_retry_after
 
 NOW = 1_700_000_000.0
 

@@ -40,10 +40,10 @@ from aiomusic import (
     TaskResult,
     Track,
 )
-from aiomusic._call import without_key
+from aiomusic._core._call import without_key
+from aiomusic._io._download import MAX_REDIRECTS, check_download_url, safe_filename
 from aiomusic.callbacks import CallbackReceiver, parse_callback
 from aiomusic.suno import PollSchedule
-from aiomusic.suno._download import MAX_REDIRECTS, check_download_url, safe_filename
 
 from .reliability_helpers import REFERENCE, STEM, SUNO_ARGS
 

@@ -30,8 +30,8 @@ from aiomusic import (
     TransferTimeoutError,
     TransportError,
 )
-from aiomusic._call import Call
-from aiomusic._config import LaneKind
+from aiomusic._core._call import Call
+from aiomusic._core._config import LaneKind
 
 KEY = "sk-test-SECRET-0123456789"
 FAST = RetryPolicy(base_delay=0.0, max_delay=0.0, jitter=False)
@@ -217,7 +217,7 @@ async def test_non_json_error_body_is_classified_by_status() -> None:
 
 
 async def test_oversized_json_body_is_refused() -> None:
-    from aiomusic import _call
+    from aiomusic._core import _call
 
     def responder(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b" " * (_call.MAX_JSON_BYTES + 1))

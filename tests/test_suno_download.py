@@ -20,10 +20,10 @@ from aiomusic import (
     RetryPolicy,
     TaskResult,
     Track,
-    _files,
 )
+from aiomusic._io import _files
+from aiomusic._io._download import audio_suffix, check_download_url, safe_filename
 from aiomusic.emulator import Emulator
-from aiomusic.suno._download import audio_suffix, check_download_url, safe_filename
 from aiomusic.suno._tasks import PollSchedule
 
 from .conftest import make_wav

@@ -17,7 +17,7 @@ from aiomusic import (
     TaskStatus,
     UploadedFile,
 )
-from aiomusic._config import LaneKind, Service
+from aiomusic._core._config import LaneKind, Service
 from aiomusic.suno import _protocol as proto
 from aiomusic.suno._tasks import PollSchedule
 

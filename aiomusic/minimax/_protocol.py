@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any
 
-from .._call import Call
-from .._config import LaneKind, Service
-from .._converter import structure
-from .._errors import InputError, ResponseError
-from .._models import AudioSetting, ExtraInfo, Purpose, ReferenceUpload
+from .._core._call import Call
+from .._core._config import LaneKind, Service
+from .._core._converter import structure
+from .._core._errors import InputError, ResponseError
+from .._core._models import AudioSetting, ExtraInfo, Purpose, ReferenceUpload
 
 __all__ = [
     "MAX_LYRICS",

@@ -14,18 +14,18 @@ import anyio.abc
 import attrs
 import httpx
 
-from .._call import Call, aclose, json_handler
-from .._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
-from .._events import Progress
-from .._files import AtomicFile, Batcher, Writer, write_behind
-from .._hexstream import HexAudioScanner
-from .._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
-from .._sources import AudioSource, local_source
+from .._core._call import Call, aclose, json_handler
+from .._core._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
+from .._core._events import Progress
+from .._core._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
+from .._io._files import AtomicFile, Batcher, Writer, write_behind
+from .._io._hexstream import HexAudioScanner
+from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
 
 if TYPE_CHECKING:
-    from .._retry import RetryPolicy
-    from .._session import MusicSession
+    from .._core._retry import RetryPolicy
+    from .._core._session import MusicSession
 
 __all__ = ["AudioStream", "MiniMaxClient"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._download import safe_filename
+from .._io._download import safe_filename
 from ._tasks import PollSchedule, SunoTask
 from .client import SunoClient
 

@@ -17,11 +17,11 @@ from typing import IO, Any
 
 import httpx
 
-from .._call import Call
-from .._config import LaneKind, Service
-from .._converter import structure
-from .._errors import InputError, ResponseError, SubmissionUnknownError
-from .._models import TaskRecord, UploadedFile
+from .._core._call import Call
+from .._core._config import LaneKind, Service
+from .._core._converter import structure
+from .._core._errors import InputError, ResponseError, SubmissionUnknownError
+from .._core._models import TaskRecord, UploadedFile
 
 __all__ = [
     "KNOWN_MODELS",

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from .._errors import AiomusicError, DeadlineExceededError, TaskFailedError
-from .._events import Progress
-from .._log import logger
-from .._models import (
+from .._core._errors import AiomusicError, DeadlineExceededError, TaskFailedError
+from .._core._events import Progress
+from .._core._log import logger
+from .._core._models import (
     CallbackEvent,
     CallbackType,
     TaskRecord,
@@ -34,7 +34,7 @@ from ..callbacks import is_failure
 from . import _protocol as proto
 
 if TYPE_CHECKING:
-    from .._retry import RetryPolicy
+    from .._core._retry import RetryPolicy
     from ..callbacks import CallbackReceiver, _Waker
     from .client import SunoClient
 

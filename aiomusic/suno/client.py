@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from .._errors import AiomusicError, ConfigurationError, DownloadError, InputError
-from .._events import Progress
-from .._models import DownloadResult, TaskResult, Track, UploadedFile
-from .._sources import AudioSource, local_source
+from .._core._errors import AiomusicError, ConfigurationError, DownloadError, InputError
+from .._core._events import Progress
+from .._core._models import DownloadResult, TaskResult, Track, UploadedFile
+from .._io._download import audio_suffix, download_url, safe_filename
+from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
-from ._download import audio_suffix, download_url, safe_filename
 from ._tasks import PollSchedule, SunoTask
 
 if TYPE_CHECKING:
-    from .._retry import RetryPolicy
-    from .._session import MusicSession
+    from .._core._retry import RetryPolicy
+    from .._core._session import MusicSession
     from ..callbacks import CallbackReceiver
 
 __all__ = ["SunoClient"]

@@ -16,11 +16,11 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._retry import RetryPolicy
-from .suno import PollSchedule
+from .._core._retry import RetryPolicy
+from ..suno import PollSchedule
 
 if TYPE_CHECKING:
-    from .emulator import Timings
+    from ..emulator import Timings
 
 __all__ = ["EMBEDDED", "EXIT_INTERRUPTED", "Backend", "Output", "Stop", "add_service_options",
            "backend", "one_error", "stop_on_signals"]
@@ -102,7 +102,7 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
         yield Backend(kwargs, poll=poll, label=args.base_url or "the services' public hosts")
         return
     try:
-        from .emulator import Emulator, EmulatorConfig
+        from ..emulator import Emulator, EmulatorConfig
     except ImportError as exc:  # pragma: no cover - the dev install has every extra
         Output.error(f"--emulator needs the emulator extra: pip install 'aiomusic[emulator]' "
                      f"({exc})")
@@ -117,7 +117,7 @@ EMBEDDED = "embedded emulator"
 
 def emulator_timings() -> Timings:
     """Seconds instead of minutes: what `--emulator` and the demo run with."""
-    from .emulator import Timings
+    from ..emulator import Timings
 
     return Timings(generate=0.8, suno_text=0.5, suno_first=1.2, suno_complete=2.5)
 

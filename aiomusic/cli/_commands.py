@@ -10,18 +10,18 @@ from typing import Any
 import anyio
 import attrs
 
-from ._cli_common import (
+from .._core._errors import AiomusicError, ConfigurationError, InputError
+from .._core._events import Event, Progress
+from .._core._models import AudioSetting, Purpose
+from .._core._session import MusicSession
+from ..suno import PollSchedule, SunoTask
+from ._common import (
     EXIT_INTERRUPTED,
     Output,
     add_service_options,
     backend,
     stop_on_signals,
 )
-from ._errors import AiomusicError, ConfigurationError, InputError
-from ._events import Event, Progress
-from ._models import AudioSetting, Purpose
-from ._session import MusicSession
-from .suno import PollSchedule, SunoTask
 
 __all__ = ["COMMANDS", "add_thin_parsers"]
 

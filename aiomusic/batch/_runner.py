@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import attrs
 
-from ._batch_steps import Steps, emit_stage, remove_leftovers, sha256_file
-from ._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
-from ._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
+from .._core._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
+from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
+from .._core._log import logger
 from ._jobs import Job, MiniMaxJob
 from ._journal import FileRecord, JobRecord, JobState, Journal, JournalError
-from ._log import logger
+from ._steps import Steps, emit_stage, remove_leftovers, sha256_file
 
 if TYPE_CHECKING:
-    from ._session import MusicSession
-    from .suno import PollSchedule
+    from .._core._session import MusicSession
+    from ..suno import PollSchedule
 
 __all__ = ["Batch", "BatchSummary", "JobOutcome", "OutputFile"]
 

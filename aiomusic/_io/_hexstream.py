@@ -33,7 +33,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiomusic._errors import AudioDecodeError, ResponseError
+from aiomusic._core._errors import AudioDecodeError, ResponseError
 
 __all__ = ["HexAudioScanner", "decode_hex_stream"]
 

@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import attrs
 
-from ._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
-from ._events import JobProgress
-from ._files import temporary_file_of
+from .._core._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
+from .._core._events import JobProgress
+from .._core._log import logger, redact
+from .._core._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
+from .._io._download import audio_suffix
+from .._io._files import temporary_file_of
 from ._journal import FileRecord, JobState, Journal
-from ._log import logger, redact
-from ._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
-from .suno._download import audio_suffix
 
 if TYPE_CHECKING:
-    from ._batch import OutputFile
+    from .._core._session import MusicSession
+    from ..suno import PollSchedule
     from ._jobs import MiniMaxJob, SunoJob
-    from ._session import MusicSession
-    from .suno import PollSchedule
+    from ._runner import OutputFile
 
 __all__ = ["Steps", "emit_stage", "remove_leftovers", "sha256_file"]
 
@@ -133,7 +133,7 @@ class Steps:
 
     async def verify(self, files: tuple[FileRecord, ...]) -> tuple[OutputFile, ...] | None:
         """The recorded files, if every one is still there with its SHA-256."""
-        from ._batch import OutputFile
+        from ._runner import OutputFile
 
         found: list[OutputFile] = []
         for record in files:
@@ -151,7 +151,7 @@ class Steps:
 
     async def minimax(self, run: _Run, job: MiniMaxJob
                       ) -> tuple[tuple[OutputFile, ...], str | None]:
-        from ._batch import OutputFile
+        from ._runner import OutputFile
 
         async with self.limiter:
             voice, instrumental = job.refer_voice, job.refer_instrumental
@@ -221,7 +221,7 @@ class Steps:
 
     async def _download(self, run: _Run, job: SunoJob, tracks: tuple[Any, ...]
                         ) -> tuple[OutputFile, ...]:
-        from ._batch import OutputFile
+        from ._runner import OutputFile
 
         records: list[FileRecord] = []
         async with self.limiter:

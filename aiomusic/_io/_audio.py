@@ -21,7 +21,7 @@ import attrs
 import mutagen
 import mutagen.mp3
 
-from aiomusic._errors import AudioValidationError
+from aiomusic._core._errors import AudioValidationError
 
 __all__ = ["AudioInfo", "probe_audio", "validate_reference"]
 

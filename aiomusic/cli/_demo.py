@@ -12,9 +12,9 @@ from pathlib import Path
 
 import anyio
 
-from ._cli_batch import Drive, drive, finish
-from ._cli_common import Output, emulated, emulator_timings
-from ._jobs import load_jobs
+from ..batch._jobs import load_jobs
+from ._batch import Drive, drive, finish
+from ._common import Output, emulated, emulator_timings
 
 __all__ = ["run_demo"]
 
@@ -40,7 +40,7 @@ def _lyrics(i: int) -> str:
 
 def write_demo_jobs(folder: Path, *, songs: int, instrumentals: int, seed: int) -> Path:
     """Write the demo's reference, vocal track and job file into ``folder``."""
-    from .emulator import sample_track
+    from ..emulator import sample_track
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "reference.wav").write_bytes(sample_track(14.0, seed=seed))
@@ -63,7 +63,7 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
     """Run the demo; 0 when every job's audio was written, 1 otherwise."""
     output = Output(json_mode=json_mode, plain=plain)
     try:
-        from .emulator import Emulator, EmulatorConfig, Faults
+        from ..emulator import Emulator, EmulatorConfig, Faults
     except ImportError as exc:
         output.error(f"the demo needs the emulator extra: pip install 'aiomusic[emulator]' "
                      f"({exc})")

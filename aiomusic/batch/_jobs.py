@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 import attrs
 
-from ._config import Service
-from ._errors import InputError
-from ._models import AudioFormat, AudioSetting, Purpose
-from .minimax import _protocol as minimax_proto
-from .suno import _protocol as suno_proto
+from .._core._config import Service
+from .._core._errors import InputError
+from .._core._models import AudioFormat, AudioSetting, Purpose
+from ..minimax import _protocol as minimax_proto
+from ..suno import _protocol as suno_proto
 
 __all__ = ["Job", "JobFileError", "MiniMaxJob", "SunoJob", "load_jobs", "parse_jobs"]
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
-    from .suno.client import SunoClient
+    from ..suno.client import SunoClient
 
 __all__ = [
     "UPLOAD_RETENTION",

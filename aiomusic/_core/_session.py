@@ -32,8 +32,8 @@ from ._log import configure_from_env, logger, redact
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from .minimax.client import MiniMaxClient
-    from .suno.client import SunoClient
+    from ..minimax.client import MiniMaxClient
+    from ..suno.client import SunoClient
 
 __all__ = ["MusicSession", "default_lanes"]
 
@@ -217,7 +217,7 @@ class MusicSession:
     def minimax(self) -> MiniMaxClient:
         """MiniMax music-01: reference uploads and generations."""
         if self._minimax is None:
-            from .minimax.client import MiniMaxClient
+            from ..minimax.client import MiniMaxClient
 
             self._minimax = MiniMaxClient(self)
         return self._minimax
@@ -226,7 +226,7 @@ class MusicSession:
     def suno(self) -> SunoClient:
         """Suno Add Instrumental: uploads, tasks, callbacks, downloads, credits."""
         if self._suno is None:
-            from .suno.client import SunoClient
+            from ..suno.client import SunoClient
 
             self._suno = SunoClient(self)
         return self._suno
@@ -442,6 +442,6 @@ def _safe_url(url: httpx.URL) -> str:
 
 
 def _version() -> str:
-    from ._version import __version__
+    from .._version import __version__
 
     return __version__

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._batch import BatchSummary, JobOutcome
-from ._cli_common import Output
-from ._events import JobProgress
+from .._core._events import JobProgress
+from ..batch._runner import BatchSummary, JobOutcome
+from ._common import Output
 
 __all__ = ["Reporter", "describe_outcome", "outcome_dict", "summary_lines"]
 

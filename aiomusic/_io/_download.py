@@ -18,16 +18,16 @@ import anyio
 import attrs
 import httpx
 
-from .._call import Call, Handler, aclose
-from .._config import LaneKind, Service
-from .._errors import AiomusicError, DeadlineExceededError, DownloadError
-from .._events import Progress
-from .._files import AtomicFile, Writer, write_behind
-from .._models import DownloadResult
+from .._core._call import Call, Handler, aclose
+from .._core._config import LaneKind, Service
+from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError
+from .._core._events import Progress
+from .._core._models import DownloadResult
+from ._files import AtomicFile, Writer, write_behind
 
 if TYPE_CHECKING:
-    from .._retry import RetryPolicy
-    from .._session import MusicSession
+    from .._core._retry import RetryPolicy
+    from .._core._session import MusicSession
 
 __all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename"]
 

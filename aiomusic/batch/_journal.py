@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
-from ._errors import ConfigurationError
+from .._core._errors import ConfigurationError
 
 if TYPE_CHECKING:
     import sqlite3

@@ -19,9 +19,9 @@ from typing import IO, BinaryIO
 import anyio
 import attrs
 
+from .._core._call import aclose
+from .._core._errors import InputError
 from ._audio import AudioInfo, _Window, validate_reference
-from ._call import aclose
-from ._errors import InputError
 
 __all__ = ["AudioSource", "LocalSource", "local_source"]
 

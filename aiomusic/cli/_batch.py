@@ -9,8 +9,12 @@ from pathlib import Path
 import anyio
 import attrs
 
-from ._batch import Batch, BatchSummary
-from ._cli_common import (
+from .._core._errors import ConfigurationError
+from .._core._events import Event, JobProgress, PauseStarted
+from .._core._session import MusicSession
+from ..batch._jobs import Job, JobFileError, load_jobs
+from ..batch._runner import Batch, BatchSummary
+from ._common import (
     EMBEDDED,
     EXIT_INTERRUPTED,
     Backend,
@@ -19,11 +23,7 @@ from ._cli_common import (
     positive_float,
     stop_on_signals,
 )
-from ._cli_progress import Reporter, summary_lines
-from ._errors import ConfigurationError
-from ._events import Event, JobProgress, PauseStarted
-from ._jobs import Job, JobFileError, load_jobs
-from ._session import MusicSession
+from ._progress import Reporter, summary_lines
 
 __all__ = ["DEFAULT_JOURNAL", "Drive", "add_batch_parser", "drive", "run_batch_command"]
 

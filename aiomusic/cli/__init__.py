@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._version import __version__
+from .._version import __version__
 
 __all__ = ["main"]
 
@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="fault seed (default: %(default)s)")
     demo.add_argument("--plain", action="store_true", help="plain line output, no live display")
     demo.add_argument("--json", action="store_true", help="JSON lines for scripts")
-    from ._cli_batch import add_batch_parser
-    from ._cli_commands import add_thin_parsers
-    from ._cli_common import add_service_options
+    from ._batch import add_batch_parser
+    from ._commands import add_thin_parsers
+    from ._common import add_service_options
 
     add_service_options(add_batch_parser(commands))
     add_thin_parsers(commands)
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
-        from .emulator._cli import main as emulator_main
+        from ..emulator._cli import main as emulator_main
 
         return emulator_main(argv[1:])
     parser = build_parser()
@@ -76,16 +76,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return run_demo(out=args.out, songs=args.songs, instrumentals=args.instrumentals,
                         seed=args.seed, plain=args.plain, json_mode=args.json)
     if args.command == "batch":
-        from ._cli_batch import run_batch_command
+        from ._batch import run_batch_command
 
         return run_batch_command(args)
     if args.command is not None:
-        from ._cli_commands import run_thin_command
+        from ._commands import run_thin_command
 
         return run_thin_command(args)
     parser.print_help(sys.stderr)
     return 2
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m aiomusic.cli``: the ``aiomusic`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
