@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -15,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import _minimax, _suno, _uploads
 from ._config import EmulatorConfig, Faults, Limits
+from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
 from ._http import Req, send_json
 from ._state import State, new_trace_id
@@ -26,8 +26,8 @@ log = logging.getLogger("aiomusic.emulator")
 #: Faults answered as a definite rejection, before any work or charge.
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
-Handler = Callable[["EmulatorApp", Req], Awaitable[None]]
-Background = Callable[[], Coroutine[Any, Any, None]]
+#: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
+HANDLERS = (_minimax, _suno, _uploads)
 
 
 class EmulatorApp:
@@ -40,18 +40,9 @@ class EmulatorApp:
         self.limiter = RateLimiter(self.config.limits)
         self.task_group: TaskGroup | None = None
         self.client: httpx.AsyncClient | None = None
-        self.routes: dict[tuple[str, str], tuple[str, Handler]] = {
-            ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", _minimax.upload),
-            ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", _minimax.generate),
-            ("POST", "/v1/music_upload"): ("minimax.upload", _minimax.upload),
-            ("POST", "/v1/music_generation"): ("minimax.generate", _minimax.generate),
-            ("POST", "/api/v1/generate/add-instrumental"): ("suno.add_instrumental", _suno.submit),
-            ("GET", "/api/v1/generate/record-info"): ("suno.record_info", _suno.record_info),
-            ("GET", "/api/v1/generate/credit"): ("suno.credit", _suno.credit),
-            ("POST", "/api/file-stream-upload"): ("files.stream_upload", _uploads.stream_upload),
-            ("POST", "/api/file-base64-upload"): ("files.base64_upload", _uploads.base64_upload),
-            ("POST", "/api/file-url-upload"): ("files.url_upload", _uploads.url_upload),
-        }
+        self.routes: Routes = {}
+        for module in HANDLERS:
+            self.routes.update(module.ROUTES)
 
     # -- runtime control -------------------------------------------------------------------
 

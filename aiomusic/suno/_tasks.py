@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import random
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -30,6 +29,7 @@ from .._core._models import (
     Track,
     UploadedFile,
 )
+from .._core._task import PollSchedule
 from ..callbacks import is_failure
 from . import _protocol as proto
 
@@ -40,30 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BoundTrack", "PollSchedule", "SunoTask"]
 
-_RNG = random.Random()
 _CALLBACK_STATUS = {CallbackType.TEXT: TaskStatus.TEXT_SUCCESS,
                     CallbackType.FIRST: TaskStatus.FIRST_SUCCESS,
                     CallbackType.COMPLETE: TaskStatus.SUCCESS}
-
-
-@attrs.frozen
-class PollSchedule:
-    """When to poll ``record-info``: ``initial`` seconds, then ``factor`` times longer each
-    time up to ``maximum``, each wait shortened by a random part of up to ``jitter``.
-
-    The docs advise polling every 30 s; tasks take 2-4 minutes. Tests use tiny values.
-    """
-
-    initial: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
-    maximum: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
-    factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1))
-    jitter: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0),
-                                                        attrs.validators.le(1)])
-
-    def delay(self, polls: int, *, rng: random.Random | None = None) -> float:
-        """The wait before the next poll, after ``polls`` polls."""
-        base = min(self.maximum, self.initial * self.factor ** min(polls, 64))
-        return base * (1.0 - self.jitter * (rng or _RNG).random())
 
 
 @attrs.frozen
