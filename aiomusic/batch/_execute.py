@@ -10,6 +10,7 @@ files' digests at the end.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import attrs
 
 from .._core._config import Service
 from .._core._errors import ResponseError
-from .._core._operation import Context, Delivery, Output, params_of
+from .._core._operation import Context, Delivery, Operation, Output, params_of
 from .._core._task import Asset, Phase, TaskSnapshot
 from .._io._download import audio_suffix, download_url, safe_filename
 from .._io._files import AtomicFile
@@ -26,38 +27,38 @@ from ._jobs import OperationJob, OutputFile
 from ._journal import FileRecord, JobState
 
 if TYPE_CHECKING:
+    from .._core._session import MusicSession
     from ._outcome import Run
     from ._steps import Steps
 
-__all__ = ["execute"]
+__all__ = ["context_for", "execute", "with_uploads"]
 
 #: The deliveries whose paid answer itself is the file (so a file found after a kill is the
 #: finished result: the atomic rename happens only once the audio is complete and checked).
 WRITES_DURING_CALL = (Delivery.INLINE_HEX, Delivery.SSE_HEX)
 
 
-def context(steps: Steps, job: OperationJob) -> Context:
+def context_for(session: MusicSession, op: Operation, params: Any) -> Context:
     """What the operation's pure builder may know beyond its parameters."""
-    session = steps.session
-    if job.op.service == "minimax":
+    if op.service == "minimax":
         return Context(session.minimax_service)
-    if job.op.service == "suno":
-        given = getattr(job.params, "callback_url", None)
+    if op.service == "suno":
+        given = getattr(params, "callback_url", None)
         return Context(Service.SUNO, callback_url=session.suno._callback_url(given))
-    return Context(Service(job.op.service))
+    return Context(Service(op.service))
 
 
-async def _prepare(steps: Steps, run: Run, job: OperationJob) -> Any:
+async def with_uploads(op: Operation, params: Any,
+                       upload: Callable[[Path], Awaitable[str]]) -> Any:
     """The parameters ready to send: local sources uploaded first where the service takes
     only URLs (Suno's file host); other services stream local files in the call itself."""
-    params = job.params
-    if job.op.service != "suno":
+    if op.service != "suno":
         return params
     changes: dict[str, Any] = {}
-    for info in params_of(job.op.params):
+    for info in params_of(op.params):
         value = getattr(params, info.name)
         if info.kind == "source" and isinstance(value, Path):
-            changes[info.name] = await steps.suno_upload(run, value)
+            changes[info.name] = await upload(value)
     return attrs.evolve(params, **changes) if changes else params
 
 
@@ -71,8 +72,8 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
     op = job.op
     session = steps.session
     if resume is None:
-        params = await _prepare(steps, run, job)
-        call = op.call(params, context(steps, job))  # every local check before paying
+        params = await with_uploads(op, job.params, lambda path: steps.suno_upload(run, path))
+        call = op.call(params, context_for(session, op, params))  # checked before paying
     if op.delivery in WRITES_DURING_CALL:
         dest = steps.out / job.out
         async with steps.limiter:
@@ -105,7 +106,10 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         assert op.task is not None, f"{op.qualified} declares no task"
         task = Task(session._transport, op.task, handle, submitted=resume is None,
                     hints=steps.hints_for(op.task))
-        snap = await task.wait(timeout=steps.task_timeout, poll=steps.poll)
+        # the batch's schedule, else the session's for Suno (as SunoTask), else the spec's
+        poll = steps.poll or (session.suno.poll_schedule
+                              if op.task.service is Service.SUNO else None)
+        snap = await task.wait(timeout=steps.task_timeout, poll=poll)
     return await _fetch(steps, run, job, snap), handle
 
 

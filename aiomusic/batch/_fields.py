@@ -143,14 +143,12 @@ def read_params(op: Operation, fields: Fields, base: Path) -> Any | None:
                 fields.bad(info.name, "is required")
             continue
         values[info.name] = value
-    if fields.problems:
-        return None
     checks = Checks()
-    for info in declared:
+    for info in declared:  # the values that did read: their declared limits
         _check_declared(checks, info, values.get(info.name), op)
-    params = op.params(**values) if not checks.problems else None
+    params = op.params(**values) if not checks.problems and not fields.problems else None
     if params is not None:
-        op.validate(params, checks)
+        op.validate(params, checks)  # cross-field rules need every value
     for problem in checks.problems:
         fields.bad(problem.field, problem.message)
     return None if checks.problems else params

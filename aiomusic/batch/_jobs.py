@@ -23,7 +23,7 @@ from .._core._operation import Operation, Output, find
 from ..suno import _protocol as suno_proto
 
 __all__ = ["TRACK_NAME", "Job", "MiniMaxJob", "OperationJob", "OutputFile", "SunoJob",
-           "output_extension"]
+           "make_job", "output_extension"]
 
 TRACK_NAME = re.compile(r"(.+)-\d+\.[a-z0-9]+")  # the name of a job's track: <out>-<n>.<ext>
 
@@ -193,6 +193,27 @@ class OperationJob:
 
 
 Job = MiniMaxJob | SunoJob | OperationJob
+
+
+def make_job(op: Operation, job_id: str, params: Any, out: str, *, line: int = 0) -> Job:
+    """The job for ``op``: the typed job of music-01 and Add Instrumental (which know their
+    references and uploads, and keep their fingerprints), an `OperationJob` otherwise."""
+    if op.qualified == "minimax.music-01":
+        return MiniMaxJob(id=job_id, lyrics=params.lyrics, reference=params.reference,
+                          purpose=Purpose(params.purpose),
+                          voice_reference=params.voice_reference,
+                          instrumental_reference=params.instrumental_reference,
+                          refer_voice=params.refer_voice,
+                          refer_instrumental=params.refer_instrumental,
+                          audio_setting=params.audio_setting, out=out, line=line)
+    if op.qualified == "suno.add-instrumental":
+        return SunoJob(id=job_id, source=params.source, title=params.title, tags=params.tags,
+                       negative_tags=params.negative_tags, vocal_gender=params.vocal_gender,
+                       style_weight=params.style_weight,
+                       weirdness_constraint=params.weirdness_constraint,
+                       audio_weight=params.audio_weight, model=params.model,
+                       callback_url=params.callback_url, out=out, line=line)
+    return OperationJob(id=job_id, op=op, params=params, out=out, line=line)
 
 
 def output_extension(op: Operation, params: Any) -> str:
