@@ -377,10 +377,11 @@ def operations(service: str | None = None) -> Iterator[Operation]:
     for name in (service,) if service else tuple(_DECLARATIONS):
         _load(name)
     seen: set[int] = set()
-    for (svc, _name), op in _REGISTRY.items():
-        if (service is None or svc == service) and id(op) not in seen:
-            seen.add(id(op))
-            yield op
+    for name in (service,) if service else tuple(_DECLARATIONS):
+        for (svc, _name), op in _REGISTRY.items():
+            if svc == name and id(op) not in seen:
+                seen.add(id(op))
+                yield op
 
 
 def find(service: str, name: str) -> Operation | None:
