@@ -15,7 +15,7 @@ import attrs
 import httpx
 
 from ._config import LaneKind, Service
-from ._errors import ResponseError, SubmissionUnknownError
+from ._errors import ResponseError
 
 __all__ = ["Call", "Classifier", "Handler", "json_handler", "no_body", "read_capped",
            "without_key"]
@@ -118,10 +118,9 @@ _INVALID = object()
 def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
     """An answer reader: read the JSON body and classify it on both channels.
 
-    A 2xx answer that is not JSON is a [`ResponseError`][aiomusic.ResponseError] (retryable unless
-    the call was
-    paid, which becomes [`SubmissionUnknownError`][aiomusic.SubmissionUnknownError]: the service
-    may have done the work).
+    A 2xx answer that is not JSON is a [`ResponseError`][aiomusic.ResponseError], retried for a
+    free call; for a paid one the transport rules its fate (unknown: the service may have done
+    the work, see ``_fate.py``).
     A non-2xx answer is classified by its status even when its body is not JSON.
     """
 
@@ -137,17 +136,11 @@ def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
         if body is _INVALID:
             if not ok:
                 return classify(response.status_code, headers, None)
-            if call.paid:
-                raise SubmissionUnknownError(
-                    f"{call.operation}: the service answered HTTP {response.status_code} with "
-                    "a body that is not JSON, so whether the paid request was accepted is "
-                    "unknown; check your account before re-submitting",
-                    operation=call.operation, reason="malformed answer",
-                )
+            # a free call asks again; a paid one's fate is ruled by the transport (unknown)
             raise ResponseError(
                 f"{call.operation}: the service answered HTTP {response.status_code} with a "
                 f"body that is not JSON ({len(raw)} bytes)",
-                status_code=response.status_code, retryable=True,
+                status_code=response.status_code, retryable=not call.paid,
             )
         return classify(response.status_code, headers, body)
 

@@ -10,7 +10,8 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── SessionClosedError            (also RuntimeError) the session was used after close
     ├── ConfigurationError            (also ValueError)   e.g. no API key for a service
     ├── InputError                    (also ValueError)   a request invalid before sending
-    │   └── AudioValidationError                          a reference file is not usable
+    │   ├── AudioValidationError                          a reference file is not usable
+    │   └── PreflightError                                a local check failed; nothing sent
     ├── TransportError                                    the network failed
     │   ├── ConnectionFailedError                         nothing reached the service
     │   └── TransferTimeoutError      (also TimeoutError) a read/write timed out (not paid)
@@ -60,6 +61,7 @@ __all__ = [
     "MaintenanceError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PreflightError",
     "RateLimitError",
     "ResponseError",
     "ServerError",
@@ -130,6 +132,26 @@ class AudioValidationError(InputError):
         self.duration = duration
 
 
+class PreflightError(InputError):
+    """A local check failed before the first paid byte: nothing was sent (nor paid for).
+
+    The destination's folder is missing, not writable or too full; outputs collide with each
+    other, the journal, the job file or an input; an extension does not match the format; a
+    key is missing or refused; a local source is not audio. The message lists every problem
+    and what to do.
+
+    Attributes:
+        problems: Every problem found, one sentence each.
+        path: The file or folder at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = (),
+                 path: str | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+        self.path = path
+
+
 class TransportError(AiomusicError):
     """The network failed before a complete answer arrived.
 
@@ -162,12 +184,21 @@ class SubmissionUnknownError(AiomusicError):
     Attributes:
         operation: The paid operation (``"minimax.generate"``, ``"suno.add_instrumental"``).
         reason: What went wrong (``"read timeout"``, ``"connection lost"``, ...).
+        trace_id: The service's trace or request id of the attempt, when known: quote it to
+            the service's support to learn whether it was made.
+        task_id: The task id, when the service gave one.
+        status_code: The HTTP status of the answer, when one arrived.
     """
 
-    def __init__(self, message: str, *, operation: str, reason: str) -> None:
+    def __init__(self, message: str, *, operation: str, reason: str,
+                 trace_id: str | None = None, task_id: str | None = None,
+                 status_code: int | None = None) -> None:
         super().__init__(message, retryable=False)
         self.operation = operation
         self.reason = reason
+        self.trace_id = trace_id
+        self.task_id = task_id
+        self.status_code = status_code
 
 
 class DeadlineExceededError(AiomusicError, TimeoutError):
