@@ -487,7 +487,7 @@ def test_missing_aimlapi_key_exits_2(cli: Runner, reference_wav: Path,
 
 
 @pytest.mark.parametrize(("fault", "error"), [("invalid_hex", "AudioDecodeError"),
-                                             ("malformed_json", "ResponseError")])
+                                             ("malformed_json", "SubmissionUnknownError")])
 def test_service_error_exits_1_with_its_type(cli: Runner, reference_wav: Path, tmp_path: Path,
                                              emulator: Emulator, fault: str,
                                              error: str) -> None:

@@ -18,7 +18,14 @@ import pytest
 
 from aiomusic._core._errors import ConfigurationError
 from aiomusic.batch import _journal
-from aiomusic.batch._journal import FileRecord, JobRecord, JobState, Journal, JournalError
+from aiomusic.batch._journal import (
+    FileRecord,
+    JobRecord,
+    JobState,
+    Journal,
+    JournalError,
+    JournalWriteError,
+)
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "http://127.0.0.1:8765"
@@ -54,7 +61,7 @@ async def test_open_creates_parent_folders_and_meta(tmp_path: Path) -> None:
     finally:
         await journal.aclose()
     meta = dict(sql(path, "SELECT key, value FROM meta"))
-    assert meta["schema"] == "1" and meta["endpoint"] == ENDPOINT
+    assert meta["schema"] == "2" and meta["endpoint"] == ENDPOINT and meta["runs"] == "1"
     created = dt.datetime.fromisoformat(str(meta["created"]))
     assert created.tzinfo is not None and created.timestamp() >= before - 1
 
@@ -248,13 +255,13 @@ async def test_a_write_finishes_although_its_caller_is_cancelled(
     try:
         await journal.add("a", kind="suno", fingerprint="f")
         slow_disk = threading.Event()  # the write is in its worker thread and waits for it
-        real_write = _journal._write
+        real_write = _journal.write
 
-        def waiting_write(*args: Any) -> None:
+        def waiting_write(*args: Any) -> int:
             slow_disk.wait(10)
-            real_write(*args)
+            return real_write(*args)
 
-        monkeypatch.setattr(_journal, "_write", waiting_write)
+        monkeypatch.setattr(_journal, "write", waiting_write)
         done: list[str] = []
 
         async def writer(scope: anyio.CancelScope) -> None:
@@ -284,8 +291,9 @@ async def test_aclose_closes_the_connection(tmp_path: Path) -> None:
     journal = await Journal.open(path, endpoint=ENDPOINT)
     await journal.add("a", kind="suno", fingerprint="f")
     await journal.aclose()
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(JournalWriteError) as caught:
         await journal.records()
+    assert isinstance(caught.value.__cause__, sqlite3.ProgrammingError)
     # the data was committed and the file is free for another writer
     assert sql(path, "SELECT id, state FROM jobs") == [("a", "pending")]
     sql(path, "INSERT INTO uploads VALUES ('x', '{}', 0)")
@@ -343,10 +351,10 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = await Journal.open(path, endpoint=ENDPOINT)
     await journal.aclose()
-    sql(path, "UPDATE meta SET value = '2' WHERE key = 'schema'")
+    sql(path, "UPDATE meta SET value = '3' WHERE key = 'schema'")
     with pytest.raises(JournalError) as info:
         await Journal.open(path, endpoint=ENDPOINT)
-    assert "newer aiomusic (journal schema 2)" in str(info.value)
+    assert "newer aiomusic (journal schema 3)" in str(info.value)
     assert str(path) in str(info.value)
 
 

@@ -11,7 +11,7 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── ConfigurationError            (also ValueError)   e.g. no API key for a service
     ├── InputError                    (also ValueError)   a request invalid before sending
     │   ├── AudioValidationError                          a reference file is not usable
-    │   └── PreflightError                                a local check failed; nothing sent
+    │   └── PreflightError       (also ConfigurationError) a local check failed; nothing sent
     ├── TransportError                                    the network failed
     │   ├── ConnectionFailedError                         nothing reached the service
     │   └── TransferTimeoutError      (also TimeoutError) a read/write timed out (not paid)
@@ -33,6 +33,8 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     │   ├── ServerError                                   500, 1000, 1024, 1033, unknown codes
     │   └── GenerationTimeoutError    (also TimeoutError) 504, 1001
     ├── TaskFailedError                                   a Suno task ended in a failure status
+    ├── AlreadyPaidError                                  a batch job paid for in an earlier run
+    ├── BatchStoppedError                                 a batch stopped sending paid requests
     ├── DownloadError                                     a track could not be fetched safely
     └── LocalFileError                (also OSError)      a batch could not read or write a file
 """
@@ -45,10 +47,12 @@ from typing import Any
 __all__ = [
     "APIError",
     "AiomusicError",
+    "AlreadyPaidError",
     "AudioDecodeError",
     "AudioValidationError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStoppedError",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
@@ -132,7 +136,7 @@ class AudioValidationError(InputError):
         self.duration = duration
 
 
-class PreflightError(InputError):
+class PreflightError(InputError, ConfigurationError):
     """A local check failed before the first paid byte: nothing was sent (nor paid for).
 
     The destination's folder is missing, not writable or too full; outputs collide with each
@@ -322,6 +326,48 @@ class GenerationTimeoutError(APIError, TimeoutError):
     """The service timed out generating; retried with backoff."""
 
     retryable = True
+
+
+class AlreadyPaidError(AiomusicError):
+    """A batch job that an earlier run paid for, which aiomusic does not pay for again
+    without your say: the service took its request and then failed, or its finished file
+    was deleted or changed.
+
+    Send it again with ``Batch(resubmit=...)`` (``--pay-again``): ``"failed-after-taken"``,
+    ``"missing"`` or the job's id. You may pay twice.
+
+    Attributes:
+        job_id: The job.
+        fate: ``"failed after taken"`` or ``"missing"``.
+        trace_id: The service's trace id of the paid request, when known.
+        task_id: Its task id, when there was one.
+        previous: The error type the earlier run recorded, when there was one.
+    """
+
+    def __init__(self, message: str, *, job_id: str, fate: str, trace_id: str | None = None,
+                 task_id: str | None = None, previous: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.job_id = job_id
+        self.fate = fate
+        self.trace_id = trace_id
+        self.task_id = task_id
+        self.previous = previous
+
+
+class BatchStoppedError(AiomusicError):
+    """A batch stopped sending paid requests before every job ran.
+
+    The reason is its ``__cause__``: the journal or the disk could not be written, a key was
+    refused, or the output folder ran out of room. Jobs in flight ended normally; the others
+    were not sent and stay ``pending``. Fix the cause, then run the same batch again.
+
+    Attributes:
+        reason: The cause's error type name.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, retryable=False)
+        self.reason = reason
 
 
 class TaskFailedError(AiomusicError):

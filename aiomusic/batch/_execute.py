@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._core._call import Call
 from .._core._config import Service
 from .._core._errors import ResponseError
+from .._core._models import GenerationResult
 from .._core._operation import Context, Delivery, Operation, Output, params_of
 from .._core._task import Asset, Phase, TaskSnapshot
 from .._io._download import audio_suffix, download_url, safe_filename
@@ -71,28 +73,38 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
     """
     op = job.op
     session = steps.session
-    if resume is None:
+
+    async def prepared() -> Call:
         params = await with_uploads(op, job.params, lambda path: steps.suno_upload(run, path))
-        call = op.call(params, context_for(session, op, params))  # checked before paying
+        steps.emit(run, "queued")  # the intent is journaled right before the request
+        return op.call(params, context_for(session, op, params))  # checked before paying
+
     if op.delivery in WRITES_DURING_CALL:
         dest = steps.out / job.out
+
+        async def write() -> GenerationResult:
+            call = await prepared()
+            run.dest_existed = await steps.prepare_dest(dest)
+            return await session.minimax.write(call, dest, timeout=steps.generate_timeout)
+
         async with steps.limiter:
-            existed = await steps.prepare_dest(dest)
-            await steps.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
-            steps.emit(run, "queued")
-            result = await session.minimax.write(call, dest, timeout=steps.generate_timeout)
+            result = await steps.healing(run, write)
         assert result.sha256 is not None
         record = FileRecord(job.out, result.sha256, result.bytes_written)
         await steps.mark(run, JobState.COMPLETED, files=(record,), trace_id=result.trace_id)
         return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id
     handle = resume
     if handle is None:
-        async with steps.limiter:
-            await steps.mark(run, JobState.SUBMITTING)  # the intent
-            steps.emit(run, "queued")
-            body = await session._send(call, timeout=steps.generate_timeout)
         assert op.read is not None, f"{op.qualified} declares no answer reader"
-        answer = op.read(body)
+        read = op.read
+
+        async def submit() -> Any:
+            # read within the attempt: an answer without its task id (or link) is unknown
+            return await session._transport._submit(await prepared(), read,
+                                                    timeout=steps.generate_timeout)
+
+        async with steps.limiter:
+            answer = await steps.healing(run, submit)
         if op.delivery is Delivery.JSON:
             return await _document(steps, run, job, answer), None
         handle = str(answer.url if op.delivery is Delivery.URL and hasattr(answer, "url")
