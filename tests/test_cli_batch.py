@@ -86,7 +86,9 @@ def test_usage_errors_exit_2(tmp_path: Path, keys: None,
     assert "bad.jsonl:2: not valid JSON" in err and "nothing was sent" in err
     assert main(["batch", str(tmp_path / "missing.jsonl"), "--out", "o"]) == 2
     assert "cannot read the job file" in capsys.readouterr().err
-    for argv in (["batch", str(bad)], ["batch", str(bad), "--out", "o", "--concurrency", "0"],
+    assert main(["batch", str(bad)]) == 2
+    assert "--out DIR is required" in capsys.readouterr().err
+    for argv in (["batch", str(bad), "--out", "o", "--concurrency", "0"],
                  ["batch", str(bad), "--out", "o", "--poll-interval", "-1"]):
         with pytest.raises(SystemExit) as info:
             main(argv)

@@ -371,7 +371,7 @@ def test_instrumental_task_failure_exits_1(cli: Runner, emulator: Emulator,
     assert run.err.startswith("aiomusic: TaskFailedError: Suno task ")
     assert "SENSITIVE_WORD_ERROR" in run.err
     assert any(line.startswith("task id: ") for line in run.lines)  # printed before the wait
-    assert not (tmp_path / "o").exists()
+    assert list((tmp_path / "o").iterdir()) == []  # checked before paying; nothing written
 
 
 def test_upload_missing_file_exits_2(cli: Runner, tmp_path: Path, emulator: Emulator) -> None:

@@ -20,7 +20,7 @@ from .._core._errors import AudioValidationError, PreflightError
 from ._audio import probe_audio
 
 __all__ = ["MARGIN", "check_audio_source", "check_destination", "check_extension",
-           "expected_audio_bytes", "free_bytes"]
+           "check_folder", "expected_audio_bytes", "free_bytes"]
 
 #: Room kept free beyond the audio: the journal's next writes and the file system's own needs.
 MARGIN = 1 << 20
@@ -109,6 +109,12 @@ def check_destination(path: Path, *, expected: int = 0, overwrite: bool = True,
             f"{folder} has {_mib(free)} free, but the audio needs about {_mib(expected)}"
             f"{f' (and work in flight {_mib(reserved)})' if reserved else ''}; free some "
             "space, then run again. Nothing was sent", path=str(folder))
+
+
+def check_folder(folder: Path, *, expected: int = 0) -> None:
+    """Check that files can be written in ``folder`` (created if missing) before paying for
+    them; see `check_destination()`."""
+    check_destination(folder / ".aiomusic-preflight", expected=expected, create=True)
 
 
 def _mib(size: int) -> str:

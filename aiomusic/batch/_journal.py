@@ -240,7 +240,8 @@ class Journal:
             ("UPDATE attempts SET ended_at = ?, fate = ?, trace_id = ?, error_type = ?, "
              "error = ? WHERE id = ?", (now, fate, trace_id, *(error or (None, None)),
                                          attempt_id)),
-            ("UPDATE jobs SET fate = ?, updated_at = ? WHERE id = ?", (fate, now, job_id))]
+            ("UPDATE jobs SET fate = ?, updated_at = ?, trace_id = COALESCE(?, trace_id) "
+             "WHERE id = ?", (fate, now, trace_id, job_id))]
         if pending:
             statements.append(("UPDATE jobs SET state = ? WHERE id = ?",
                                (JobState.PENDING.value, job_id)))

@@ -28,7 +28,7 @@ from .._core._errors import (
 from .._core._log import logger
 from .._core._operation import Output, params_of
 from .._io._audio import validate_reference
-from .._io._preflight import check_audio_source, check_destination, check_extension
+from .._io._preflight import check_audio_source, check_extension, check_folder
 from ._jobs import TRACK_NAME, Job
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _local(jobs: Sequence[Job], out: Path, journal: Path | None,
     """The checks on this machine (run in a worker thread)."""
     problems: list[str] = []
     try:
-        check_destination(out / ".aiomusic-preflight", create=True)
+        check_folder(out)
     except PreflightError as exc:
         problems.append(exc.message)
     protected: dict[str, str] = {}
