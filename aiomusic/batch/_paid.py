@@ -139,12 +139,15 @@ _TRACK = 16 << 20
 _DOCUMENT = 1 << 20
 
 
-def expected_bytes(job: Job, body: object = None) -> int:
-    """About how much disk a job's outputs take (``body``: its paid request, for audio sent
-    inline)."""
-    op = job.op
+def expected_bytes(job: Job) -> int:
+    """About how much disk a job's outputs take: for audio sent inline, from its format,
+    sample rate, bitrate and model; else a long track per output."""
+    op, params = job.op, job.params
     if op.delivery in (Delivery.INLINE_HEX, Delivery.SSE_HEX):
-        return expected_audio_bytes(body if isinstance(body, dict) else None)
+        setting = {name: getattr(params, name) for name in ("format", "sample_rate", "bitrate")
+                   if getattr(params, name, None) is not None}
+        model = getattr(params, "model", None) or op.name
+        return expected_audio_bytes({"model": model, "audio_setting": setting})
     return {Output.DOCUMENT: _DOCUMENT, Output.NOTHING: 0, Output.FILE: _TRACK,
             Output.TRACKS: 2 * _TRACK}.get(op.output, 8 * _TRACK)
 

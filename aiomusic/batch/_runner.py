@@ -28,6 +28,7 @@ from .._core._errors import (
     AuthenticationError,
     BatchStoppedError,
     LocalFileError,
+    PreflightError,
     SubmissionUnknownError,
     TaskFailedError,
 )
@@ -250,8 +251,8 @@ class Batch:
             outcome = await self._attempt(steps, run, record)
         except Halted:
             return None  # nothing was sent; the journal still says what it said
-        except JournalWriteError as exc:
-            steps.stop(exc)
+        except (JournalWriteError, PreflightError) as exc:  # it would stop every job
+            steps.stop(exc)  # nothing was sent for this one: it stays as it was (pending)
             return None
         except (AiomusicError, OSError) as exc:
             outcome = await self._failed(steps, run, exc)
