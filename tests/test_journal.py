@@ -429,3 +429,96 @@ async def test_a_journal_in_use_is_refused_until_its_run_ends(tmp_path: Path) ->
         assert (await journal.records())["a"].state is JobState.COMPLETED
     finally:
         await journal.aclose()
+
+
+# -- schema 2: the ledger ------------------------------------------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL, task_id TEXT, trace_id TEXT, files TEXT NOT NULL DEFAULT '[]',
+    error_type TEXT, error TEXT, dest_existed INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL);
+CREATE TABLE uploads (key TEXT PRIMARY KEY, payload TEXT NOT NULL, uploaded_at REAL NOT NULL);
+INSERT INTO meta VALUES ('schema', '1'), ('endpoint', 'http://127.0.0.1:8765');
+INSERT INTO jobs (id, kind, fingerprint, state, task_id, error_type, updated_at)
+    VALUES ('t', 'suno', 'f', 'failed', 'task-1', 'TaskFailedError', 1.0);
+"""
+
+
+async def test_a_schema_1_journal_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_1)
+    db.close()
+    before = await Journal.open(path, endpoint=None)  # read-only: nothing migrated
+    try:
+        assert (await before.records())["t"].fate is None and await before.ledger() == []
+    finally:
+        await before.aclose()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'schema'") == [("1",)]
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        assert journal.run == 1
+        record = (await journal.records())["t"]
+        assert (record.state, record.task_id, record.fate) == (JobState.FAILED, "task-1", None)
+        row = await journal.sending("t", "suno.add_instrumental", 1)
+        await journal.ended(row, "t", "taken", trace_id="tr-1")
+        assert [(a.fate, a.trace_id) for a in await journal.ledger()] == [("taken", "tr-1")]
+    finally:
+        await journal.aclose()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'schema'") == [("2",)]
+
+
+async def test_the_ledger_follows_each_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="minimax", fingerprint="f")
+        first = await journal.sending("a", "minimax.generate", 1, dest_existed=True)
+        record = (await journal.records())["a"]
+        assert (record.state, record.fate, record.dest_existed) == (
+            JobState.SUBMITTING, "sending", True)
+        await journal.ended(first, "a", "refused", error=("RateLimitError", "slow down"),
+                            pending=True)
+        assert (await journal.records())["a"].state is JobState.PENDING  # waits again
+        second = await journal.sending("a", "minimax.generate", 2)
+        await journal.ended(second, "a", "taken", trace_id="tr-2")
+        await journal.update("a", JobState.SUBMITTED, task_id="task-9")
+        await journal.settle("a", "failed after taken")
+        ledger = await journal.ledger()
+        assert [(a.attempt, a.fate, a.error_type, a.task_id) for a in ledger] == [
+            (1, "refused", "RateLimitError", None), (2, "failed after taken", None, "task-9")]
+        assert all(a.ended_at is not None and a.run == 1 for a in ledger)
+        record = (await journal.records())["a"]
+        assert (record.fate, record.trace_id) == ("failed after taken", "tr-2")
+        await journal.sending("a", "minimax.generate", 3)  # the process dies here
+    finally:
+        await journal.aclose()
+    again = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        assert again.run == 2
+        assert [a.fate for a in await again.ledger()][-1] == "unknown"
+        assert (await again.records())["a"].fate == "unknown"
+    finally:
+        await again.aclose()
+
+
+async def test_an_upload_can_be_forgotten(journal: Journal) -> None:
+    when = dt.datetime.now(dt.UTC)
+    await journal.record_upload("k", {"id": 1}, when)
+    await journal.forget_upload("k")
+    assert await journal.upload("k") is None
+
+
+async def test_a_journal_in_use_cannot_be_read_either(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        with pytest.raises(JournalError, match="is in use"):
+            await Journal.open(path, endpoint=None)
+    finally:
+        await journal.aclose()
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(JournalError, match="is not an aiomusic journal"):
+        await Journal.open(tmp_path / "empty.db", endpoint=None)

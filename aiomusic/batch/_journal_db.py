@@ -135,7 +135,12 @@ def connect(path: Path, endpoint: str | None) -> tuple[sqlite3.Connection, int]:
         db.close()
         raise JournalError(problem)
     if endpoint is not None:
-        _start_run(db, meta, endpoint, schema, run)
+        try:
+            _start_run(db, meta, endpoint, schema, run)
+        except sqlite3.Error as exc:  # a full disk, a read-only folder
+            db.close()
+            raise JournalError(f"cannot write the journal {path} ({exc}); free some space "
+                               "or fix the folder, then run again. Nothing was sent") from exc
     return db, run
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .._core._errors import AuthenticationError, BatchStoppedError, ConfigurationError
+from .._core._errors import AiomusicError, BatchStoppedError, ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
 from .._core._session import MusicSession
 from ..batch._jobfile import JobFileError, load_jobs
@@ -133,7 +133,7 @@ class Result:
     pauses: int = 0
     error: str | None = None
     signal: int | None = None
-    usage: bool = False  # the batch stopped for a key or a local check: exit 2
+    usage: bool = False  # the batch stopped before paying for anything: exit 2
 
 
 async def drive(plan: Drive, output: Output) -> Result:
@@ -163,10 +163,13 @@ async def drive(plan: Drive, output: Output) -> Result:
     except ConfigurationError as exc:  # JournalError, PreflightError: nothing was sent
         return Result(None, error=f"{type(exc).__name__}: {exc}")
     except BatchStoppedError as exc:
-        cause = exc.__cause__
-        usage = isinstance(cause, ConfigurationError | AuthenticationError)
+        # exit 2 when this run paid for nothing (a refused key, a full disk at the start)
+        paid = batch.summary.submissions
+        nothing = not any(paid.get(f) for f in ("taken", "unknown", "failed_after_taken"))
         return Result(batch.summary, pauses, error=f"{type(exc).__name__}: {exc}",
-                      signal=stop.signal, usage=usage)
+                      signal=stop.signal, usage=nothing)
+    except AiomusicError as exc:  # before any job ran (the journal's disk, say)
+        return Result(None, error=f"{type(exc).__name__}: {exc}")
     return Result(batch.summary, pauses, signal=stop.signal)
 
 
