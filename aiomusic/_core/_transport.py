@@ -198,13 +198,13 @@ class Transport:
                        sent: list[bool]) -> T:
         client = self._http()
         async with lane.permit() as permit:
+            self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt,
+                                    paid=call.paid, key=call.key))
             hook = PAID_ATTEMPTS.get() if call.paid else None
             if hook is not None:
                 # the intent, as late as possible: the permit and the rate window's start are
                 # granted, and nothing else stands between this line and the request
                 await hook.sending(call.operation, attempt)
-            self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt,
-                                    paid=call.paid, key=call.key))
             began = time.perf_counter()
             answer: list[httpx.Response] = []
             on_wire = False

@@ -49,6 +49,8 @@ async def decide(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) 
         adopted = await _adopt(steps, run, record)
         if adopted is not None:
             return adopted
+        if record.fate == Fate.TAKEN.value:  # answered, but the run stopped before keeping it
+            return await _lost(steps, run, record, resubmit)
         if resubmit.allows(job.id, "unknown"):
             return "re-submitted after an unknown fate, as asked", None
         error = SubmissionUnknownError(
@@ -110,6 +112,23 @@ async def _failed(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit
         "again unless you say so: " + _AGAIN.format(what="failed-after-taken", job=job.id),
         job_id=job.id, fate=Fate.FAILED_AFTER_TAKEN.value, trace_id=record.trace_id,
         task_id=record.task_id, previous=record.error_type)
+    return JobOutcome(job, "failed", error=error, task_id=record.task_id,
+                      trace_id=record.trace_id, fate=Fate.FAILED_AFTER_TAKEN.value)
+
+
+async def _lost(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) -> Decision:
+    """The service answered the paid request, and the process stopped before it kept the
+    result (the audio, the task id): charged, with nothing to show."""
+    job = run.job
+    if resubmit.allows(job.id, "failed"):
+        return "paid again after an earlier run lost what the service sent, as asked", None
+    error = AlreadyPaidError(
+        f"job {job.id}: the service took its paid request in an earlier run, which stopped "
+        f"before it kept the result{_ids(record)}. It is not paid for again unless you say "
+        "so: " + _AGAIN.format(what="failed-after-taken", job=job.id), job_id=job.id,
+        fate=Fate.FAILED_AFTER_TAKEN.value, trace_id=record.trace_id, task_id=record.task_id)
+    await steps.settle(run, Fate.FAILED_AFTER_TAKEN)
+    await steps.mark(run, JobState.FAILED, error=error)
     return JobOutcome(job, "failed", error=error, task_id=record.task_id,
                       trace_id=record.trace_id, fate=Fate.FAILED_AFTER_TAKEN.value)
 

@@ -339,8 +339,7 @@ class Batch:
 
     def _translate(self, run: Run, event: Event) -> None:
         if isinstance(event, RequestStarted):
-            if event.paid:
-                run.sent = True
+            if event.paid:  # the journal's hook (_paid.JobAttempts) marks it sent
                 self._stage(run, "generating" if run.job.op.delivery in WRITES_DURING_CALL
                             else "submitting")
             elif event.operation.endswith("upload"):
