@@ -75,7 +75,7 @@ from ._core._session import MusicSession
 from ._version import __version__
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
-from .batch._journal import JournalError
+from .batch._journal import JournalError, JournalWriteError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
 from .minimax.client import AudioStream
@@ -116,6 +116,7 @@ __all__ = [
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JournalWriteError",
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",

@@ -9,6 +9,7 @@ body or a body shorter than its ``Content-Length`` raised a plain ``ResponseErro
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,26 @@ async def test_a_free_call_still_retries_an_unreadable_answer() -> None:
         async with session(server.url) as s:
             assert await s.suno.get_credits() == 42
         assert server.requests["/api/v1/generate/credit"] == 2
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
+_CODES = re.compile(r"(HTTP )?(\d{3,4}(, \d{3,4})*)")
+
+
+def test_the_docs_fate_table_matches_the_model() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    table = text[text.index("## Paid requests"):text.index("## Service codes")]
+    build = {"AI/ML API": lambda code: aiml(code, {"message": "no"}), "MiniMax": minimax,
+             "Suno": suno}
+    checked = 0
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        plain = _CODES.fullmatch(cells[1]) if len(cells) == 5 else None
+        if plain is None or cells[0] not in build:
+            continue
+        for code in map(int, plain[2].split(", ")):
+            error = build[cells[0]](code)
+            assert fate_of(error).value == cells[2], (row, code)
+            assert retried(fate_of(error), error) is cells[3].startswith("yes"), (row, code)
+            checked += 1
+    assert checked >= 30

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from aiomusic import (
+    AlreadyPaidError,
     AudioValidationError,
     AuthenticationError,
     Batch,
@@ -405,3 +406,28 @@ async def test_the_journal_module_keeps_its_interface() -> None:
                  "ledger", "upload", "record_upload", "forget_upload"):
         assert callable(getattr(Journal, name)), name
         assert f"``{name}(" in (_journal.__doc__ or ""), name
+
+
+async def test_an_answer_lost_with_its_process_is_failed_after_taken(emulator: Emulator,
+                                                                     tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path, songs=1, instrumentals=0)
+    (job,) = load_jobs(jobs)
+    journal = tmp_path / "j"
+    earlier = await Journal.open(journal, endpoint="here")  # a run that died mid-write
+    try:
+        await earlier.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
+        row = await earlier.sending(job.id, "minimax.generate", 1, dest_existed=False)
+        await earlier.ended(row, job.id, "taken", trace_id="tr-lost")
+    finally:
+        await earlier.aclose()
+    outcomes, batch = await run(emulator, jobs, tmp_path / "out", journal=journal,
+                                endpoint="here")
+    assert batch.summary.to_check[0]["trace_id"] == "tr-lost"
+    error = outcomes[0].error
+    assert outcomes[0].status == "failed" and outcomes[0].fate == "failed after taken"
+    assert isinstance(error, AlreadyPaidError) and error.trace_id == "tr-lost"
+    assert emulator.counters.paid() == 0
+    assert journal_rows(journal)[job.id]["state"] == "failed"
+    outcomes, _ = await run(emulator, jobs, tmp_path / "out", journal=journal,
+                            endpoint="here", resubmit="failed-after-taken")
+    assert outcomes[0].status == "completed" and emulator.counters.paid() == 1
