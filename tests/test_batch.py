@@ -248,7 +248,9 @@ async def test_stale_intent_after_a_kill(emulator: Emulator, tmp_path: Path) -> 
     jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
     out, journal = tmp_path / "out", tmp_path / "j.sqlite"
     await run(emulator, jobs, out, journal=journal)
-    journal_sql(journal, "UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]'")
+    # a kill while the paid requests were in flight: the intent, and a ledger row "sending"
+    journal_sql(journal, "UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]', "
+                         "fate = 'sending'")
     (out / "song-1.mp3").unlink()
     paid = emulator.counters.paid()
     outcomes, _ = await run(emulator, jobs, out, journal=journal)

@@ -176,3 +176,18 @@ def _wav() -> bytes:
     from .conftest import make_wav
 
     return make_wav(12.0)
+
+
+def test_a_read_only_output_folder_sends_nothing(emulator: Emulator, small_disk: Path,
+                                                 tmp_path: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    jobs = write_jobs(tmp_path / "jobs", songs=2, instrumentals=1)
+    base = ["batch", str(jobs), "--out", str(small_disk), "--base-url", emulator.url, *SERVICE]
+    in_it = piped(*base)  # the journal would live there too
+    assert in_it.returncode == 2, in_it.stdout + in_it.stderr
+    assert "cannot open the journal" in in_it.stderr
+    beside = piped(*base, "--journal", str(tmp_path / "j.sqlite"))
+    assert beside.returncode == 2, beside.stdout + beside.stderr
+    assert f"cannot write in {small_disk}" in beside.stderr
+    assert "nothing was sent" in beside.stderr and "Traceback" not in beside.stderr
+    assert sum(emulator.counters.requests.values()) == 0
