@@ -19,9 +19,9 @@ import httpx
 
 from .._core._call import Call
 from .._core._config import LaneKind, Service
-from .._core._converter import structure
-from .._core._errors import InputError, ResponseError, SubmissionUnknownError
-from .._core._models import TaskRecord, UploadedFile
+from .._core._converter import optional_int, structure
+from .._core._errors import InputError, MissingTracksError, ResponseError, SubmissionUnknownError
+from .._core._models import TaskRecord, TaskStatus, UploadedFile
 
 __all__ = [
     "KNOWN_MODELS",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_submission",
     "parse_upload",
     "record_info_call",
+    "require_tracks",
     "stream_upload_call",
 ]
 
@@ -55,11 +56,16 @@ def credits_call() -> Call:
 
 
 def parse_credits(body: Mapping[str, Any]) -> int:
-    """The remaining credits from a classified credit answer."""
+    """The remaining credits from a classified credit answer (a number, or digits in a string)."""
     data = body.get("data")
-    if isinstance(data, bool) or not isinstance(data, int | float):
-        raise ResponseError(f"Suno's credit answer has no numeric data (got {data!r})")
-    return int(data)
+    try:
+        credits = optional_int(data)
+    except ValueError:
+        credits = None
+    if credits is None:
+        raise ResponseError(f"Suno's credit answer has no whole number as data "
+                            f"(got {data!r})"[:300])
+    return credits
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -195,15 +201,49 @@ def record_info_call(task_id: str) -> Call:
 
 
 def parse_record(body: Mapping[str, Any], *, task_id: str) -> TaskRecord:
-    """The task of a classified record-info answer.
+    """The task of a classified record-info answer, read strictly.
+
+    Numbers sent as strings (``"183.5"``, ``"1027"``) are read as numbers; a value that is
+    not what its field documents (``"NaN"`` as a duration, ``data: null``) makes the whole
+    answer unreadable rather than half-read. Such an answer says nothing about the task, which
+    goes on at the service, so the error is retryable: a later look-up may read fine.
 
     Raises:
-        ResponseError: the answer has no task data, or it is about another task.
+        ResponseError: the answer has no readable task data, or it is about another task.
     """
-    record = structure(body.get("data"), TaskRecord, what="the task record")
+    try:
+        record = structure(body.get("data"), TaskRecord, what=f"the record of task {task_id}")
+    except ResponseError as exc:
+        raise ResponseError(f"{exc}; the task goes on at the service: look it up again "
+                            f"later (session.suno.task({task_id!r}))", retryable=True) from exc
     if record.task_id != task_id:
         raise ResponseError(f"record-info for task {task_id!r} answered about task "
-                            f"{record.task_id!r}")
+                            f"{record.task_id!r}", retryable=True)
+    return record
+
+
+def require_tracks(record: TaskRecord) -> TaskRecord:
+    """``record`` if it is not a ``SUCCESS`` without audio.
+
+    A ``SUCCESS`` with no tracks (or no ``response`` at all), or with a track that has no
+    ``audioUrl``, is not a success a caller can use.
+
+    Raises:
+        MissingTracksError: the record says ``SUCCESS`` but holds no downloadable track.
+    """
+    if record.status is not TaskStatus.SUCCESS:
+        return record
+    if not record.tracks:
+        raise MissingTracksError(
+            f"Suno reported task {record.task_id} as SUCCESS but its answer holds no track; "
+            f"look it up again later (session.suno.task({record.task_id!r}))",
+            task_id=record.task_id)
+    bare = [track.id for track in record.tracks if not track.audio_url]
+    if bare:
+        raise MissingTracksError(
+            f"Suno reported task {record.task_id} as SUCCESS but track(s) "
+            f"{', '.join(bare)} have no audio URL; look it up again later "
+            f"(session.suno.task({record.task_id!r}))", task_id=record.task_id)
     return record
 
 
