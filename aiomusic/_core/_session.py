@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 import anyio
 import httpx
 
+from .._io._guard import HostPolicy, install_pinning
 from ._call import Call, Classifier, Handler, json_handler
 from ._classify import classify_aimlapi, classify_minimax, classify_suno
 from ._config import DEFAULT_TIMEOUT, Endpoints, Keys, LaneKind, Service
+from ._encoding import accept_encoding
 from ._errors import (
     AiomusicError,
     APIError,
@@ -27,6 +29,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
+from ._json import DEFAULT_JSON_LIMITS, JsonLimits
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import configure_from_env, logger, redact
 from ._retry import RetryPolicy
@@ -106,8 +109,16 @@ class MusicSession:
         http_client: Your own ``httpx.AsyncClient``; aiomusic will not close it.
         on_event: Called with every [`Event`][aiomusic.Event] (must not block).
         allow_http_hosts: Hosts whose plain-http URLs downloads may fetch (an emulator's).
+        allow_private_hosts: Hosts downloads may fetch although they are not on a public
+            address (loopback, private, link-local...): host names or IP addresses matched
+            against the URL's host, or networks such as ``"10.0.0.0/8"`` matched against its
+            addresses. The host and port of the session's own endpoints are always allowed
+            (an emulator's). See the SSRF policy in docs/reliability.md.
         suno_callback_url: The default ``callBackUrl`` of Suno submissions (the service requires
             one even when you only poll).
+        json_limits: Bounds on every JSON answer (bytes and nesting depth); beyond them an
+            answer is refused as unreadable. The defaults (1 MiB, 64 levels) are far above
+            what the services document.
     """
 
     def __init__(
@@ -126,7 +137,9 @@ class MusicSession:
         http_client: httpx.AsyncClient | None = None,
         on_event: Callable[[Event], None] | None = None,
         allow_http_hosts: tuple[str, ...] = (),
+        allow_private_hosts: tuple[str, ...] = (),
         suno_callback_url: str | None = None,
+        json_limits: JsonLimits | None = None,
     ) -> None:
         if endpoints is not None and base_url is not None:
             raise ConfigurationError("pass endpoints= or base_url=, not both")
@@ -141,7 +154,16 @@ class MusicSession:
         self.minimax_service = Service.AIMLAPI if minimax_via == "aimlapi" else Service.MINIMAX
         self.retry = retry or RetryPolicy()
         self.allow_http_hosts = frozenset(h.lower() for h in allow_http_hosts)
+        try:
+            HostPolicy.build(allow_private_hosts)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.allow_private_hosts = tuple(allow_private_hosts)
         self.suno_callback_url = suno_callback_url
+        if json_limits is not None and not isinstance(json_limits, JsonLimits):
+            raise TypeError(f"json_limits must be an aiomusic.JsonLimits, "
+                            f"got {type(json_limits).__name__}")
+        self.json_limits = json_limits or DEFAULT_JSON_LIMITS
         self._lane_configs = default_lanes(minimax_plan=minimax_plan)
         for name, config in (lanes or {}).items():
             if not isinstance(config, LaneConfig):
@@ -171,13 +193,16 @@ class MusicSession:
                                      "create a new one")
         if self._client is None:
             connections = sum(c.max_concurrency for c in self._lane_configs.values())
-            self._client = httpx.AsyncClient(
-                timeout=self._timeout,
+            transport = httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(max_connections=connections,
                                     max_keepalive_connections=connections,
                                     # below common server idle timeouts (uvicorn: 5 s), so a
                                     # pooled connection is never closed under a paid request
-                                    keepalive_expiry=4.0),
+                                    keepalive_expiry=4.0))
+            install_pinning(transport)  # downloads connect only to the addresses checked
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                transport=transport,
                 follow_redirects=False,
                 headers={"User-Agent": f"aiomusic/{_version()}"},
             )
@@ -284,7 +309,7 @@ class MusicSession:
         self._http()
         if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        read = handler or json_handler(self.classifier(call.service))
+        read = handler or json_handler(self.classifier(call.service), self.json_limits)
         policy = retry or self.retry
         started = anyio.current_time()
         deadline = math.inf if timeout is None else started + timeout
@@ -365,6 +390,9 @@ class MusicSession:
         absolute = call.url.startswith(("http://", "https://"))
         url = call.url if absolute else self.endpoints.for_service(call.service) + call.url
         headers = dict(call.headers or {})
+        # only what aiomusic can decode in bounded pieces (httpx would add zstd when installed)
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            headers["Accept-Encoding"] = accept_encoding()
         if call.auth:
             headers["Authorization"] = f"Bearer {self._keys.for_service(call.service)}"
         return client.build_request(call.method, url, params=call.params, json=call.json,

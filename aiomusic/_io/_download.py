@@ -1,9 +1,15 @@
-"""Downloading generated tracks: https only, redirects re-checked, Range resume, atomic files.
+"""Downloading generated tracks: https only, public addresses only, redirects re-checked,
+Range resume, content checked by its first bytes, atomic files.
 
 Each response is read by a handler that writes into one `AtomicFile`
 across attempts: a dropped connection after some bytes arrived becomes a new request with
-``Range: bytes=<written>-`` (the handler also copes with a server that ignores Range, by
+``Range: bytes=<received>-`` (the handler also copes with a server that ignores Range, by
 skipping what it already has). Nothing appears at the destination until the file is complete.
+
+What counts as a track: at least one byte; audio (or an MP4 video) by its first bytes, whatever
+the Content-Type says; exactly the announced length. A body compressed although aiomusic asked
+for ``identity`` is decoded (gzip, deflate; br with the brotli package) in bounded pieces, and
+its length is checked on the wire, where Content-Length counts.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -20,16 +27,19 @@ import httpx
 
 from .._core._call import Call, Handler, aclose
 from .._core._config import LaneKind, Service
-from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError
+from .._core._encoding import ContentDecoder, raw_body
+from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError, EncodingError
 from .._core._events import Progress
 from .._core._models import DownloadResult
+from . import _guard
 from ._files import AtomicFile, Writer, write_behind
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
     from .._core._session import MusicSession
 
-__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename"]
+__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename",
+           "sniff_media"]
 
 #: The largest track accepted by default (a 4-minute WAV is about 40 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -46,6 +56,8 @@ _DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONO
                            *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
                            *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3")})
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
+#: Bytes needed to tell every accepted format by its start.
+SNIFF_BYTES = 12
 
 
 def check_download_url(url: str, allowed_http_hosts: frozenset[str]) -> httpx.URL:
@@ -114,6 +126,25 @@ def audio_suffix(url: str | None, content_type: str | None = None) -> str:
     return ".mp3"
 
 
+def sniff_media(head: bytes) -> str | None:
+    """The kind of media ``head`` (the first bytes of a file) starts, or ``None``.
+
+    MP3 (an ID3 tag or an MPEG audio frame, which ADTS AAC shares), WAV (RIFF/WAVE), FLAC,
+    OGG, and the ISO media family (``ftyp``: M4A, and MP4 video for music videos).
+    """
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    return None
+
+
 class _Resume(AiomusicError):
     """The connection dropped after some bytes: ask again with a Range (not a plain retry)."""
 
@@ -126,19 +157,23 @@ class _Redirect(AiomusicError):
 
 @attrs.define
 class _State:
-    written: int = 0
+    received: int = 0  # bytes of the body as sent (encoded), which Range and Content-Length count
+    written: int = 0  # decoded bytes handed to the file (the first few wait for the sniff)
     total: int | None = None
     content_type: str | None = None
     etag: str | None = None
     resumes: int = 0
     reported: int = 0
+    decoder: ContentDecoder | None = None
+    head: bytearray | None = attrs.field(factory=bytearray)  # None once the start was judged
+    pin: _guard.Pin | None = None
 
 
 def _accepted_type(content_type: str | None) -> bool:
     if not content_type:
-        return True  # some CDNs omit it; the size cap still applies
+        return True  # some CDNs omit it; the first bytes and the size cap still apply
     mime = content_type.split(";")[0].strip().lower()
-    return mime.startswith("audio/") or mime in _ACCEPTED_TYPES
+    return mime.startswith(("audio/", "video/")) or mime in _ACCEPTED_TYPES
 
 
 async def download_url(
@@ -156,14 +191,15 @@ async def download_url(
     """Stream ``url`` into ``destination`` atomically (see the module docstring).
 
     Raises:
-        DownloadError: refused URL (also after a redirect), too many redirects, not audio,
-            larger than ``max_bytes``, or the server's answer does not add up.
+        DownloadError: refused URL or address (also after a redirect), too many redirects,
+            not audio, empty, larger than ``max_bytes``, or the server's answer does not add up.
         DeadlineExceededError: ``timeout`` passed.
         AiomusicError: network failures that survived the retries.
     """
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if limit <= 0:
         raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
+    policy = _guard.policy_of(session)
     current = str(check_download_url(url, session.allow_http_hosts))
     state = _State()
     deadline = None if timeout is None else anyio.current_time() + timeout
@@ -177,21 +213,26 @@ async def download_url(
             if deadline is not None:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
-                    raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
-                                                "deadline", timeout=timeout or 0.0)
+                    raise _late(timeout)
+            state.pin = None
             headers = {"Accept-Encoding": "identity"}
-            if state.written:
-                headers["Range"] = f"bytes={state.written}-"
+            if state.received:
+                headers["Range"] = f"bytes={state.received}-"
             call = Call(service=Service.SUNO, lane=LaneKind.TRANSFER, operation="suno.download",
                         method="GET", url=current, auth=False, headers=headers, key=key)
-            handler = _handler(session, state, write, limit, key)
+            handler = _handler(session, state, policy, write, limit, key)
+            with anyio.move_on_after(remaining):
+                state.pin = await _guard.resolve_allowed(httpx.URL(current), policy,
+                                                         where=_strip(current))
+            if state.pin is None:  # the name did not resolve before the deadline
+                raise _late(timeout)
             try:
-                await session._send(call, handler, timeout=remaining, retry=retry)
+                with _guard.pinned(state.pin):
+                    await session._send(call, handler, timeout=remaining, retry=retry)
                 break
             except DeadlineExceededError as exc:
                 # _send saw only what was left of the deadline: report the caller's own
-                raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
-                                            "deadline", timeout=timeout or 0.0) from exc
+                raise _late(timeout) from exc
             except _Redirect as moved:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
@@ -204,7 +245,7 @@ async def download_url(
                     raise DownloadError(f"the connection dropped {state.resumes} times; giving "
                                         "up", url=_strip(current), retryable=True) from None
                 session.emit(Progress(operation="suno.download", key=key, stage="resuming",
-                                      done=state.written, total=state.total))
+                                      done=state.received, total=state.total))
     session.emit(Progress(operation="suno.download", key=key, stage="downloaded",
                           done=out.bytes_written, total=out.bytes_written))
     return DownloadResult(path=path, bytes_written=out.bytes_written, sha256=out.sha256,
@@ -212,8 +253,13 @@ async def download_url(
                           track_id=track_id, resumes=state.resumes)
 
 
-def _handler(session: MusicSession, state: _State, write: Writer, limit: int, key: str
-             ) -> Handler[None]:
+def _late(timeout: float | None) -> DeadlineExceededError:
+    return DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s deadline",
+                                 timeout=timeout or 0.0)
+
+
+def _handler(session: MusicSession, state: _State, policy: _guard.HostPolicy, write: Writer,
+             limit: int, key: str) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code
         where = _strip(call.url)
@@ -222,32 +268,38 @@ def _handler(session: MusicSession, state: _State, write: Writer, limit: int, ke
             if not location:
                 raise DownloadError(f"HTTP {status} redirect without a Location", url=where)
             raise _Redirect(str(httpx.URL(call.url).join(location)))
-        if status == 416 and state.written:
+        if status == 416 and state.received:
             found = _UNSATISFIED.match(response.headers.get("content-range", ""))
-            if found and int(found.group(1)) == state.written:
+            if found and int(found.group(1)) == state.received:
+                await _finish(state, write, where)
                 return  # it was all there already
         if status >= 400 or status not in (200, 206):
             raise DownloadError(f"the server answered HTTP {status}", url=where,
                                 retryable=status >= 500 or status in (408, 429))
+        assert state.pin is not None
+        _guard.check_peer(response, state.pin, policy, where=where)
         content_type = response.headers.get("content-type")
         if not _accepted_type(content_type):
             raise DownloadError(f"the server sent {content_type!r}, not audio", url=where)
+        encoding = None if response.is_stream_consumed else \
+            response.headers.get("content-encoding")
+        decoder = _decoder(state, encoding, where)
         start, total = _span(response, where)
         etag = response.headers.get("etag")
-        if state.written and etag and state.etag and etag != state.etag:
+        if state.received and etag and state.etag and etag != state.etag:
             raise DownloadError("the file changed on the server during the download "
                                 f"(ETag {state.etag} then {etag})", url=where)
-        if start > state.written:
+        if start > state.received:
             raise DownloadError(f"the server resumed at byte {start}, after the "
-                                f"{state.written} bytes received", url=where)
+                                f"{state.received} bytes received", url=where)
         if total is not None and total > limit:
             raise DownloadError(f"the file is {total} bytes, above the {limit}-byte limit "
                                 "(pass max_bytes= to allow more)", url=where)
         state.total, state.content_type = total, content_type or state.content_type
         state.etag = state.etag or etag
-        skip = state.written - start
+        skip = state.received - start
         progressed = False
-        stream = response.aiter_bytes()
+        stream, _ = raw_body(response)  # the body as sent: Content-Length counts it
         try:
             async for chunk in stream:
                 if skip:
@@ -255,33 +307,104 @@ def _handler(session: MusicSession, state: _State, write: Writer, limit: int, ke
                     chunk, skip = chunk[dropped:], skip - dropped
                 if not chunk:
                     continue
-                if state.written + len(chunk) > limit:
+                if state.received + len(chunk) > limit:
                     raise DownloadError(f"the download passed the {limit}-byte limit "
                                         "(pass max_bytes= to allow more)", url=where)
-                await write(chunk)
-                state.written += len(chunk)
+                state.received += len(chunk)
                 progressed = True
-                if state.written - state.reported >= _PROGRESS_STEP:
-                    state.reported = state.written
+                for piece in _decoded(decoder, chunk, where):
+                    await _take(state, write, piece, limit, where)
+                if state.received - state.reported >= _PROGRESS_STEP:
+                    state.reported = state.received
                     session.emit(Progress(operation="suno.download", key=key,
-                                          stage="downloading", done=state.written,
+                                          stage="downloading", done=state.received,
                                           total=total))
         except httpx.TransportError as exc:
             if progressed:
-                raise _Resume(f"connection dropped at byte {state.written}") from exc
+                raise _Resume(f"connection dropped at byte {state.received}") from exc
+            if total is not None and state.received < total:
+                raise _short(state, total, where) from exc
             raise
         finally:
             await aclose(stream)
-        if total is not None and state.written < total:
+        if total is not None and state.received < total:
             if not progressed:
-                raise DownloadError(f"the body ended at byte {state.written} of {total}",
-                                    url=where, retryable=True)
-            raise _Resume(f"the body ended at byte {state.written} of {total}")
-        if total is not None and state.written > total:
-            raise DownloadError(f"the server sent {state.written} bytes, more than the "
+                raise _short(state, total, where)
+            raise _Resume(f"the body ended at byte {state.received} of {total}")
+        if total is not None and state.received > total:
+            raise DownloadError(f"the server sent {state.received} bytes, more than the "
                                 f"{total} announced", url=where)
+        for piece in _decoded(decoder, None, where):
+            await _take(state, write, piece, limit, where)
+        await _finish(state, write, where)
 
     return handle
+
+
+def _short(state: _State, total: int, where: str) -> DownloadError:
+    return DownloadError(f"the body ended at byte {state.received} of the {total} announced "
+                         "(the server closed the connection early)", url=where, retryable=True)
+
+
+def _decoder(state: _State, encoding: str | None, where: str) -> ContentDecoder:
+    """The body's decoder, the same across resumes (a resumed body continues its stream)."""
+    try:
+        fresh = ContentDecoder(encoding)
+    except EncodingError as exc:
+        raise DownloadError(exc.message, url=where) from exc
+    if state.decoder is None:
+        state.decoder = fresh
+    elif fresh.encodings != state.decoder.encodings:
+        raise DownloadError("the server changed the body's encoding between attempts "
+                            f"({', '.join(state.decoder.encodings) or 'identity'} then "
+                            f"{', '.join(fresh.encodings) or 'identity'})", url=where,
+                            retryable=True)
+    return state.decoder
+
+
+def _decoded(decoder: ContentDecoder, chunk: bytes | None, where: str) -> Iterator[bytes]:
+    """``chunk`` decoded (``None``: what is left at the end), errors as `DownloadError`."""
+    try:
+        yield from decoder.finish() if chunk is None else decoder.pieces(chunk)
+    except EncodingError as exc:
+        raise DownloadError(f"{exc.message}; it was sent although aiomusic asked for the "
+                            "file as it is (Accept-Encoding: identity)", url=where) from exc
+
+
+async def _take(state: _State, write: Writer, piece: bytes, limit: int, where: str) -> None:
+    if state.written + len(piece) > limit:
+        raise DownloadError(f"the download passed the {limit}-byte limit (pass max_bytes= to "
+                            "allow more)", url=where)
+    head = state.head
+    if head is None:
+        state.written += len(piece)
+        await write(piece)
+        return
+    head += piece  # the first bytes wait until they show what the file is
+    if len(head) >= SNIFF_BYTES:
+        await _release(state, write, where)
+
+
+async def _release(state: _State, write: Writer, where: str) -> None:
+    head = state.head
+    assert head is not None
+    kind = sniff_media(bytes(head[:SNIFF_BYTES]))
+    if kind is None:
+        shown = bytes(head[:SNIFF_BYTES])
+        looks = " (an HTML page)" if shown.lstrip()[:1] == b"<" else ""
+        raise DownloadError(f"the server sent {state.content_type or 'no content type'} but "
+                            f"the file does not start like audio: {shown!r}{looks}", url=where)
+    state.head = None
+    state.written += len(head)
+    await write(bytes(head))
+
+
+async def _finish(state: _State, write: Writer, where: str) -> None:
+    if state.head is not None:
+        if not state.head:
+            raise DownloadError("the server sent an empty file: a 0-byte download is not a "
+                                "track", url=where, retryable=True)
+        await _release(state, write, where)
 
 
 def _span(response: httpx.Response, where: str) -> tuple[int, int | None]:
