@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
     from .._core._session import MusicSession
 
-__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename",
-           "sniff_media"]
+__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "name_problem",
+           "safe_filename", "sniff_media"]
 
 #: The largest track accepted by default (a 4-minute WAV is about 40 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -56,6 +56,9 @@ _DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONO
                            *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
                            *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3")})
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
+# Characters that reorder or hide text (U+202E shows "evil\u202egpj.exe" as "evilexe.jpg")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                  "\u2066\u2067\u2068\u2069")
 #: Bytes needed to tell every accepted format by its start.
 SNIFF_BYTES = 12
 
@@ -110,6 +113,29 @@ def safe_filename(text: str | None, *, fallback: str = "track", max_length: int 
     if cleaned.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
         cleaned = "_" + cleaned
     return cleaned
+
+
+def name_problem(name: str, *, max_bytes: int = 255) -> str | None:
+    """Why ``name`` (one path component) is not a portable file name, or ``None``.
+
+    Portable means usable as it is on Windows, macOS and Linux, and shown as it is: no
+    Windows device name (``CON``, ``nul.mp3``, ``COM1``...), no control, line-separator or
+    bidirectional-override character, none of ``<>:"|?*``, no trailing dot or space, at most
+    ``max_bytes`` bytes of UTF-8.
+    """
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI:
+            return (f"it holds the invisible character U+{ord(char):04X} "
+                    f"({unicodedata.name(char, 'a control character')})")
+        if char in '<>:"|?*':
+            return f"Windows does not allow {char!r} in file names"
+    if name != name.rstrip(" ."):
+        return "Windows drops a trailing dot or space, so the name would change"
+    if name.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
+        return f"{name.split('.')[0]!r} is a reserved device name on Windows"
+    if len(name.encode("utf-8", "surrogatepass")) > max_bytes:
+        return f"it is longer than {max_bytes} bytes"
+    return None
 
 
 def audio_suffix(url: str | None, content_type: str | None = None) -> str:

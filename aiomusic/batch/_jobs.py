@@ -29,6 +29,7 @@ import attrs
 from .._core._config import Service
 from .._core._errors import InputError
 from .._core._models import AudioFormat, AudioSetting, Purpose
+from .._io._download import name_problem
 from ..minimax import _protocol as minimax_proto
 from ..suno import _protocol as suno_proto
 
@@ -187,6 +188,9 @@ def load_jobs(path: str | Path) -> list[Job]:
             tables = tomllib.loads(text).get("job", [])
         except tomllib.TOMLDecodeError as exc:
             raise JobFileError(str(file), [(1, None, f"not valid TOML: {exc}")]) from exc
+        except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+            raise JobFileError(str(file), [(1, None, "not usable TOML: arrays or tables are "
+                                                     "nested far too deeply")]) from None
         if not isinstance(tables, list):
             raise JobFileError(str(file), [(1, "job", "use [[job]] tables, one per job")])
         return parse_jobs(((i, t) for i, t in enumerate(tables, 1)), base=file.parent,
@@ -345,7 +349,7 @@ def _build(line: int, item: object, base: Path) -> Job:
         fields.bad("id", f"{job_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
         job_id = None
-    out = _output(fields)
+    out = _output(fields, job_id)
     job: Job | None = None
     if service == "minimax":
         job = _minimax(fields, job_id, out, base, line)
@@ -358,9 +362,13 @@ def _build(line: int, item: object, base: Path) -> Job:
     return job
 
 
-def _output(fields: _Fields) -> str | None:
+def _output(fields: _Fields, job_id: str | None) -> str | None:
     out = fields.text("out")
     if out is None:
+        problem = None if job_id is None else name_problem(job_id)
+        if problem is not None:  # the id names the output file when "out" is not given
+            fields.bad("id", f"{job_id!r} would name the output file, which is not portable: "
+                             f"{problem}; choose another id or give an 'out'")
         return None
     pure = PurePosixPath(out.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or out.startswith("~") or \
@@ -368,6 +376,12 @@ def _output(fields: _Fields) -> str | None:
         fields.bad("out", f"{out!r} must be a relative path inside the output folder "
                           "(no '..', no drive, no absolute path)")
         return None
+    for part in pure.parts:
+        problem = name_problem(part, max_bytes=200)  # room for "-2.flac" and ".part" suffixes
+        if problem is not None:
+            fields.bad("out", f"{out!r} is not a portable file name: {problem}; use letters, "
+                              "digits and '-', '_', '.' inside the name")
+            return None
     return pure.as_posix()
 
 
