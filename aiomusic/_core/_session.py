@@ -315,7 +315,7 @@ class MusicSession:
         deadline = math.inf if timeout is None else started + timeout
         sent = [False]
         with anyio.CancelScope(deadline=deadline) as scope:
-            return await self._retrying(call, read, policy, deadline, sent)
+            return await self._retrying(call, read, policy, deadline, sent, timeout=timeout)
         assert scope.cancelled_caught
         assert timeout is not None
         if call.paid and sent[0]:
@@ -327,11 +327,21 @@ class MusicSession:
                                     "deadline", timeout=timeout)
 
     async def _retrying(self, call: Call, handler: Handler[T], policy: RetryPolicy,
-                        deadline: float, sent: list[bool]) -> T:
+                        deadline: float, sent: list[bool], *, timeout: float | None = None
+                        ) -> T:
         lane = self.lane(call.service, call.lane)
         attempt = 0
         while True:
             attempt += 1
+            pause = lane.paused_for
+            if pause > 0 and anyio.current_time() + pause > deadline:
+                # waiting for the permit would only end in "gave up after the deadline"
+                raise DeadlineExceededError(
+                    f"{call.operation}: the service asked to wait {pause:.0f} s (the "
+                    f"{lane.name} lane is paused after a rate limit), longer than the "
+                    f"{deadline - anyio.current_time():.1f} s left before this call's "
+                    "deadline; nothing was sent. Try again later or give a longer timeout",
+                    timeout=timeout or 0.0, retry_after=pause)
             try:
                 return await self._attempt(call, handler, lane, attempt, sent)
             except AiomusicError as error:
@@ -339,10 +349,18 @@ class MusicSession:
                 wait = policy.wait_for(error, attempt=attempt, paid=call.paid)
                 if wait is None:
                     raise
+                # a Retry-After, or a rate limit (which pauses the lane): the service's say
+                asked = error.retry_after is not None or isinstance(error, RateLimitError)
                 if isinstance(error, RateLimitError):
                     wait = max(wait, lane.paused_for)
-                if anyio.current_time() + wait > deadline:
+                left = deadline - anyio.current_time()
+                if wait > left:
                     error.retry_after = wait
+                    why = (f"the service asked to wait {wait:.0f} s" if asked else
+                           f"the next retry would wait {wait:.1f} s")
+                    error.message = (f"{error.message} ({why}, longer than the {left:.1f} s "
+                                     "left before this call's deadline)")
+                    error.args = (error.message, *error.args[1:])
                     raise
                 logger.info("%s: attempt %d failed (%s); retrying in %.2f s", call.operation,
                             attempt, type(error).__name__, wait)
