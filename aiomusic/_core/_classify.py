@@ -7,11 +7,10 @@ either. Every error is marked retryable or not here, and only here.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._converter import optional_int
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -107,26 +106,18 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_DIGITS = re.compile(r"\s*[-+]?\d{1,12}\s*")
 _NOT_A_CODE = object()
 
 
 def _code(value: object) -> int | object | None:
-    """A documented numeric code as servers really send it: ``1027``, ``1027.0`` or ``"1027"``.
+    """A documented numeric code as servers really send it: ``1027``, ``1027.0``, ``"1027"``.
 
     ``None`` when absent, ``_NOT_A_CODE`` when present but not a whole number.
     """
-    if value is None:
-        return None
-    if isinstance(value, bool):
+    try:
+        return optional_int(value)
+    except (ValueError, OverflowError):
         return _NOT_A_CODE
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else _NOT_A_CODE
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        return int(value)
-    return _NOT_A_CODE
 
 
 def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
