@@ -22,6 +22,7 @@ from .._core._config import LaneKind, Service
 from .._core._converter import optional_int, structure
 from .._core._errors import InputError, MissingTracksError, ResponseError, SubmissionUnknownError
 from .._core._models import TaskRecord, TaskStatus, UploadedFile
+from .._io._download import sniff_media
 
 __all__ = [
     "KNOWN_MODELS",
@@ -303,14 +304,11 @@ def parse_upload(body: Mapping[str, Any]) -> UploadedFile:
 
 def sniff_mime(head: bytes, name: str) -> str:
     """A MIME type for the upload, from the first bytes (WAV, MP3, FLAC, OGG, M4A)."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio/mpeg"
-    if head[:4] == b"fLaC":
-        return "audio/flac"
-    if head[:4] == b"OggS":
-        return "audio/ogg"
-    if head[4:8] == b"ftyp":
-        return "audio/mp4"
+    kind = sniff_media(head)
+    if kind is not None:
+        return _MIME_OF[kind]
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+_MIME_OF = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
+            "mp4": "audio/mp4"}
