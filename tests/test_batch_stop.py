@@ -139,3 +139,30 @@ async def test_a_hostile_generation_answer_fails_one_job_not_the_batch(
     rows = journal_rows(tmp_path / "j")
     assert rows["song-1"]["state"] in ("failed", "unknown")
     assert {rows[f"song-{i}"]["state"] for i in (0, 2, 3)} == {"completed"}
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_stop_through_a_nursery_of_a_step_still_repairs_the_journal(
+        emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On trio a cancellation can leave a step as a BaseExceptionGroup of Cancelled (trio's
+    own ``open_tcp_stream`` nursery does, when a connect is cancelled), not as the
+    cancellation itself: the stop must still turn 'submitting' into 'unknown'."""
+    import trio
+
+    from aiomusic.batch import _journal, _steps
+
+    async def connecting(self: Any, run: Any, job: Any) -> Any:
+        await self.mark(run, _journal.JobState.SUBMITTING)
+        run.sent = True  # as when the paid request went out
+        async with trio.open_nursery() as nursery:  # as open_tcp_stream's happy eyeballs
+            nursery.start_soon(trio.sleep_forever)
+            await trio.sleep_forever()
+
+    monkeypatch.setattr(_steps.Steps, "minimax", connecting)
+    jobs = load_jobs(write_jobs(tmp_path, songs=3, instrumentals=0))
+    async with MusicSession(aimlapi_key=KEY, base_url=emu.url, retry=FAST) as s:
+        batch = Batch(s, jobs, out=tmp_path / "out", journal=tmp_path / "j")
+        with anyio.move_on_after(1):
+            await batch.run()
+    states = {row["state"] for row in journal_rows(tmp_path / "j").values()}
+    assert states == {"unknown"}

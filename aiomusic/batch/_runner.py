@@ -322,6 +322,10 @@ class Batch:
             logger.error("batch job %s: unexpected %s", job.id, type(exc).__name__,
                          exc_info=exc)
             outcome = await self._unexpected(steps, run, exc)
+        except BaseExceptionGroup:  # a cancellation through a task group of the step (trio)
+            with anyio.CancelScope(shield=True):
+                await self._interrupted(steps, run)
+            raise
         finally:
             _CURRENT.reset(token)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
