@@ -2,7 +2,7 @@
 
 httpx decodes compressed bodies itself, but each chunk in one go: a 64 KiB gzip chunk can
 become 64 MiB, and a brotli chunk gigabytes, before anyone can count the bytes. aiomusic reads
-the raw body and decodes it here instead, in pieces of at most `PIECE` bytes, so a reader can
+the raw body and decodes it here instead, in pieces of about `PIECE` bytes, so a reader can
 stop at its cap with flat memory (a "compression bomb" costs one piece).
 """
 
@@ -18,7 +18,7 @@ from ._errors import EncodingError
 
 __all__ = ["PIECE", "ContentDecoder", "accept_encoding", "raw_body"]
 
-#: The largest piece of decoded output one step yields.
+#: The size of a piece of decoded output (brotli may overshoot it, up to about twice).
 PIECE = 256 * 1024
 
 _IDENTITY = frozenset({"", "identity"})
@@ -117,9 +117,11 @@ class _Brotli:
             out = self._obj.process(b"", output_buffer_limit=PIECE)
 
     def finish(self) -> Iterator[bytes]:
-        if not self._obj.is_finished():
-            raise self.errors[0]("the br stream ended before its end marker")
-        return iter(())
+        while not self._obj.is_finished():  # output held back by the limit comes out now
+            out: bytes = self._obj.process(b"", output_buffer_limit=PIECE)
+            if not out:
+                raise self.errors[0]("the br stream ended before its end marker")
+            yield out
 
 
 class ContentDecoder:
@@ -158,7 +160,7 @@ class ContentDecoder:
         return not self._steps
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
-        """The decoded output of ``data``, in pieces of at most `PIECE` bytes each."""
+        """The decoded output of ``data``, in pieces of about `PIECE` bytes each."""
         return self._run(0, iter((data,)), final=False)
 
     def finish(self) -> Iterator[bytes]:
