@@ -113,15 +113,17 @@ def compress(name: str, data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
-async def test_a_body_compressed_despite_identity_is_decoded(tmp_path: Path,
-                                                              encoding: str) -> None:
+@pytest.mark.parametrize("size", ["small", "several-megabytes"])
+async def test_a_body_compressed_despite_identity_is_decoded(tmp_path: Path, encoding: str,
+                                                              size: str) -> None:
     """Finding: gzip was retried 6 times then called a size mismatch; br "truncated"."""
-    packed = compress(encoding, MP3)
+    track = MP3 if size == "small" else MP3 * 40
+    packed = compress(encoding, track)
     with hostile_server(lambda p, h: Answer(headers={**MPEG, "Content-Encoding": encoding},
                                             body=packed)) as server:
         got = await fetch(server.url + "/t.mp3", tmp_path)
     assert server.seen[0][1]["accept-encoding"] == "identity" and len(server.seen) == 1
-    assert (tmp_path / "t.mp3").read_bytes() == MP3 and got.bytes_written == len(MP3)
+    assert (tmp_path / "t.mp3").read_bytes() == track and got.bytes_written == len(track)
 
 
 async def test_brotli_without_the_package_says_so(tmp_path: Path,
@@ -153,9 +155,10 @@ async def test_bodies_that_cannot_be_a_track_are_refused(tmp_path: Path, headers
     assert files(tmp_path) == []
 
 
-async def test_a_decompression_bomb_stops_at_max_bytes(tmp_path: Path) -> None:
-    packed = gzip.compress(MP3[:10] + bytes(50 << 20), 9)
-    with hostile_server(lambda p, h: Answer(headers={**MPEG, "Content-Encoding": "gzip"},
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+async def test_a_decompression_bomb_stops_at_max_bytes(tmp_path: Path, encoding: str) -> None:
+    packed = compress(encoding, MP3[:10] + bytes(50 << 20))
+    with hostile_server(lambda p, h: Answer(headers={**MPEG, "Content-Encoding": encoding},
                                             body=packed)) as server, \
             pytest.raises(DownloadError, match="passed the 1048576-byte limit"):
         async with local() as s:
