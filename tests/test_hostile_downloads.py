@@ -12,6 +12,7 @@ import gzip
 import socket
 import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -334,24 +335,22 @@ def rebinding(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     """``localhost`` checks as 127.0.0.2 (an allowed network, serving audio) while the
     system resolves it to 127.0.0.1 (refused, serving "secrets") on the same port: a DNS
     rebinding between the check and the connection."""
-    with hostile_server(lambda p, h: Answer(headers=MPEG, body=MP3),
-                        host="127.0.0.2") as checked:
+    with ExitStack() as stack:
         try:
-            trap = hostile_server(lambda p, h: Answer(headers=MPEG, body=b"ID3 secrets"),
-                                  host="127.0.0.1", port=checked.port)
-            internal = trap.__enter__()
-        except OSError:  # pragma: no cover - the port is taken on 127.0.0.1
-            pytest.skip("no common free port on 127.0.0.1 and 127.0.0.2")
+            checked = stack.enter_context(hostile_server(
+                lambda p, h: Answer(headers=MPEG, body=MP3), host="127.0.0.2"))
+            internal = stack.enter_context(hostile_server(
+                lambda p, h: Answer(headers=MPEG, body=b"ID3 secrets"), host="127.0.0.1",
+                port=checked.port))
+        except OSError:  # pragma: no cover - no 127.0.0.2 (macOS), or the port is taken
+            pytest.skip("needs the same free port on 127.0.0.1 and 127.0.0.2")
 
         async def resolve(host: str, port: int, **kw: Any) -> list[Any]:
             assert host == "localhost"
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))]
 
         monkeypatch.setattr(_guard, "getaddrinfo", resolve)
-        try:
-            yield checked, internal
-        finally:
-            trap.__exit__(None, None, None)
+        yield checked, internal
 
 
 async def test_the_session_own_client_is_pinned_to_the_checked_address(
