@@ -16,7 +16,11 @@ from collections.abc import Sequence
 
 from .._version import __version__
 
-__all__ = ["main"]
+__all__ = ["EMULATOR_INSTALL", "main"]
+
+#: How to install the emulator's extra, from a checkout (as the README installs) or the index.
+EMULATOR_INSTALL = ("pip install -e '.[emulator]' in your aiomusic checkout (or "
+                    "pip install 'aiomusic[emulator]')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
-        from ..emulator._cli import main as emulator_main
-
+        try:
+            from ..emulator._cli import main as emulator_main
+        except ImportError as exc:  # the emulator's extra is not installed
+            print(f"aiomusic: the emulator needs its extra ({exc.name or exc} is missing): "
+                  f"{EMULATOR_INSTALL}", file=sys.stderr)
+            return 2
         return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ Command = Callable[[MusicSession, argparse.Namespace, Output, "PollSchedule | No
 def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("upload", help="upload a reference track (MiniMax) or a file "
                                             "(Suno File Upload)")
-    up.add_argument("file", metavar="FILE")
+    up.add_argument("file", metavar="FILE", help="the audio file (WAV or MP3)")
     up.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
                     help="MiniMax purpose (default: %(default)s)")
     up.add_argument("--suno", action="store_true",
@@ -45,30 +45,40 @@ def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     gen.add_argument("--voice-id", help="a voice id from `aiomusic upload`")
     gen.add_argument("--instrumental-id", help="an instrumental id from `aiomusic upload`")
     gen.add_argument("--reference", metavar="FILE", help="upload this reference first")
-    gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song")
-    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3")
-    gen.add_argument("--sample-rate", type=int, default=44100)
-    gen.add_argument("--bitrate", type=int, default=256000)
+    gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
+                     help="how --reference is uploaded (default: %(default)s)")
+    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3",
+                     help="the audio format (default: %(default)s)")
+    gen.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+                     help="16000, 24000, 32000 or 44100 (default: %(default)s)")
+    gen.add_argument("--bitrate", type=int, default=256000, metavar="BPS",
+                     help="32000, 64000, 128000 or 256000 (default: %(default)s)")
     inst = commands.add_parser("instrumental", help="Suno Add Instrumental: submit, follow, "
                                                     "download")
     inst.add_argument("source", metavar="SOURCE", help="a vocal track: a URL or a local file")
-    inst.add_argument("--title", required=True)
+    inst.add_argument("--title", required=True, help="the track's title (up to 100 characters)")
     inst.add_argument("--tags", required=True, help="styles wanted")
     inst.add_argument("--negative-tags", required=True, help="styles to avoid")
-    inst.add_argument("--vocal-gender", choices=("m", "f"))
+    inst.add_argument("--vocal-gender", choices=("m", "f"), help="a hint: m or f")
     for name in ("style-weight", "weirdness-constraint", "audio-weight"):
-        inst.add_argument(f"--{name}", type=float, metavar="0..1")
-    inst.add_argument("--model", default="V4_5PLUS")
-    inst.add_argument("--out", metavar="DIR", default=".", help="where to download the tracks")
+        inst.add_argument(f"--{name}", type=float, metavar="0..1",
+                          help=f"the {name.replace('-', ' ')}, 0 to 1 in steps of 0.01")
+    inst.add_argument("--model", default="V4_5PLUS",
+                      help="V4_5PLUS or V5; newer V... names pass through (default: %(default)s)")
+    inst.add_argument("--out", metavar="DIR", default=".",
+                      help="where to download the tracks (default: the current folder)")
     inst.add_argument("--no-wait", action="store_true",
                       help="print the task id and stop (follow it with `aiomusic task`)")
     task = commands.add_parser("task", help="show a Suno task; --wait, --out to download")
-    task.add_argument("task_id", metavar="TASK-ID")
+    task.add_argument("task_id", metavar="TASK-ID", help="the task id a submission printed")
     task.add_argument("--wait", action="store_true", help="wait until the task ends")
     task.add_argument("--out", metavar="DIR", help="download the tracks into DIR")
     commands.add_parser("credits", help="show the Suno account's remaining credits")
-    for name in ("upload", "generate", "instrumental", "task", "credits"):
-        add_service_options(commands.choices[name])
+    uses = {"upload": ({"minimax", "suno"}, False), "generate": ({"minimax"}, False),
+            "instrumental": ({"suno"}, True), "task": ({"suno"}, True),
+            "credits": ({"suno"}, False)}
+    for name, (services, tasks) in uses.items():
+        add_service_options(commands.choices[name], services=frozenset(services), tasks=tasks)
 
 
 def run_thin_command(args: argparse.Namespace) -> int:

@@ -65,8 +65,8 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
     try:
         from ..emulator import Emulator, EmulatorConfig, Faults
     except ImportError as exc:
-        output.error(f"the demo needs the emulator extra: pip install 'aiomusic[emulator]' "
-                     f"({exc})")
+        output.error(f"the demo needs the emulator's extra ({exc.name or exc} is missing): "
+                     f"{EMULATOR_INSTALL}")
         return 2
     folder = Path(out)
     jobs = load_jobs(write_demo_jobs(folder, songs=songs, instrumentals=instrumentals,

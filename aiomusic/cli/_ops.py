@@ -63,7 +63,8 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
     if op.delivery is Delivery.TASK:
         parser.add_argument("--no-wait", action="store_true",
                             help="print the task id and stop (follow it with `aiomusic task`)")
-    add_service_options(parser)
+    add_service_options(parser, services=frozenset({op.service}),
+                        tasks=op.delivery is Delivery.TASK)
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
