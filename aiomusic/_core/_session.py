@@ -32,6 +32,7 @@ from ._log import configure_from_env, logger, redact
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from ..aimlapi.client import AimlapiClient
     from ..minimax.client import MiniMaxClient
     from ..suno.client import SunoClient
 
@@ -157,6 +158,7 @@ class MusicSession:
         self._state: Literal["new", "open", "closed"] = "new"
         self._minimax: MiniMaxClient | None = None
         self._suno: SunoClient | None = None
+        self._aimlapi: AimlapiClient | None = None
         configure_from_env()
 
     def __repr__(self) -> str:
@@ -230,6 +232,15 @@ class MusicSession:
 
             self._suno = SunoClient(self)
         return self._suno
+
+    @property
+    def aimlapi(self) -> AimlapiClient:
+        """The AI/ML API's asynchronous music models: submit, follow, download, costs."""
+        if self._aimlapi is None:
+            from ..aimlapi.client import AimlapiClient
+
+            self._aimlapi = AimlapiClient(self)
+        return self._aimlapi
 
     # -- events and lanes ----------------------------------------------------------------------
 

@@ -239,8 +239,8 @@ def _call(p: GenerateParams, ctx: Context) -> Call:
 AUDIO_TASK = TaskSpec(
     name="aimlapi.audio", service=Service.AIMLAPI, status_call=proto.status_call,
     read_status=proto.read_status, poll=POLL, timeout=1000.0,
-    retention=dt.timedelta(hours=24),
-    resume_hint="resume it with session.aimlapi.task({task_id!r})")
+    retention=dt.timedelta(hours=24), label="AI/ML generation", initial_status="queued",
+    resume_hint="resume it later with session.aimlapi.task({task_id!r})")
 
 GENERATE = Operation(
     service="aimlapi", name="generate",
