@@ -103,7 +103,7 @@ def test_valid_requests_and_their_wire_shape(fields: dict[str, Any],
     assert call.paid and call.key == fields["model"]
     if body is not None:
         assert call.json == body
-        assert list(call.json)[0] == "model"
+        assert next(iter(call.json)) == "model"
 
 
 def test_an_unknown_model_gets_the_common_sample_rate_key_and_extra_last() -> None:

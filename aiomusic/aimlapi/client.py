@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,10 +106,24 @@ class AimlapiTask(Task):
             TaskFailedError: the generation ended in ``error``.
             DeadlineExceededError: ``timeout`` passed first.
         """
-        if timeout is None:
-            spec = known(self.model) if self.model else None
-            timeout = spec.timeout if spec is not None else AUDIO_TASK.timeout
-        return await super().wait(timeout=timeout, poll=poll or self._client.poll_schedule)
+        return await super().wait(timeout=self._timeout(timeout),
+                                  poll=poll or self._client.poll_schedule)
+
+    def watch(self, *, timeout: float | None = None,
+              poll: PollSchedule | None = None) -> AsyncIterator[TaskSnapshot]:
+        """Yield a snapshot each time the generation moves on (``queued``, ``generating``,
+        ``completed``), with the same defaults as `wait()`.
+
+        A failure is yielded, then [`TaskFailedError`][aiomusic.TaskFailedError] is raised.
+        """
+        return super().watch(timeout=self._timeout(timeout),
+                             poll=poll or self._client.poll_schedule)
+
+    def _timeout(self, timeout: float | None) -> float:
+        if timeout is not None:
+            return timeout
+        spec = known(self.model) if self.model else None
+        return spec.timeout if spec is not None else AUDIO_TASK.timeout
 
     async def download(self, destination: str | os.PathLike[str], *, overwrite: bool = True,
                        max_bytes: int | None = None, timeout: float | None = None,
