@@ -7,6 +7,7 @@ hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
+from ._core._budget import Admission, Budget, BudgetGuard, Ledger, Spending, Verdict, spent_between
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
@@ -69,7 +70,9 @@ from ._core._models import (
 )
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._task import Cost
 from ._version import __version__
+from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
@@ -80,6 +83,9 @@ from .suno import PollSchedule, SunoTask
 __all__ = [
     "UPLOAD_RETENTION",
     "APIError",
+    "Admission",
+    "AimlapiResult",
+    "AimlapiTask",
     "AiomusicError",
     "AudioDecodeError",
     "AudioFormat",
@@ -90,12 +96,15 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchSummary",
+    "Budget",
+    "BudgetGuard",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "Cost",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
@@ -113,6 +122,7 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "Ledger",
     "LocalFileError",
     "MaintenanceError",
     "MiniMaxJob",
@@ -136,6 +146,7 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "Spending",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -148,7 +159,9 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "Verdict",
     "__version__",
     "load_jobs",
     "parse_callback",
+    "spent_between",
 ]

@@ -58,7 +58,7 @@ def spent_between(before: float, after: float, *, unit: str, service: str) -> Co
     """What an account's balance says was spent between two readings (Suno's credits before
     and after a job, MiniMax's plan remains), or ``None`` when it cannot say (the balance
     grew: a top-up, or a refund, happened in between)."""
-    spent = before - after
+    spent = float(before) - float(after)
     if not math.isfinite(spent) or spent < 0:
         return None
     return Cost(spent, unit, service)

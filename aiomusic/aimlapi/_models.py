@@ -47,17 +47,17 @@ class Rule:
     def describe(self) -> str:
         """The limits in words, for the docs' table (``10-300 characters``, ``1-47``...)."""
         parts = []
-        if self.min_length is not None or self.max_length is not None:
-            parts.append(f"{self.min_length or 0}-{self.max_length} characters"
-                         if self.max_length is not None else
-                         f"at least {self.min_length} characters")
+        if self.max_length is not None:
+            parts.append(f"{self.min_length}-{self.max_length} characters"
+                         if self.min_length is not None else
+                         f"at most {self.max_length} characters")
         if self.minimum is not None or self.maximum is not None:
             parts.append(f"{self.minimum:g}-{self.maximum:g}" if self.maximum is not None
                          else f">= {self.minimum:g}")
         if self.choices:
             parts.append("/".join(str(c) for c in self.choices))
         if self.default is not None:
-            parts.append(f"default {self.default}")
+            parts.append(f"default {str(self.default).lower()}")
         return ", ".join(parts)
 
 
