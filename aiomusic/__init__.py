@@ -7,7 +7,7 @@ hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
-from ._core._budget import Admission, Budget, BudgetGuard, Ledger, Spending, Verdict, spent_between
+from ._core._budget import Admission, Budget, BudgetGuard, Verdict
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
@@ -51,6 +51,7 @@ from ._core._events import (
     RetryScheduled,
 )
 from ._core._lanes import LaneConfig
+from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,

@@ -6,17 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from aiomusic._core._budget import (
-    Admission,
-    Budget,
-    BudgetGuard,
-    EntryState,
-    Ledger,
-    Spending,
-    Verdict,
-    format_amount,
-    spent_between,
-)
+from aiomusic._core._budget import Admission, Budget, BudgetGuard, Verdict
+from aiomusic._core._ledger import EntryState, Ledger, Spending, format_amount, spent_between
 from aiomusic._core._task import Cost
 
 AIML = "aimlapi"
