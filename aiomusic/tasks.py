@@ -41,7 +41,7 @@ from ._core._task import Phase, PollSchedule, TaskSnapshot, TaskSpec
 
 if TYPE_CHECKING:
     from ._core._retry import RetryPolicy
-    from ._core._session import MusicSession
+    from ._core._transport import Transport
 
 __all__ = ["MAX_FAILED_POLLS", "HintSource", "Task"]
 
@@ -78,7 +78,7 @@ class Task:
         hints: Where callbacks arrive, if the service calls back and a receiver is attached.
     """
 
-    def __init__(self, session: MusicSession, spec: TaskSpec, task_id: str, *,
+    def __init__(self, session: Transport, spec: TaskSpec, task_id: str, *,
                  submitted: bool = False, hints: Callable[[], HintSource | None] | None = None
                  ) -> None:
         given: object = task_id

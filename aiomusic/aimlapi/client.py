@@ -25,7 +25,7 @@ from ._ops import AUDIO_TASK, GENERATE, POLL, GenerateParams, known
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["AimlapiClient", "AimlapiResult", "AimlapiTask"]
 
@@ -188,7 +188,7 @@ class AimlapiClient:
             10-15 s, as the service advises).
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
         self.poll_schedule = POLL
         self._warned: set[str] = set()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from .._core._models import (
     CallbackEvent,
+    Downloader,
     TaskRecord,
     TaskResult,
     TaskStatus,
@@ -28,26 +29,37 @@ from ._ops import MUSIC_TASK, music_hint
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
+    from .._core._transport import Transport
     from ..callbacks import CallbackReceiver
-    from .client import SunoClient
 
 __all__ = ["BoundTrack", "PollSchedule", "SunoTask"]
+
+
+class _Client(Downloader, Protocol):
+    """What a task needs of the Suno client that made it (a protocol, so this module does
+    not import the client, which imports it)."""
+
+    _session: Transport
+    poll_schedule: PollSchedule
+
+    @property
+    def receiver(self) -> CallbackReceiver | None: ...
 
 
 @attrs.frozen
 class BoundTrack(Track):
     """A [`Track`][aiomusic.Track] that knows its session, so ``await track.download(path)``."""
 
-    _client: SunoClient | None = attrs.field(default=None, kw_only=True, alias="client",
+    _client: Downloader | None = attrs.field(default=None, kw_only=True, alias="client",
                                              eq=False, repr=False)
 
-    def _suno(self) -> SunoClient:
+    def _suno(self) -> Downloader:
         if self._client is None:
             return super()._suno()
         return self._client
 
 
-def bind(tracks: tuple[Track, ...], client: SunoClient) -> tuple[Track, ...]:
+def bind(tracks: tuple[Track, ...], client: Downloader) -> tuple[Track, ...]:
     """Copies of ``tracks`` that can download themselves through ``client``."""
     return tuple(BoundTrack(**attrs.asdict(t, recurse=False, filter=_public), client=client)
                  for t in tracks)
@@ -87,7 +99,7 @@ class SunoTask:
         submitted_at: When this process submitted it (``None`` for a resumed task).
     """
 
-    def __init__(self, client: SunoClient, task_id: str, *, upload: UploadedFile | None = None,
+    def __init__(self, client: _Client, task_id: str, *, upload: UploadedFile | None = None,
                  submitted: bool = False) -> None:
         self._client = client
         self._task = Task(client._session, MUSIC_TASK, task_id, submitted=submitted,
