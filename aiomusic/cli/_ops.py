@@ -78,6 +78,8 @@ def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
         kwargs.update(action=argparse.BooleanOptionalAction, default=None)
     elif info.kind == "texts":
         kwargs.update(action="append", metavar="TEXT")
+    elif info.kind == "mapping":
+        kwargs.update(action="append", metavar="KEY=JSON", type=_pair)
     else:
         kwargs.update(type=_TYPES.get(info.kind, str), metavar=info.name.upper())
         if info.default is not None and not info.required:
@@ -91,12 +93,26 @@ def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
                             **kwargs)
 
 
+def _pair(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for a mapping option: the value as JSON when it parses, else as text."""
+    import json
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
 def _values(op: Operation, args: argparse.Namespace) -> dict[str, Any]:
     values = {}
     for info in declared(op.params):
         value = getattr(args, f"p_{info.name}", None)
         if value is not None:
-            values[info.name] = list(value) if info.kind == "texts" else value
+            values[info.name] = list(value) if info.kind == "texts" else \
+                dict(value) if info.kind == "mapping" else value
     return values
 
 
