@@ -16,11 +16,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 
-__all__ = ["EMULATOR_INSTALL", "main"]
-
-#: How to install the emulator's extra, from a checkout (as the README installs) or the index.
-EMULATOR_INSTALL = ("pip install -e '.[emulator]' in your aiomusic checkout (or "
-                    "pip install 'aiomusic[emulator]')")
+__all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._ops import add_operation_parsers
 
     add_operation_parsers(commands)
+    from ._settings import add_config_parser
+
+    add_config_parser(commands)
     listing = commands.add_parser("operations", help="list every operation (from the "
                                                      "declarations)")
     listing.add_argument("--markdown", action="store_true",
@@ -68,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             from ..emulator._cli import main as emulator_main
         except ImportError as exc:  # the emulator's extra is not installed
+            from ._common import EMULATOR_INSTALL
+
             print(f"aiomusic: the emulator needs its extra ({exc.name or exc} is missing): "
                   f"{EMULATOR_INSTALL}", file=sys.stderr)
             return 2
@@ -94,6 +95,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from ._batch import run_batch_command
 
         return run_batch_command(args)
+    if args.command == "config":
+        from ._settings import run_config
+
+        return run_config(args)
     if args.command == "operations":
         from ._ops import print_operations
 

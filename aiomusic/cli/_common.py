@@ -26,6 +26,9 @@ __all__ = ["EMBEDDED", "EXIT_INTERRUPTED", "Backend", "Output", "Stop", "add_ser
            "backend", "one_error", "stop_on_signals"]
 
 EMULATOR_KEY = "aiomusic-emulator-key"
+#: How to install the emulator's extra, from a checkout (as the README installs) or the index.
+EMULATOR_INSTALL = ("pip install -e '.[emulator]' in your aiomusic checkout (or "
+                    "pip install 'aiomusic[emulator]')")
 NOWHERE = "https://callbacks.invalid/aiomusic"
 """A callback URL for runs that only poll: Suno requires one on every submission."""
 
@@ -195,6 +198,7 @@ class Output:
 
     def __init__(self, *, json_mode: bool = False, plain: bool = False) -> None:
         self.json = json_mode
+        self.resume_hint = ""  # what to say if the command is stopped now
         self.rich = not json_mode and not plain and sys.stdout.isatty() and _has_rich()
         self._console: Any = None
         if self.rich:
@@ -220,6 +224,12 @@ class Output:
         """A JSON object on its own line (JSON mode only)."""
         if self.json:
             print(json.dumps(obj, default=str), flush=True)
+
+    def note(self, text: str) -> None:
+        """Progress for people, on stderr (nothing in JSON mode), so that stdout carries
+        only results and ``$(aiomusic ...)`` captures nothing else."""
+        if not self.json:
+            print(text, file=sys.stderr, flush=True)
 
     @staticmethod
     def error(text: str) -> None:
@@ -301,3 +311,38 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for exc in group.exceptions:
         found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return found
+
+
+#: The library's advice is written for Python callers; on the command line the same advice
+#: names flags and environment variables. One message source, two renderings: these rules
+#: turn the first into the second (tests/test_cli_messages.py checks every Python phrase the
+#: package writes into an error has a rendering).
+CLI_RENDERINGS: tuple[tuple[str, str], ...] = (
+    (r"MusicSession\(allow_http_hosts=\.\.\.\)", "--allow-http-host HOST"),
+    (r"MusicSession\(allow_private_hosts=\.\.\.\)", "--allow-private-host HOST"),
+    (r"pass (\w+)_key=\.\.\. to MusicSession or set the (\w+) environment variable",
+     r"set the \2 environment variable (or --\1-key)"),
+    (r"(the \w+ environment variable) or \w+_key=\.\.\.", r"\1"),
+    (r"\(?RetryPolicy\(resubmit_unknown=True\)\)?", "--resubmit-unknown"),
+    (r"\(?resubmit_unknown=True\)?", "--resubmit-unknown"),
+    (r"session\.suno\.task\('([^']+)'\)", r"`aiomusic task \1 --wait`"),
+    (r"session\.aimlapi\.task\('([^']+)'\)", r"`aiomusic task \1 --service aimlapi --wait`"),
+    (r"MusicSession\(suno_callback_url=\.\.\.\)", "--callback-url URL"),
+    (r"callback_url=\.\.\.", "--callback-url URL"),
+    (r"session\.suno\.attach_receiver\(receiver, public_url\)",
+     "--callback-url with your receiver's public URL"),
+)
+
+
+def for_cli(message: str) -> str:
+    """``message`` with its Python advice rendered for the command line."""
+    import re
+
+    for pattern, replacement in CLI_RENDERINGS:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+def describe(exc: BaseException) -> str:
+    """An error as the command line shows it: its type and its advice in CLI terms."""
+    return f"{type(exc).__name__}: {for_cli(str(exc))}"
