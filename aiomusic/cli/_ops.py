@@ -18,7 +18,13 @@ from .._core._errors import AiomusicError, ConfigurationError, InputError
 from .._core._operation import Delivery, Operation, Output, ParamInfo, find, operations
 from .._core._operation import params_of as declared
 from .._core._operation import services as declared_services
-from ._common import EXIT_INTERRUPTED, add_service_options, backend, stop_on_signals
+from ._common import (
+    EXIT_INTERRUPTED,
+    add_service_options,
+    backend,
+    describe,
+    stop_on_signals,
+)
 from ._common import Output as Printer
 
 __all__ = ["add_operation_parsers", "run_operation_command"]
@@ -63,7 +69,8 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
     if op.delivery is Delivery.TASK:
         parser.add_argument("--no-wait", action="store_true",
                             help="print the task id and stop (follow it with `aiomusic task`)")
-    add_service_options(parser)
+    add_service_options(parser, services=frozenset({op.service}),
+                        tasks=op.delivery is Delivery.TASK)
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
@@ -162,10 +169,10 @@ def run_operation_command(args: argparse.Namespace) -> int:
         with backend(args) as where:
             stopped = anyio.run(main, where.session, where.poll)
     except (ConfigurationError, InputError) as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
+        printer.error(describe(exc))
         return 2
     except AiomusicError as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
+        printer.error(describe(exc))
         return 1
     if stopped is not None:
         printer.error("stopped")
