@@ -26,7 +26,7 @@ def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
     import anyio
 
-    from aiomusic._io import _guard
+    from aiomusic._core import _guard
 
     real = anyio.getaddrinfo
 

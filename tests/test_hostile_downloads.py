@@ -21,9 +21,8 @@ import httpx
 import pytest
 
 from aiomusic import ConfigurationError, DownloadError, MusicSession, RetryPolicy, Track
-from aiomusic._core import _encoding
-from aiomusic._io import _guard
-from aiomusic._io._download import sniff_media
+from aiomusic._core import _encoding, _guard
+from aiomusic._io._names import sniff_media
 
 from .hostile import Answer, hostile_server
 

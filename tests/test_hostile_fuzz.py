@@ -50,7 +50,7 @@ from aiomusic._core._classify import classify_aimlapi, classify_minimax, classif
 from aiomusic._core._converter import structure
 from aiomusic._core._json import read_json
 from aiomusic._core._models import ExtraInfo, UploadedFile
-from aiomusic._io._download import sniff_media
+from aiomusic._io._names import sniff_media
 from aiomusic.callbacks import parse_callback
 
 FUZZ = settings(max_examples=150, deadline=None,

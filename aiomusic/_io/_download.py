@@ -16,30 +16,30 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 import httpx
 
+from .._core import _guard
 from .._core._call import Call, Handler, aclose
 from .._core._config import LaneKind, Service
 from .._core._encoding import ContentDecoder, raw_body
 from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError, EncodingError
 from .._core._events import Progress
 from .._core._models import DownloadResult
-from . import _guard
 from ._files import AtomicFile, Writer, write_behind
+from ._names import SNIFF_BYTES, audio_suffix, name_problem, safe_filename, sniff_media
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
-__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "name_problem",
-           "safe_filename", "sniff_media"]
+__all__ = ["DEFAULT_MAX_BYTES", "audio_suffix", "check_download_url", "download_url",
+           "name_problem", "safe_filename", "sniff_media"]
 
 #: The largest track accepted by default (a 4-minute WAV is about 40 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -50,17 +50,6 @@ _PROGRESS_STEP = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
 _ACCEPTED_TYPES = ("application/octet-stream", "binary/octet-stream")
-_AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".flac", ".ogg", ".aac")
-# Windows' reserved device names, also with a superscript digit (as CPython 3.12 lists them)
-_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$",
-                           *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
-                           *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3")})
-_UNSAFE = re.compile(r'[<>:"/\\|?*]')
-# Characters that reorder or hide text (U+202E shows "evil\u202egpj.exe" as "evilexe.jpg")
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                  "\u2066\u2067\u2068\u2069")
-#: Bytes needed to tell every accepted format by its start.
-SNIFF_BYTES = 12
 
 
 def check_download_url(url: str, allowed_http_hosts: frozenset[str]) -> httpx.URL:
@@ -91,84 +80,6 @@ def _strip(url: str) -> str:
         return str(httpx.URL(url).copy_with(query=None, fragment=None))
     except (httpx.InvalidURL, TypeError, ValueError):
         return url.partition("?")[0]
-
-
-def safe_filename(text: str | None, *, fallback: str = "track", max_length: int = 120) -> str:
-    """A file name from a title or id: no folders, control characters, or device names.
-
-    Path separators and characters Windows refuses become ``_``; leading/trailing dots and
-    spaces go (so ``..`` cannot climb); ``CON``, ``NUL``, ``COM1``... get a ``_`` prefix.
-    """
-    cleaned = unicodedata.normalize("NFC", text or "")
-    cleaned = "".join("_" if unicodedata.category(ch).startswith("C") else ch
-                      for ch in cleaned)
-    cleaned = _UNSAFE.sub("_", cleaned)
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")
-    while len(cleaned.encode()) > max_length:
-        cleaned = cleaned[:-1]
-    cleaned = cleaned.rstrip(" .")
-    if not cleaned:
-        return fallback if fallback == safe_filename(fallback, fallback="track") else "track"
-    # Windows ignores spaces before the extension: "CON .mp3" is the console too
-    if cleaned.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
-        cleaned = "_" + cleaned
-    return cleaned
-
-
-def name_problem(name: str, *, max_bytes: int = 255) -> str | None:
-    """Why ``name`` (one path component) is not a portable file name, or ``None``.
-
-    Portable means usable as it is on Windows, macOS and Linux, and shown as it is: no
-    Windows device name (``CON``, ``nul.mp3``, ``COM1``...), no control, line-separator or
-    bidirectional-override character, none of ``<>:"|?*``, no trailing dot or space, at most
-    ``max_bytes`` bytes of UTF-8.
-    """
-    for char in name:
-        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI:
-            return (f"it holds the invisible character U+{ord(char):04X} "
-                    f"({unicodedata.name(char, 'a control character')})")
-        if char in '<>:"|?*':
-            return f"Windows does not allow {char!r} in file names"
-    if name != name.rstrip(" ."):
-        return "Windows drops a trailing dot or space, so the name would change"
-    if name.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
-        return f"{name.split('.')[0]!r} is a reserved device name on Windows"
-    if len(name.encode("utf-8", "surrogatepass")) > max_bytes:
-        return f"it is longer than {max_bytes} bytes"
-    return None
-
-
-def audio_suffix(url: str | None, content_type: str | None = None) -> str:
-    """``.mp3``, ``.wav``... from a URL's path (default ``.mp3``, what Suno serves)."""
-    if url:
-        try:
-            suffix = PurePosixPath(httpx.URL(url).path).suffix.lower()
-        except (httpx.InvalidURL, TypeError, ValueError):
-            suffix = ""
-        if suffix in _AUDIO_SUFFIXES:
-            return suffix
-    if content_type and "wav" in content_type:
-        return ".wav"
-    return ".mp3"
-
-
-def sniff_media(head: bytes) -> str | None:
-    """The kind of media ``head`` (the first bytes of a file) starts, or ``None``.
-
-    MP3 (an ID3 tag or an MPEG audio frame, which ADTS AAC shares), WAV (RIFF/WAVE), FLAC,
-    OGG, and the ISO media family (``ftyp``: M4A, and MP4 video for music videos).
-    """
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "mp3"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "wav"
-    if head[:4] == b"fLaC":
-        return "flac"
-    if head[:4] == b"OggS":
-        return "ogg"
-    if head[4:8] == b"ftyp":
-        return "mp4"
-    return None
 
 
 class _Resume(AiomusicError):
@@ -203,7 +114,7 @@ def _accepted_type(content_type: str | None) -> bool:
 
 
 async def download_url(
-    session: MusicSession,
+    session: Transport,
     url: str,
     destination: str | os.PathLike[str],
     *,
@@ -213,8 +124,11 @@ async def download_url(
     max_bytes: int | None = None,
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
+    service: Service = Service.SUNO,
+    operation: str = "suno.download",
 ) -> DownloadResult:
-    """Stream ``url`` into ``destination`` atomically (see the module docstring).
+    """Stream ``url`` into ``destination`` atomically (see the module docstring), in the
+    transfer lane of ``service``; ``operation`` names it in events and errors.
 
     Raises:
         DownloadError: refused URL or address (also after a redirect), too many redirects,
@@ -239,26 +153,26 @@ async def download_url(
             if deadline is not None:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
-                    raise _late(timeout)
+                    raise _late(operation, timeout)
             state.pin = None
             headers = {"Accept-Encoding": "identity"}
             if state.received:
                 headers["Range"] = f"bytes={state.received}-"
-            call = Call(service=Service.SUNO, lane=LaneKind.TRANSFER, operation="suno.download",
+            call = Call(service=service, lane=LaneKind.TRANSFER, operation=operation,
                         method="GET", url=current, auth=False, headers=headers, key=key)
             handler = _handler(session, state, policy, write, limit, key)
             with anyio.move_on_after(remaining):
                 state.pin = await _guard.resolve_allowed(httpx.URL(current), policy,
                                                          where=_strip(current))
             if state.pin is None:  # the name did not resolve before the deadline
-                raise _late(timeout)
+                raise _late(operation, timeout)
             try:
                 with _guard.pinned(state.pin):
                     await session._send(call, handler, timeout=remaining, retry=retry)
                 break
             except DeadlineExceededError as exc:
                 # _send saw only what was left of the deadline: report the caller's own
-                raise _late(timeout) from exc
+                raise _late(operation, timeout) from exc
             except _Redirect as moved:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
@@ -270,21 +184,21 @@ async def download_url(
                 if state.resumes > MAX_RESUMES:
                     raise DownloadError(f"the connection dropped {state.resumes} times; giving "
                                         "up", url=_strip(current), retryable=True) from None
-                session.emit(Progress(operation="suno.download", key=key, stage="resuming",
+                session.emit(Progress(operation=operation, key=key, stage="resuming",
                                       done=state.received, total=state.total))
-    session.emit(Progress(operation="suno.download", key=key, stage="downloaded",
+    session.emit(Progress(operation=operation, key=key, stage="downloaded",
                           done=out.bytes_written, total=out.bytes_written))
     return DownloadResult(path=path, bytes_written=out.bytes_written, sha256=out.sha256,
                           url=_strip(current), content_type=state.content_type,
                           track_id=track_id, resumes=state.resumes)
 
 
-def _late(timeout: float | None) -> DeadlineExceededError:
-    return DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s deadline",
+def _late(operation: str, timeout: float | None) -> DeadlineExceededError:
+    return DeadlineExceededError(f"{operation}: gave up after the {timeout:g} s deadline",
                                  timeout=timeout or 0.0)
 
 
-def _handler(session: MusicSession, state: _State, policy: _guard.HostPolicy, write: Writer,
+def _handler(session: Transport, state: _State, policy: _guard.HostPolicy, write: Writer,
              limit: int, key: str) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code
@@ -342,7 +256,7 @@ def _handler(session: MusicSession, state: _State, policy: _guard.HostPolicy, wr
                     await _take(state, write, piece, limit, where)
                 if state.received - state.reported >= _PROGRESS_STEP:
                     state.reported = state.received
-                    session.emit(Progress(operation="suno.download", key=key,
+                    session.emit(Progress(operation=call.operation, key=key,
                                           stage="downloading", done=state.received,
                                           total=total))
         except httpx.TransportError as exc:

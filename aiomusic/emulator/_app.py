@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -13,8 +12,9 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _minimax, _suno, _uploads
+from . import _aimlapi, _minimax, _suno, _uploads
 from ._config import EmulatorConfig, Faults, Limits
+from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
 from ._http import Req, admitted, send_json
 from ._state import State, new_trace_id
@@ -26,8 +26,8 @@ log = logging.getLogger("aiomusic.emulator")
 #: Faults answered as a definite rejection, before any work or charge.
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
-Handler = Callable[["EmulatorApp", Req], Awaitable[None]]
-Background = Callable[[], Coroutine[Any, Any, None]]
+#: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
+HANDLERS = (_aimlapi, _minimax, _suno, _uploads)
 
 
 class EmulatorApp:
@@ -40,18 +40,11 @@ class EmulatorApp:
         self.limiter = RateLimiter(self.config.limits)
         self.task_group: TaskGroup | None = None
         self.client: httpx.AsyncClient | None = None
-        self.routes: dict[tuple[str, str], tuple[str, Handler]] = {
-            ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", _minimax.upload),
-            ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", _minimax.generate),
-            ("POST", "/v1/music_upload"): ("minimax.upload", _minimax.upload),
-            ("POST", "/v1/music_generation"): ("minimax.generate", _minimax.generate),
-            ("POST", "/api/v1/generate/add-instrumental"): ("suno.add_instrumental", _suno.submit),
-            ("GET", "/api/v1/generate/record-info"): ("suno.record_info", _suno.record_info),
-            ("GET", "/api/v1/generate/credit"): ("suno.credit", _suno.credit),
-            ("POST", "/api/file-stream-upload"): ("files.stream_upload", _uploads.stream_upload),
-            ("POST", "/api/file-base64-upload"): ("files.base64_upload", _uploads.base64_upload),
-            ("POST", "/api/file-url-upload"): ("files.url_upload", _uploads.url_upload),
-        }
+        self.routes: Routes = {}
+        self.prefixes: Routes = {}  # (method, path prefix): for paths that carry a name
+        for module in HANDLERS:
+            self.routes.update(module.ROUTES)
+            self.prefixes.update(getattr(module, "PREFIXES", {}))
 
     # -- runtime control -------------------------------------------------------------------
 
@@ -83,6 +76,9 @@ class EmulatorApp:
         req = Req(scope, receive, send)
         self.state.count_request(req.path)
         route = self.routes.get((req.method, req.path))
+        if route is None:
+            route = next((r for (method, prefix), r in self.prefixes.items()
+                          if method == req.method and req.path.startswith(prefix)), None)
         if route is not None:
             req.operation = route[0]
             await route[1](self, req)
@@ -238,6 +234,8 @@ _AIML = {
     "maintenance": (500, "Model is under maintenance"),
     "server_error": (503, "Service unavailable"),
     "invalid": (400, "Body validation error!"),
+    "not_found": (404, "Generation not found"),
+    "credits": (403, "Insufficient credits: top up your balance"),
 }
 _MINIMAX = {
     "auth": (1004, "authorization failed: api key missing or wrong"),

@@ -19,7 +19,7 @@ from ._http import BODY_FAULTS, Req, dumps, send_body, send_json
 from ._state import RefUpload, StoredFile, new_ref_id, new_trace_id
 
 if TYPE_CHECKING:
-    from ._app import EmulatorApp
+    from ._context import App, Routes
 
 __all__ = ["generate", "probe", "upload"]
 
@@ -41,7 +41,7 @@ def _service(req: Req) -> str:
     return req.operation.partition(".")[0]
 
 
-async def _invalid(app: EmulatorApp, req: Req, service: str, exc: Invalid) -> None:
+async def _invalid(app: App, req: Req, service: str, exc: Invalid) -> None:
     app.state.count_rejection(req.operation, "invalid")
     if service == "aiml" and exc.schema:
         await app.reject(req, service, "invalid", f"Body validation error! {exc}")
@@ -70,7 +70,7 @@ def probe(data: bytes) -> tuple[str, float]:
     raise Invalid("file must be a WAV or MP3 audio file", schema=False)
 
 
-async def upload(app: EmulatorApp, req: Req) -> None:
+async def upload(app: App, req: Req) -> None:
     service = _service(req)
     key = await app.gate(req, service)
     if key is None:
@@ -142,7 +142,7 @@ async def _read_params(req: Req) -> dict[str, Any]:
     return params
 
 
-def _validate(app: EmulatorApp, params: dict[str, Any], service: str) -> dict[str, Any]:
+def _validate(app: App, params: dict[str, Any], service: str) -> dict[str, Any]:
     if params.get("model") != "music-01":
         raise Invalid(f"model: expected 'music-01', received {params.get('model')!r}", schema=True)
     lyrics = params.get("lyrics")
@@ -192,7 +192,7 @@ def _validate(app: EmulatorApp, params: dict[str, Any], service: str) -> dict[st
     return out
 
 
-def _seconds(app: EmulatorApp, req: Req, p: dict[str, Any]) -> float:
+def _seconds(app: App, req: Req, p: dict[str, Any]) -> float:
     size = req.headers.get("x-emulator-audio-bytes") or app.config.generate_audio_bytes
     if size:
         if p["format"] == "mp3":
@@ -220,7 +220,7 @@ def _extra(r: Rendered) -> dict[str, int]:
     }
 
 
-async def generate(app: EmulatorApp, req: Req) -> None:
+async def generate(app: App, req: Req) -> None:
     service = _service(req)
     key = await app.gate(req, service)
     if key is None:
@@ -314,7 +314,7 @@ def _hex_chunks(data: bytes, size: int, fault: str | None) -> Iterator[bytes]:
 
 
 async def _send_sse(
-    app: EmulatorApp,
+    app: App,
     req: Req,
     r: Rendered,
     doc: dict[str, Any],
@@ -352,3 +352,12 @@ async def _send_sse(
 
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "application/octet-stream"}
+
+
+#: This module's routes (the app merges every handler module's table).
+ROUTES: Routes = {
+    ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", upload),
+    ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", generate),
+    ("POST", "/v1/music_upload"): ("minimax.upload", upload),
+    ("POST", "/v1/music_generation"): ("minimax.generate", generate),
+}

@@ -18,7 +18,7 @@ from ._http import BODY_FAULTS, Req, send_json
 from ._state import SunoTask
 
 if TYPE_CHECKING:
-    from ._app import EmulatorApp
+    from ._context import App, Routes
 
 __all__ = ["credit", "is_loopback", "record_info", "submit", "track_audio"]
 
@@ -90,7 +90,7 @@ def _check(params: Any) -> tuple[str, str] | None:
     return None
 
 
-async def _fetch(app: EmulatorApp, req: Req, url: str) -> bytes | None:
+async def _fetch(app: App, req: Req, url: str) -> bytes | None:
     """The bytes at ``url``: one of the emulator's own files, or a URL on a configured
     ``fetch_hosts`` host (never any other: a test server must not fetch for its callers)."""
     base = req.base_url
@@ -106,7 +106,7 @@ async def _fetch(app: EmulatorApp, req: Req, url: str) -> bytes | None:
     return resp.content if resp.status_code == 200 else None
 
 
-async def submit(app: EmulatorApp, req: Req) -> None:
+async def submit(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
@@ -167,7 +167,7 @@ def track_audio(track: dict[str, Any]) -> Rendered:
     )
 
 
-def _stage(app: EmulatorApp, task: SunoTask) -> int:
+def _stage(app: App, task: SunoTask) -> int:
     elapsed = time.monotonic() - task.created
     t = app.config.timings
     stage = 0
@@ -186,13 +186,13 @@ def _status(task: SunoTask, stage: int) -> tuple[str, int]:
     return _STAGES[stage], stage
 
 
-def _time(app: EmulatorApp, ms: int) -> int | str:
+def _time(app: App, ms: int) -> int | str:
     if app.config.suno_time_as_string:
         return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     return ms
 
 
-async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> list[dict[str, Any]]:
+async def _items(app: App, task: SunoTask, stage: int, base: str) -> list[dict[str, Any]]:
     """camelCase sunoData items as visible at `stage`."""
     items = []
     model = task.param.get("model", "V4_5PLUS")
@@ -224,7 +224,7 @@ async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> lis
     return items
 
 
-async def record_info(app: EmulatorApp, req: Req) -> None:
+async def record_info(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
@@ -253,7 +253,7 @@ async def record_info(app: EmulatorApp, req: Req) -> None:
     await _success(app, req, data)
 
 
-async def credit(app: EmulatorApp, req: Req) -> None:
+async def credit(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
@@ -262,7 +262,7 @@ async def credit(app: EmulatorApp, req: Req) -> None:
     await _success(app, req, left)
 
 
-async def _success(app: EmulatorApp, req: Req, data: Any) -> None:
+async def _success(app: App, req: Req, data: Any) -> None:
     """Suno's success envelope (HTTP 200, body code 200), or a body fault drawn for it."""
     fault = app.draw_fault(req.operation, BODY_FAULTS)
     body = {"code": 200, "msg": "success", "data": data}
@@ -282,7 +282,7 @@ def _snake(item: dict[str, Any]) -> dict[str, Any]:
     return {names.get(k, k): v for k, v in item.items()}
 
 
-async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
+async def _callbacks(app: App, task: SunoTask, base: str) -> None:
     """POST the text / first / complete (or error) callbacks as the stages are reached."""
     url = task.param["callBackUrl"]
     t = app.config.timings
@@ -314,7 +314,7 @@ async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
         await _deliver(app, url, body, epoch)
 
 
-async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int) -> None:
+async def _deliver(app: App, url: str, body: dict[str, Any], epoch: int) -> None:
     if not is_loopback(url) or app.client is None:
         return
     fault = app.draw_fault("suno.callback", ("callback_failure", "callback_duplicate"))
@@ -334,3 +334,11 @@ async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int)
             if ok:
                 break
             await anyio.sleep(min(2.0, 0.05 * 2**attempt) * app.config.timings.scale)
+
+
+#: This module's routes (the app merges every handler module's table).
+ROUTES: Routes = {
+    ("POST", "/api/v1/generate/add-instrumental"): ("suno.add_instrumental", submit),
+    ("GET", "/api/v1/generate/record-info"): ("suno.record_info", record_info),
+    ("GET", "/api/v1/generate/credit"): ("suno.credit", credit),
+}

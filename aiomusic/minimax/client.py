@@ -25,7 +25,7 @@ from . import _protocol as proto
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["AudioStream", "MiniMaxClient"]
 
@@ -43,7 +43,7 @@ class MiniMaxClient:
     style of those references.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
 
     async def upload_reference(self, source: AudioSource, *, purpose: Purpose | str,
@@ -132,9 +132,21 @@ class MiniMaxClient:
                                        refer_voice=refer_voice,
                                        refer_instrumental=refer_instrumental,
                                        audio_setting=audio_setting)
-        key = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
-        call = proto.generate_call(self._session.minimax_service, payload, key=key)
+        call = proto.generate_call(self._session.minimax_service, payload, key=None)
+        return await self.write(call, destination, overwrite=overwrite, timeout=timeout,
+                                retry=retry)
+
+    async def write(self, call: Call, destination: Destination, *, overwrite: bool = True,
+                    timeout: float | None = None, retry: RetryPolicy | None = None
+                    ) -> GenerationResult:
+        """Send a paid generation ``call`` and write its hex audio to ``destination``.
+
+        The engine under `generate()`, for any operation whose answer carries the audio as
+        hex in JSON (batches run declared operations through it). The arguments are those of
+        `generate()`.
+        """
         if isinstance(destination, str | os.PathLike):
+            call = attrs.evolve(call, key=os.fspath(destination))
             path = Path(destination)
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:

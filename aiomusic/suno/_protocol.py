@@ -22,7 +22,7 @@ from .._core._config import LaneKind, Service
 from .._core._converter import optional_int, structure
 from .._core._errors import InputError, MissingTracksError, ResponseError, SubmissionUnknownError
 from .._core._models import TaskRecord, TaskStatus, UploadedFile
-from .._io._download import sniff_media
+from .._io._names import sniff_media
 
 __all__ = [
     "KNOWN_MODELS",
@@ -143,24 +143,38 @@ def check_add_instrumental(
     Raises:
         InputError: a field is missing or invalid (the message names it).
     """
+    problems: list[InputError] = []  # every problem, not the first: a job file lists all
+
+    def checked(check: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except InputError as exc:
+            problems.append(exc)
+            return None
+
     payload: dict[str, Any] = {
-        "uploadUrl": check_http_url(upload_url, field="upload_url"),
-        "title": _text(title, field="title", limit=MAX_TITLE),
-        "tags": _text(tags, field="tags"),
-        "negativeTags": _text(negative_tags, field="negative_tags"),
-        "callBackUrl": check_http_url(callback_url, field="callback_url"),
-        "model": check_model(model),
+        "uploadUrl": checked(check_http_url, upload_url, field="upload_url"),
+        "title": checked(_text, title, field="title", limit=MAX_TITLE),
+        "tags": checked(_text, tags, field="tags"),
+        "negativeTags": checked(_text, negative_tags, field="negative_tags"),
+        "callBackUrl": checked(check_http_url, callback_url, field="callback_url"),
+        "model": checked(check_model, model),
     }
     if vocal_gender is not None:
         if vocal_gender not in ("m", "f"):
-            raise InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
-                             field="vocal_gender")
+            problems.append(InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
+                                       field="vocal_gender"))
         payload["vocalGender"] = vocal_gender
     values = {"style_weight": style_weight, "weirdness_constraint": weirdness_constraint,
               "audio_weight": audio_weight}
     for name, wire in _WEIGHTS:
         if values[name] is not None:
-            payload[wire] = check_weight(values[name], field=name)
+            payload[wire] = checked(check_weight, values[name], field=name)
+    if problems:
+        first = problems[0]
+        error = InputError(first.message, field=first.field)
+        error.problems = tuple(problems)  # type: ignore[attr-defined]
+        raise error
     return payload
 
 
@@ -201,6 +215,10 @@ def record_info_call(task_id: str) -> Call:
                 key=task_id)
 
 
+#: How to go on with a task whose answer could not be used (the CLI renders it as a command).
+LOOK_AGAIN = "look it up again later with session.suno.task({task_id!r})"
+
+
 def parse_record(body: Mapping[str, Any], *, task_id: str) -> TaskRecord:
     """The task of a classified record-info answer, read strictly.
 
@@ -215,8 +233,8 @@ def parse_record(body: Mapping[str, Any], *, task_id: str) -> TaskRecord:
     try:
         record = structure(body.get("data"), TaskRecord, what=f"the record of task {task_id}")
     except ResponseError as exc:
-        raise ResponseError(f"{exc}; the task goes on at the service: look it up again "
-                            f"later (session.suno.task({task_id!r}))", retryable=True) from exc
+        raise ResponseError(f"{exc}; the task goes on at the service: "
+                            f"{LOOK_AGAIN.format(task_id=task_id)}", retryable=True) from exc
     if record.task_id != task_id:
         raise ResponseError(f"record-info for task {task_id!r} answered about task "
                             f"{record.task_id!r}", retryable=True)
@@ -234,17 +252,16 @@ def require_tracks(record: TaskRecord) -> TaskRecord:
     """
     if record.status is not TaskStatus.SUCCESS:
         return record
+    hint = LOOK_AGAIN.format(task_id=record.task_id)
     if not record.tracks:
         raise MissingTracksError(
             f"Suno reported task {record.task_id} as SUCCESS but its answer holds no track; "
-            f"look it up again later (session.suno.task({record.task_id!r}))",
-            task_id=record.task_id)
+            f"{hint}", task_id=record.task_id)
     bare = [track.id for track in record.tracks if not track.audio_url]
     if bare:
         raise MissingTracksError(
             f"Suno reported task {record.task_id} as SUCCESS but track(s) "
-            f"{', '.join(bare)} have no audio URL; look it up again later "
-            f"(session.suno.task({record.task_id!r}))", task_id=record.task_id)
+            f"{', '.join(bare)} have no audio URL; {hint}", task_id=record.task_id)
     return record
 
 

@@ -40,13 +40,13 @@ import attrs
 import httpx
 from anyio import getaddrinfo
 
-from .._core._config import Service
-from .._core._errors import DownloadError
+from ._config import Service
+from ._errors import DownloadError
 
 if TYPE_CHECKING:
     import httpcore
 
-    from .._core._session import MusicSession
+    from ._transport import Transport
 
 __all__ = ["HostPolicy", "PinningBackend", "check_peer", "install_pinning", "pinned",
            "policy_of", "refusal", "resolve_allowed"]
@@ -153,7 +153,7 @@ def _port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-def policy_of(session: MusicSession) -> HostPolicy:
+def policy_of(session: Transport) -> HostPolicy:
     """The session's policy: its ``allow_private_hosts`` and its own endpoints."""
     endpoints = session.endpoints
     return _policy(tuple(session.allow_private_hosts),

@@ -1,0 +1,391 @@
+"""Operations, declared once: what a call needs, what it costs, and how its result arrives.
+
+About thirty operations share a handful of patterns. Each is declared here once, as an
+[`Operation`][aiomusic._core._operation.Operation]: its parameters (an attrs class whose fields
+carry `param()` metadata), a pure validator and request builder, a pure answer reader, whether
+it is paid, its lane, how the result arrives (`Delivery`), what it leaves on disk (`Output`),
+and, for a result followed by id, its `TaskSpec`. Job files, the command line's generic verbs,
+the journal's fingerprints, the docs' tables and the emulator's routes are derived from these
+declarations instead of repeating them.
+
+Nothing here does I/O. The registry imports a service's declarations only when one of its
+operations is asked for, so ``import aiomusic`` stays light and the core imports no service.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import importlib
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ._config import LaneKind, Service
+from ._errors import InputError
+
+if TYPE_CHECKING:
+    from ._call import Call
+    from ._task import TaskSpec
+
+__all__ = [
+    "Checks",
+    "Context",
+    "Delivery",
+    "Operation",
+    "Output",
+    "Problem",
+    "find",
+    "operations",
+    "param",
+    "params_of",
+]
+
+
+class Delivery(enum.StrEnum):
+    """How an operation's result arrives."""
+
+    INLINE_HEX = "inline_hex"
+    """Audio as one hex string inside a JSON answer, decoded as it streams (MiniMax)."""
+    SSE_HEX = "sse_hex"
+    """Server-sent events, each with a hex chunk; the last one says the song is complete."""
+    JSON = "json"
+    """A synchronous JSON answer (lyrics, a persona, timestamped lyrics, quota)."""
+    URL = "url"
+    """A JSON answer carrying a link to download at once (it expires)."""
+    TASK = "task"
+    """A task id, followed through a status endpoint (and callbacks, where the service has
+    them) until its outputs can be downloaded."""
+
+
+class Output(enum.StrEnum):
+    """What an operation leaves on disk, for batches and the command line."""
+
+    FILE = "file"
+    """One audio (or video) file: ``out`` itself."""
+    TRACKS = "tracks"
+    """Several tracks: ``<out>-1.<ext>``, ``<out>-2.<ext>``..."""
+    STEMS = "stems"
+    """A folder ``<out>/`` with one file per stem (``vocals.mp3``, ``drums.mp3``...)."""
+    DOCUMENT = "document"
+    """A JSON (or text) document: lyrics, timings, a persona id."""
+    NOTHING = "nothing"
+    """No file (an account look-up)."""
+
+
+Kind = Literal["text", "int", "float", "bool", "choice", "url", "file", "source", "texts",
+               "weight", "id", "mapping"]
+
+
+def param(*, help: str, kind: Kind = "text", default: Any = attrs.NOTHING,
+          wire: str | None = None, choices: Sequence[str] = (), minimum: float | None = None,
+          maximum: float | None = None, max_length: int | None = None,
+          cli: str | None = None, positional: bool = False) -> Any:
+    """An attrs field that is also a user-facing parameter.
+
+    Args:
+        help: One line for ``--help``, job-file errors and the docs' tables.
+        kind: How job files and the command line read it: ``text``, ``int``, ``float``,
+            ``bool``, ``choice`` (one of ``choices``), ``url`` (absolute http(s)), ``file`` (a
+            local file), ``source`` (a URL, or a local file uploaded first), ``texts`` (a
+            list of strings), ``weight`` (0-1 in steps of 0.01), ``id`` (a non-empty id),
+            ``mapping`` (a JSON object, e.g. extra fields sent as they are).
+        default: The default (none: the parameter is required).
+        wire: The service's name for it, when the builder sends it as is.
+        choices: The documented values of a ``choice``; others pass with a warning when the
+            operation says unknown values pass through (model names do).
+        minimum: The smallest number allowed.
+        maximum: The largest number allowed.
+        max_length: The most characters allowed.
+        cli: The command line's option (default: ``--`` plus the name with dashes).
+        positional: Whether the command line takes it as a positional argument.
+    """
+    metadata = {"aiomusic": {"help": help, "kind": kind, "wire": wire,
+                             "choices": tuple(choices), "minimum": minimum,
+                             "maximum": maximum, "max_length": max_length, "cli": cli,
+                             "positional": positional}}
+    if default is attrs.NOTHING:
+        return attrs.field(metadata=metadata, kw_only=True)
+    return attrs.field(default=default, metadata=metadata, kw_only=True)
+
+
+@attrs.frozen
+class ParamInfo:
+    """A parameter's declaration, read back from its attrs field."""
+
+    name: str
+    help: str
+    kind: Kind
+    required: bool
+    default: Any
+    wire: str | None
+    choices: tuple[str, ...]
+    minimum: float | None
+    maximum: float | None
+    max_length: int | None
+    cli: str
+    positional: bool
+
+
+def params_of(cls: type[Any]) -> tuple[ParamInfo, ...]:
+    """The parameters an attrs class declares with `param()`, in field order."""
+    found = []
+    for field in attrs.fields(cls):
+        meta = field.metadata.get("aiomusic")
+        if meta is None:
+            continue
+        required = field.default is attrs.NOTHING
+        found.append(ParamInfo(
+            name=field.name, help=meta["help"], kind=meta["kind"], required=required,
+            default=None if required else field.default, wire=meta["wire"],
+            choices=meta["choices"], minimum=meta["minimum"], maximum=meta["maximum"],
+            max_length=meta["max_length"],
+            cli=meta["cli"] or "--" + field.name.replace("_", "-"),
+            positional=meta["positional"]))
+    return tuple(found)
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with a request, found before anything is sent."""
+
+    field: str | None
+    message: str
+
+
+class Checks:
+    """Collects every problem of a request instead of stopping at the first.
+
+    Validators call `fail()` (or the typed helpers) for each problem; `raise_first()` raises
+    an [`InputError`][aiomusic.InputError] naming the first one and carrying all of them in
+    its ``problems`` attribute, so a job file can list every problem of a line at once.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    def fail(self, field: str | None, message: str) -> None:
+        self.problems.append(Problem(field, message))
+
+    def failed(self, field: str) -> bool:
+        """Whether ``field`` already has a problem (later rules about it are moot)."""
+        return any(p.field == field for p in self.problems)
+
+    def text(self, field: str, value: object, *, required: bool = True,
+             max_length: int | None = None, min_length: int | None = None) -> str | None:
+        """A string field: present when required, within its length limits."""
+        if value is None:
+            if required:
+                self.fail(field, "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, got {type(value).__name__}")
+            return None
+        if required and not value.strip():
+            self.fail(field, "is required and must not be empty")
+            return None
+        if max_length is not None and len(value) > max_length:
+            self.fail(field, f"must be at most {max_length} characters, got {len(value)}")
+        if min_length is not None and value.strip() and len(value) < min_length:
+            self.fail(field, f"must be at least {min_length} characters, got {len(value)}")
+        return value
+
+    def number(self, field: str, value: object, *, integer: bool = False,
+               minimum: float | None = None, maximum: float | None = None) -> float | None:
+        """A number within its range (``None`` passes: the field is optional)."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                (integer and not isinstance(value, int)):
+            self.fail(field, f"must be {'an integer' if integer else 'a number'}, "
+                             f"got {value!r}"[:200])
+            return None
+        try:
+            number = float(value)
+        except OverflowError:
+            self.fail(field, f"is far too large ({len(str(abs(value)))} digits)")
+            return None
+        if not math.isfinite(number):
+            self.fail(field, f"must be a finite number, got {value!r}")
+            return None
+        low = "" if minimum is None else f"{minimum:g}"
+        high = "" if maximum is None else f"{maximum:g}"
+        if (minimum is not None and number < minimum) or \
+                (maximum is not None and number > maximum):
+            span = f"from {low} to {high}" if low and high else \
+                f"at least {low}" if low else f"at most {high}"
+            self.fail(field, f"must be {span}, got {value!r}")
+            return None
+        return number
+
+    def choice(self, field: str, value: object, choices: Sequence[str], *,
+               open_ended: bool = False) -> str | None:
+        """One of ``choices``; with ``open_ended`` any other non-empty string passes (the
+        caller warns): model names grow faster than this library."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(field, f"must be one of {', '.join(choices)}, got {value!r}"[:300])
+            return None
+        if value not in choices and not open_ended:
+            self.fail(field, f"must be one of {', '.join(choices)}, got {value!r}"[:300])
+            return None
+        return value
+
+    def exclusive(self, *fields: tuple[str, object], why: str = "") -> None:
+        """At most one of ``fields`` is set (truthy)."""
+        given = [name for name, value in fields if value]
+        if len(given) > 1:
+            self.fail(given[1], f"cannot be combined with {given[0]}{f' ({why})' if why else ''}")
+
+    def raise_first(self) -> None:
+        """Raise an `InputError` for the first problem (all of them in ``problems``)."""
+        if not self.problems:
+            return
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more problem"
+        more += "s)" if len(self.problems) > 2 else ")"
+        message = f"{first.field}: {first.message}" if first.field else first.message
+        error = InputError(message + (more if len(self.problems) > 1 else ""),
+                           field=first.field)
+        error.problems = tuple(self.problems)  # type: ignore[attr-defined]
+        raise error
+
+
+@attrs.frozen
+class Context:
+    """What a pure request builder may know beyond the parameters.
+
+    Attributes:
+        service: The host family the call goes to (MiniMax's own hosts or the AI/ML API).
+        callback_url: The callback URL to send, where the service takes one.
+    """
+
+    service: Service
+    callback_url: str | None = None
+
+
+@attrs.frozen
+class Operation:
+    """One operation of one service, declared once.
+
+    Attributes:
+        service: The job file's ``service`` and the command line's service verb: ``minimax``,
+            ``suno`` or ``aimlapi``.
+        name: The job file's ``op`` and the command line's operation verb (``generate``,
+            ``stems``...), unique within the service.
+        summary: One line for ``--help`` and the docs.
+        params: The attrs class of its parameters (fields made with `param()`).
+        paid: Whether a call costs money: then it is never re-sent blindly.
+        lane: The lane its request runs in.
+        delivery: How the result arrives.
+        output: What it leaves on disk.
+        validate: Adds every problem of a parameters object to a `Checks` (pure, cross-field
+            rules; kinds and ranges declared with `param()` are checked by the caller first).
+        call: Builds the HTTP call from valid parameters (pure).
+        read: Reads a classified JSON answer into the operation's result (pure): the task id
+            of a `TASK`, the document of a `JSON`, the link of a `URL`.
+        task: How a `TASK` result is followed.
+        models: The documented model names, when the operation takes a ``model``; others pass
+            through with a warning.
+        aliases: Other names the job file and command line accept.
+    """
+
+    service: str
+    name: str
+    summary: str
+    params: type[Any]
+    paid: bool
+    lane: LaneKind
+    delivery: Delivery
+    output: Output
+    validate: Callable[[Any, Checks], None]
+    call: Callable[[Any, Context], Call]
+    read: Callable[[Mapping[str, Any]], Any] | None = None
+    task: TaskSpec | None = None
+    models: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        """``service.name``: the operation's name in events, journals and logs."""
+        return f"{self.service}.{self.name}"
+
+    def check(self, params: Any) -> None:
+        """Run the validator; raise an `InputError` carrying every problem, if any."""
+        checks = Checks()
+        self.validate(params, checks)
+        checks.raise_first()
+
+    def fingerprint(self, params: Any, *extra: object) -> str:
+        """A short digest of what a job asks for: a journal refuses a changed job under the
+        same id. Stable across runs and versions for the same operation and parameters."""
+        data = attrs.asdict(params, value_serializer=_plain)
+        text = json.dumps([self.qualified, data, *extra], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plain(_inst: object, _field: object, value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+#: The module declaring each service's operations, imported on first use.
+_DECLARATIONS = {
+    "minimax": "aiomusic.minimax._ops",
+    "suno": "aiomusic.suno._ops",
+    "aimlapi": "aiomusic.aimlapi._ops",
+}
+_REGISTRY: dict[tuple[str, str], Operation] = {}
+
+
+def register(*ops: Operation) -> None:
+    """Add operations to the registry (their declaring module calls this at import)."""
+    for op in ops:
+        for name in (op.name, *op.aliases):
+            key = (op.service, name)
+            known = _REGISTRY.get(key)
+            if known is not None and known is not op:
+                raise RuntimeError(f"two operations are named {op.service}.{name}")
+            _REGISTRY[key] = op
+
+
+def _load(service: str) -> None:
+    module = _DECLARATIONS.get(service)
+    if module is not None:
+        importlib.import_module(module)
+
+
+def services() -> tuple[str, ...]:
+    """The services that declare operations."""
+    return tuple(_DECLARATIONS)
+
+
+def operations(service: str | None = None) -> Iterator[Operation]:
+    """Every declared operation (of ``service``), each once, in declaration order."""
+    for name in (service,) if service else tuple(_DECLARATIONS):
+        _load(name)
+    seen: set[int] = set()
+    for name in (service,) if service else tuple(_DECLARATIONS):
+        for (svc, _name), op in _REGISTRY.items():
+            if svc == name and id(op) not in seen:
+                seen.add(id(op))
+                yield op
+
+
+def find(service: str, name: str) -> Operation | None:
+    """The operation ``service.name`` (or one of its aliases), if declared."""
+    _load(service)
+    return _REGISTRY.get((service, name))
