@@ -225,3 +225,38 @@ def test_demo_songs_all_differ(tmp_path: Path) -> None:
     jobs = write_demo_jobs(tmp_path, songs=20, instrumentals=0, seed=1)
     lyrics = [json.loads(line)["lyrics"] for line in jobs.read_text().splitlines()]
     assert len(set(lyrics)) == 20
+
+
+def test_a_thin_command_shows_a_spinner_on_a_terminal_and_prints_results_on_stdout(
+        tmp_path: Path) -> None:
+    """Before: generate, instrumental and task --wait were silent for minutes, and their
+    progress went to stdout. Now a spinner (stage and elapsed time) runs on a terminal's
+    stderr while stdout, piped here as in `$(aiomusic ...)`, carries only the results."""
+    import os
+    import pty
+    import subprocess
+
+    (tmp_path / "v.wav").write_bytes(make_wav(4.0))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiomusic.cli", "instrumental", "v.wav", *ARGS, "--out", "t",
+         "--emulator"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=slave, env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"})
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, terminal
+    assert "suno.task" in terminal and " s)" in terminal  # the stage and the elapsed time
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("task id: ") and all(
+        line.startswith(("task id: ", "wrote ")) for line in lines)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +96,8 @@ def run_thin_command(args: argparse.Namespace) -> int:
 
     async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> int | None:
         async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            session.subscribe(_progress_printer(output))
-            with stop.scope:
+            with _progress(output) as show, stop.scope:
+                session.subscribe(show)
                 await command(session, args, output, poll)
         return stop.signal
 
@@ -117,19 +119,52 @@ def run_thin_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer(output: Output) -> Callable[[Event], None]:
-    """Stages on stderr (stdout carries only results: ids, paths or JSON)."""
+@contextmanager
+def _progress(output: Output) -> Iterator[Callable[[Event], None]]:
+    """Stages on stderr (stdout carries only results: ids, paths or JSON): a spinner with the
+    stage and the elapsed time on a terminal, a line per stage otherwise."""
     shown: set[tuple[str, str]] = set()
     started = time.monotonic()
+    # stderr decides: `$(aiomusic upload ...)` pipes stdout yet still shows the spinner
+    spinner = _Spinner(started) if output.live_stderr else None
 
     def show(event: Event) -> None:
-        if isinstance(event, Progress) and (event.key, event.stage) not in shown and \
-                event.stage != "decoding":
+        if not isinstance(event, Progress) or event.stage == "decoding":
+            return
+        if spinner is not None:
+            spinner.stage = f"{event.operation} {event.key}: {event.stage}"
+        elif (event.key, event.stage) not in shown:
             shown.add((event.key, event.stage))
             output.note(f"  ..  {event.operation} {event.key}: {event.stage} "
                         f"({time.monotonic() - started:.0f} s)")
 
-    return show
+    if spinner is None:
+        yield show
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    # transient: the spinner line disappears when the command ends, leaving only results;
+    # results printed meanwhile go above it when stdout is the same terminal, and straight
+    # to stdout when it is a pipe (never into the spinner's stderr)
+    on_terminal = sys.stdout.isatty()
+    with Live(spinner, console=Console(stderr=True), refresh_per_second=4, transient=True,
+              redirect_stdout=on_terminal, redirect_stderr=False):
+        yield show
+
+
+class _Spinner:
+    """A rich renderable: the current stage and the seconds since the command started,
+    redrawn by rich.live a few times a second (so silence never lasts minutes)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.stage = "starting"
+
+    def __rich__(self) -> Any:
+        from rich.spinner import Spinner
+
+        return Spinner("dots", text=f"{self.stage} ({time.monotonic() - self.started:.0f} s)")
 
 
 async def _upload(session: MusicSession, args: argparse.Namespace, output: Output,
