@@ -260,3 +260,31 @@ def test_a_thin_command_shows_a_spinner_on_a_terminal_and_prints_results_on_stdo
     lines = out.decode().splitlines()
     assert lines[0].startswith("task id: ") and all(
         line.startswith(("task id: ", "wrote ")) for line in lines)
+
+
+def test_task_follows_an_ai_ml_generation_by_its_id(offline: Emulator, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AIMLAPI_KEY", KEY)
+    where = ["--base-url", offline.url, "--poll-interval", "0.01"]
+    assert main(["aimlapi", "generate", "--model", "stable-audio", "--prompt", "calm",
+                 "--no-wait", *where]) == 0
+    task_id = capsys.readouterr().out.split("task id: ")[1].strip()
+    assert main(["task", task_id, "--service", "aimlapi", *where]) == 0
+    assert capsys.readouterr().out.startswith(f"generation {task_id}: ")
+    assert main(["task", task_id, "--service", "aimlapi", "--wait", *where]) == 0
+    assert capsys.readouterr().out.strip() == f"generation {task_id}: completed"
+    assert main(["task", task_id, "--service", "aimlapi", "--out", "got", "--json",
+                 *where]) == 0
+    [result] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [file] = result["files"]
+    assert Path(file["path"]).parent == Path("got") and file["bytes"] > 1000
+
+
+def test_an_ai_ml_id_names_its_service() -> None:
+    """Real AI/ML generation ids end with ':<model>' ('e84c...:minimax/music-2.0')."""
+    from aiomusic.cli._commands import task_service
+
+    assert task_service("e84c6bd4-1:minimax/music-2.0", None) == "aimlapi"
+    assert task_service("5c79be8e", None) == "suno"
+    assert task_service("5c79be8e", "aimlapi") == "aimlapi"

@@ -227,8 +227,7 @@ async def _instrumental(session: MusicSession, args: argparse.Namespace, output:
 
 async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
                 poll: PollSchedule | None) -> None:
-    service = args.service or ("aimlapi" if ":" in args.task_id else "suno")
-    if service == "aimlapi":
+    if task_service(args.task_id, args.service) == "aimlapi":
         await _generation(session, args, output, poll)
         return
     task = session.suno.task(args.task_id)
@@ -241,6 +240,11 @@ async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
         output.say(f"  {track.id}: {track.title or ''} {track.audio_url or '(no audio yet)'}")
     output.data({"task_id": record.task_id, "status": record.status.value,
                  "tracks": [attrs.asdict(t) for t in record.tracks]})
+
+
+def task_service(task_id: str, given: str | None) -> str:
+    """Whose task ``task_id`` is: as given, else AI/ML for its '<id>:<model>' ids, else Suno."""
+    return given or ("aimlapi" if ":" in task_id else "suno")
 
 
 async def _generation(session: MusicSession, args: argparse.Namespace, output: Output,
