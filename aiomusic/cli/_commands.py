@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import attrs
 
-from .._core._errors import AiomusicError, ConfigurationError, InputError
-from .._core._events import Event, Progress
+from .._core._errors import InputError
 from .._core._models import AudioSetting, Purpose
 from .._core._session import MusicSession
 from ..suno import PollSchedule, SunoTask
+from ._command import run_session_command
 from ._common import (
-    EXIT_INTERRUPTED,
     Output,
     add_service_options,
-    backend,
-    describe,
-    stop_on_signals,
 )
 
 __all__ = ["COMMANDS", "add_thin_parsers"]
@@ -94,77 +86,10 @@ def run_thin_command(args: argparse.Namespace) -> int:
     output = Output(json_mode=args.json, plain=args.plain)
     command = COMMANDS[args.command]
 
-    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> int | None:
-        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            with _progress(output) as show, stop.scope:
-                session.subscribe(show)
-                await command(session, args, output, poll)
-        return stop.signal
+    async def work(session: MusicSession, poll: PollSchedule | None) -> None:
+        await command(session, args, output, poll)
 
-    try:
-        with backend(args) as where:
-            stopped = anyio.run(main, where.session, where.poll)
-    except (ConfigurationError, InputError) as exc:
-        output.error(describe(exc))
-        return 2
-    except AiomusicError as exc:
-        output.error(describe(exc))
-        return 1
-    except OSError as exc:
-        output.error(f"{exc.strerror or exc}: {exc.filename or ''}")
-        return 1
-    if stopped is not None:
-        output.error("stopped" + (f"; {output.resume_hint}" if output.resume_hint else ""))
-        return EXIT_INTERRUPTED
-    return 0
-
-
-@contextmanager
-def _progress(output: Output) -> Iterator[Callable[[Event], None]]:
-    """Stages on stderr (stdout carries only results: ids, paths or JSON): a spinner with the
-    stage and the elapsed time on a terminal, a line per stage otherwise."""
-    shown: set[tuple[str, str]] = set()
-    started = time.monotonic()
-    # stderr decides: `$(aiomusic upload ...)` pipes stdout yet still shows the spinner
-    spinner = _Spinner(started) if output.live_stderr else None
-
-    def show(event: Event) -> None:
-        if not isinstance(event, Progress) or event.stage == "decoding":
-            return
-        if spinner is not None:
-            spinner.stage = f"{event.operation} {event.key}: {event.stage}"
-        elif (event.key, event.stage) not in shown:
-            shown.add((event.key, event.stage))
-            output.note(f"  ..  {event.operation} {event.key}: {event.stage} "
-                        f"({time.monotonic() - started:.0f} s)")
-
-    if spinner is None:
-        yield show
-        return
-    from rich.console import Console
-    from rich.live import Live
-
-    # transient: the spinner line disappears when the command ends, leaving only results;
-    # results printed meanwhile go above it when stdout is the same terminal, and straight
-    # to stdout when it is a pipe (never into the spinner's stderr)
-    on_terminal = sys.stdout.isatty()
-    with Live(spinner, console=Console(stderr=True), refresh_per_second=4, transient=True,
-              redirect_stdout=on_terminal, redirect_stderr=False):
-        yield show
-
-
-class _Spinner:
-    """A rich renderable: the current stage and the seconds since the command started,
-    redrawn by rich.live a few times a second (so silence never lasts minutes)."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.stage = "starting"
-
-    def __rich__(self) -> Any:
-        from rich.spinner import Spinner
-
-        return Spinner("dots", text=f"{self.stage} ({time.monotonic() - self.started:.0f} s)")
+    return run_session_command(args, output, work)
 
 
 async def _upload(session: MusicSession, args: argparse.Namespace, output: Output,
