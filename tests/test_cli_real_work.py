@@ -225,3 +225,66 @@ def test_demo_songs_all_differ(tmp_path: Path) -> None:
     jobs = write_demo_jobs(tmp_path, songs=20, instrumentals=0, seed=1)
     lyrics = [json.loads(line)["lyrics"] for line in jobs.read_text().splitlines()]
     assert len(set(lyrics)) == 20
+
+
+def test_a_thin_command_shows_a_spinner_on_a_terminal_and_prints_results_on_stdout(
+        tmp_path: Path) -> None:
+    """Before: generate, instrumental and task --wait were silent for minutes, and their
+    progress went to stdout. Now a spinner (stage and elapsed time) runs on a terminal's
+    stderr while stdout, piped here as in `$(aiomusic ...)`, carries only the results."""
+    import os
+    import pty
+    import subprocess
+
+    (tmp_path / "v.wav").write_bytes(make_wav(4.0))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiomusic.cli", "instrumental", "v.wav", *ARGS, "--out", "t",
+         "--emulator"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=slave, env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"})
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, terminal
+    assert "suno.task" in terminal and " s)" in terminal  # the stage and the elapsed time
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("task id: ") and all(
+        line.startswith(("task id: ", "wrote ")) for line in lines)
+
+
+def test_task_follows_an_ai_ml_generation_by_its_id(offline: Emulator, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AIMLAPI_KEY", KEY)
+    where = ["--base-url", offline.url, "--poll-interval", "0.01"]
+    assert main(["aimlapi", "generate", "--model", "stable-audio", "--prompt", "calm",
+                 "--no-wait", *where]) == 0
+    task_id = capsys.readouterr().out.split("task id: ")[1].strip()
+    assert main(["task", task_id, "--service", "aimlapi", *where]) == 0
+    assert capsys.readouterr().out.startswith(f"generation {task_id}: ")
+    assert main(["task", task_id, "--service", "aimlapi", "--wait", *where]) == 0
+    assert capsys.readouterr().out.strip() == f"generation {task_id}: completed"
+    assert main(["task", task_id, "--service", "aimlapi", "--out", "got", "--json",
+                 *where]) == 0
+    [result] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [file] = result["files"]
+    assert Path(file["path"]).parent == Path("got") and file["bytes"] > 1000
+
+
+def test_an_ai_ml_id_names_its_service() -> None:
+    """Real AI/ML generation ids end with ':<model>' ('e84c...:minimax/music-2.0')."""
+    from aiomusic.cli._commands import task_service
+
+    assert task_service("e84c6bd4-1:minimax/music-2.0", None) == "aimlapi"
+    assert task_service("5c79be8e", None) == "suno"
+    assert task_service("5c79be8e", "aimlapi") == "aimlapi"

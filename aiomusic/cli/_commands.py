@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import attrs
 
-from .._core._errors import AiomusicError, ConfigurationError, InputError
-from .._core._events import Event, Progress
+from .._core._errors import InputError
 from .._core._models import AudioSetting, Purpose
 from .._core._session import MusicSession
 from ..suno import PollSchedule, SunoTask
+from ._command import run_session_command
 from ._common import (
-    EXIT_INTERRUPTED,
     Output,
     add_service_options,
-    backend,
-    describe,
-    stop_on_signals,
 )
 
 __all__ = ["COMMANDS", "add_thin_parsers"]
@@ -92,44 +86,10 @@ def run_thin_command(args: argparse.Namespace) -> int:
     output = Output(json_mode=args.json, plain=args.plain)
     command = COMMANDS[args.command]
 
-    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> int | None:
-        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            session.subscribe(_progress_printer(output))
-            with stop.scope:
-                await command(session, args, output, poll)
-        return stop.signal
+    async def work(session: MusicSession, poll: PollSchedule | None) -> None:
+        await command(session, args, output, poll)
 
-    try:
-        with backend(args) as where:
-            stopped = anyio.run(main, where.session, where.poll)
-    except (ConfigurationError, InputError) as exc:
-        output.error(describe(exc))
-        return 2
-    except AiomusicError as exc:
-        output.error(describe(exc))
-        return 1
-    except OSError as exc:
-        output.error(f"{exc.strerror or exc}: {exc.filename or ''}")
-        return 1
-    if stopped is not None:
-        output.error("stopped" + (f"; {output.resume_hint}" if output.resume_hint else ""))
-        return EXIT_INTERRUPTED
-    return 0
-
-
-def _progress_printer(output: Output) -> Callable[[Event], None]:
-    """Stages on stderr (stdout carries only results: ids, paths or JSON)."""
-    shown: set[tuple[str, str]] = set()
-    started = time.monotonic()
-
-    def show(event: Event) -> None:
-        if isinstance(event, Progress) and (event.key, event.stage) not in shown and \
-                event.stage != "decoding":
-            shown.add((event.key, event.stage))
-            output.note(f"  ..  {event.operation} {event.key}: {event.stage} "
-                        f"({time.monotonic() - started:.0f} s)")
-
-    return show
+    return run_session_command(args, output, work)
 
 
 async def _upload(session: MusicSession, args: argparse.Namespace, output: Output,
@@ -192,8 +152,7 @@ async def _instrumental(session: MusicSession, args: argparse.Namespace, output:
 
 async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
                 poll: PollSchedule | None) -> None:
-    service = args.service or ("aimlapi" if ":" in args.task_id else "suno")
-    if service == "aimlapi":
+    if task_service(args.task_id, args.service) == "aimlapi":
         await _generation(session, args, output, poll)
         return
     task = session.suno.task(args.task_id)
@@ -206,6 +165,11 @@ async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
         output.say(f"  {track.id}: {track.title or ''} {track.audio_url or '(no audio yet)'}")
     output.data({"task_id": record.task_id, "status": record.status.value,
                  "tracks": [attrs.asdict(t) for t in record.tracks]})
+
+
+def task_service(task_id: str, given: str | None) -> str:
+    """Whose task ``task_id`` is: as given, else AI/ML for its '<id>:<model>' ids, else Suno."""
+    return given or ("aimlapi" if ":" in task_id else "suno")
 
 
 async def _generation(session: MusicSession, args: argparse.Namespace, output: Output,

@@ -205,6 +205,8 @@ class Output:
         self.json = json_mode
         self.resume_hint = ""  # what to say if the command is stopped now
         self.rich = not json_mode and not plain and sys.stdout.isatty() and _has_rich()
+        #: whether progress on stderr may be a live display (stderr is a terminal)
+        self.live_stderr = not json_mode and not plain and sys.stderr.isatty() and _has_rich()
         self._console: Any = None
         if self.rich:
             from rich.console import Console
