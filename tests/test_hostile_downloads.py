@@ -390,3 +390,21 @@ def test_refusal_reasons_and_policy_table() -> None:
     assert policy.allows_address(ipaddress.ip_address("10.9.9.9"))
     assert policy.allows_address(ipaddress.ip_address("11.0.0.1"))
     assert not policy.allows_address(ipaddress.ip_address("192.168.0.1"))
+
+
+def test_the_command_line_allows_private_hosts_explicitly(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aiomusic.cli import build_parser, main
+    from aiomusic.cli._common import backend, for_cli
+
+    assert main(["config", "--json", "--allow-private-host", "10.0.0.0/8",
+                 "--allow-private-host", "minio.internal"]) == 0
+    assert json.loads(capsys.readouterr().out)["allow_private_hosts"] == ["10.0.0.0/8",
+                                                                        "minio.internal"]
+    args = build_parser().parse_args(["credits", "--allow-private-host", "10.0.0.0/8"])
+    with backend(args) as found:
+        assert found.session["allow_private_hosts"] == ("10.0.0.0/8",)
+    said = _guard._refused("cdn.test", __import__("ipaddress").ip_address("10.1.1.1"))
+    assert "--allow-private-host HOST" in for_cli(said)
