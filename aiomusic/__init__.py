@@ -21,11 +21,14 @@ from ._core._errors import (
     ContentPolicyError,
     DeadlineExceededError,
     DownloadError,
+    EncodingError,
     GenerationTimeoutError,
     InputError,
     InsufficientCreditsError,
+    JsonError,
     LocalFileError,
     MaintenanceError,
+    MissingTracksError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -50,6 +53,7 @@ from ._core._events import (
     RequestStarted,
     RetryScheduled,
 )
+from ._core._json import JsonLimits
 from ._core._lanes import LaneConfig
 from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
@@ -110,6 +114,7 @@ __all__ = [
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
+    "EncodingError",
     "Endpoints",
     "Event",
     "ExtraInfo",
@@ -121,6 +126,8 @@ __all__ = [
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JsonError",
+    "JsonLimits",
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
@@ -128,6 +135,7 @@ __all__ = [
     "LocalFileError",
     "MaintenanceError",
     "MiniMaxJob",
+    "MissingTracksError",
     "MusicSession",
     "NotFoundError",
     "OutputFile",

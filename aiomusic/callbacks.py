@@ -14,14 +14,16 @@ or Starlette, or runs alone under any ASGI server::
 Every submission of that session then passes ``url`` (which ends with the secret token) as
 ``callBackUrl``, and tasks waiting in any session attached to the receiver wake up as soon as a
 callback arrives. The receiver answers at once (Suno gives up after 15 s), accepts only POSTs
-whose path holds the token (compared in constant time), caps the body size, answers 400 to a
-malformed body, and is idempotent: duplicates and stages that arrive out of order are harmless.
+whose path holds the token (compared in constant time), caps the body size and nesting depth,
+cuts off a body that does not arrive within a deadline (408), answers 400 to a malformed body,
+and is idempotent: duplicates and stages that arrive out of order are harmless.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
@@ -34,6 +36,7 @@ import anyio.lowlevel
 
 from ._core._converter import structure
 from ._core._errors import ResponseError
+from ._core._json import JsonLimits, loads
 from ._core._log import logger
 from ._core._models import CallbackEvent, CallbackType
 
@@ -41,6 +44,8 @@ __all__ = ["CallbackReceiver", "parse_callback"]
 
 #: A callback with two tracks is a few KiB; anything far larger is not from Suno.
 DEFAULT_MAX_BODY = 256 * 1024
+#: Seconds a client has to send the whole body; Suno sends a few KiB at once.
+DEFAULT_BODY_TIMEOUT = 10.0
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~]{16,256}")
 _RANK = {CallbackType.TEXT: 1, CallbackType.FIRST: 2, CallbackType.COMPLETE: 3,
          CallbackType.ERROR: 3}
@@ -51,30 +56,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any]
-                   ) -> CallbackEvent:
+def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any], *,
+                   limits: JsonLimits | None = None) -> CallbackEvent:
     """Parse one callback body (raw JSON or already decoded).
 
-    Unknown fields are ignored; both ``createTime`` forms are read.
+    Unknown fields are ignored; both ``createTime`` forms are read; numbers sent as strings
+    are read as numbers.
+
+    Args:
+        body: The raw body, or the mapping a web framework decoded from it.
+        limits: Bounds on a raw body (default: 256 KiB, 64 levels deep).
 
     Raises:
-        ResponseError: the body is not JSON, or not a Suno callback.
+        ResponseError: the body is not JSON, too large or too deep, or not a Suno callback.
         TypeError: ``body`` is of another type.
     """
     if isinstance(body, bytes | bytearray | memoryview | str):
-        try:
-            data: object = json.loads(bytes(body) if isinstance(body, memoryview) else body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ResponseError(f"a Suno callback body is not JSON: {exc}") from exc
+        data: object = loads(body, limits=limits or _CALLBACK_LIMITS, what="a Suno callback body")
     elif isinstance(body, Mapping):
         data = body
     else:
         raise TypeError(f"parse_callback() takes bytes, str or a mapping, "
                         f"not {type(body).__name__}")
-    try:
-        return structure(data, CallbackEvent, what="a Suno callback")
-    except RecursionError as exc:  # absurdly nested JSON
-        raise ResponseError("a Suno callback body is nested too deeply") from exc
+    return structure(data, CallbackEvent, what="a Suno callback")
+
+
+_CALLBACK_LIMITS = JsonLimits(max_bytes=DEFAULT_MAX_BODY)
 
 
 def is_failure(event: CallbackEvent) -> bool:
@@ -123,12 +130,16 @@ class CallbackReceiver:
         token: The secret part of the callback URL (16-256 URL-safe characters); a random
             one by default. Keep it stable across restarts if tasks outlive the process.
         max_body_bytes: Larger bodies are refused with 413.
+        body_timeout: Seconds a client has to send the whole body; a slower one (a client
+            trickling bytes to hold connections open) is answered 408 and cut off.
+        max_depth: Deeper JSON nesting is refused with 400.
         max_tasks: How many tasks' latest callbacks are remembered (oldest forgotten first).
         on_event: Called with every new (not duplicate, not stale) callback; it runs before
             the answer is sent, so it must be quick and must not block.
     """
 
     def __init__(self, token: str | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, max_depth: int = 64,
                  max_tasks: int = 10_000,
                  on_event: Callable[[CallbackEvent], object] | None = None) -> None:
         token = secrets.token_urlsafe(32) if token is None else token
@@ -136,10 +147,16 @@ class CallbackReceiver:
         if not isinstance(given, str) or not _TOKEN.fullmatch(given):
             raise ValueError("token must be 16-256 URL-safe characters (letters, digits, "
                              "'-', '_', '.', '~'); omit it to get a random one")
-        if max_body_bytes < 1024 or max_tasks < 1:
-            raise ValueError("max_body_bytes must be at least 1024 and max_tasks positive")
+        if max_body_bytes < 1024 or max_tasks < 1 or max_depth < 4:
+            raise ValueError("max_body_bytes must be at least 1024, max_depth at least 4 and "
+                             "max_tasks positive")
+        if not math.isfinite(body_timeout) or body_timeout <= 0:
+            raise ValueError(f"body_timeout must be a positive number of seconds, "
+                             f"got {body_timeout!r}")
         self._token = token.encode()
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = float(body_timeout)
+        self.limits = JsonLimits(max_bytes=max_body_bytes, max_depth=max_depth)
         self.max_tasks = max_tasks
         self.on_event = on_event
         self._lock = threading.Lock()
@@ -150,7 +167,7 @@ class CallbackReceiver:
         self.ignored = 0
         """Duplicates and stale stages (answered 200, changed nothing)."""
         self.refused = 0
-        """Requests answered 4xx (wrong token, method, size or body)."""
+        """Requests answered 4xx (wrong token, method, size, body or a body too slow)."""
 
     def __repr__(self) -> str:
         return (f"<CallbackReceiver tasks={len(self._latest)} accepted={self.accepted} "
@@ -232,12 +249,18 @@ class CallbackReceiver:
         if scope.get("method") != "POST":
             await self._answer(send, 405, "use POST", extra=[(b"allow", b"POST")])
             return
-        body = await self._read(scope, receive)
+        body: bytes | None = b""
+        with anyio.move_on_after(self.body_timeout) as late:
+            body = await self._read(scope, receive)
+        if late.cancelled_caught:
+            logger.info("cut off a Suno callback whose body took over %g s", self.body_timeout)
+            await self._answer(send, 408, "body too slow", extra=[(b"connection", b"close")])
+            return
         if body is None:
             await self._answer(send, 413, "body too large")
             return
         try:
-            event = parse_callback(body)
+            event = parse_callback(body, limits=self.limits)
         except ResponseError as exc:
             logger.info("refused a malformed Suno callback: %s", exc)
             await self._answer(send, 400, "malformed callback")

@@ -10,6 +10,34 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: Where ``*.example`` names resolve in tests: a public address, as a real CDN's name would.
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names under ``.example`` (RFC 2606: never real) resolve to a public address.
+
+    Downloads resolve a URL's host before fetching it (the SSRF check), and the tests that
+    answer through ``httpx.MockTransport`` or respx use such names; every other name (and
+    ``localhost``) resolves for real.
+    """
+    import socket
+
+    import anyio
+
+    from aiomusic._core import _guard
+
+    real = anyio.getaddrinfo
+
+    async def resolve(host: object, port: object, **kwargs: object) -> object:
+        if isinstance(host, str) and host.rstrip(".").endswith(".example"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_ADDRESS, port))]
+        return await real(host, port, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_guard, "getaddrinfo", resolve)
+
+
 # -- the emulator, shared by the client integration tests ----------------------------------
 
 import io  # noqa: E402

@@ -28,7 +28,7 @@ PATH = f"{BASE}/v2/generate/audio"
 GEN = "e84c6bd4-bb02-4702-a55d-9b73e170c110:minimax/music-2.0"
 AUDIO = b"ID3" + bytes(range(256)) * 20
 LATER = int((dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)).timestamp())
-LINK = f"https://cdn.aimlapi.com/moose/a.mp3?Expires={LATER}&Signature=x"
+LINK = f"https://cdn.aimlapi.example/moose/a.mp3?Expires={LATER}&Signature=x"
 FIELDS = {"prompt": "Lo-fi pop, warm keys", "lyrics": "[Verse]\nla la la la la"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._converter import optional_int
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -110,6 +111,20 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_NOT_A_CODE = object()
+
+
+def _code(value: object) -> int | object | None:
+    """A documented numeric code as servers really send it: ``1027``, ``1027.0``, ``"1027"``.
+
+    ``None`` when absent, ``_NOT_A_CODE`` when present but not a whole number.
+    """
+    try:
+        return optional_int(value)
+    except (ValueError, OverflowError):
+        return _NOT_A_CODE
+
+
 def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
            message: str | None, trace_id: str | None, headers: Mapping[str, str],
            body: Mapping[str, Any] | None) -> APIError:
@@ -169,8 +184,13 @@ def _minimax_family(provider: str, status_code: int, headers: Mapping[str, str],
         trace_id = _text(body.get("trace_id")) or trace_id
     base = body.get("base_resp") if isinstance(body, Mapping) else None
     if isinstance(base, Mapping):
-        code = base.get("status_code")
-        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        code = _code(base.get("status_code"))
+        if code is _NOT_A_CODE and 200 <= status_code < 300:
+            raise ResponseError(
+                f"{_NAMES[provider]} answered HTTP {status_code} with base_resp.status_code "
+                f"{base.get('status_code')!r}, which is not a number; whether the call "
+                "succeeded cannot be told", status_code=status_code, trace_id=trace_id)
+        if isinstance(code, int) and code != 0:
             rule = MINIMAX_CODES.get(code) or _generic_rule(400)
             raise _build(rule, provider=provider, status_code=status_code, code=code,
                          message=_text(base.get("status_msg")), trace_id=trace_id,
@@ -216,8 +236,8 @@ def classify_suno(status_code: int, headers: Mapping[str, str],
     """
     mapping = body if isinstance(body, Mapping) else None
     trace_id = _text(headers.get("x-request-id")) or _text(headers.get("X-Request-Id"))
-    raw_code = mapping.get("code") if mapping is not None else None
-    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    raw_code = _code(mapping.get("code")) if mapping is not None else None
+    code = raw_code if isinstance(raw_code, int) else None
     if code is None and 200 <= status_code < 300:
         if mapping is not None and mapping.get("success") is True:
             return mapping

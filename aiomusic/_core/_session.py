@@ -16,6 +16,8 @@ from ._errors import (
     SessionClosedError,
 )
 from ._events import Event
+from ._guard import HostPolicy, install_pinning
+from ._json import DEFAULT_JSON_LIMITS, JsonLimits
 from ._lanes import Lane, LaneConfig
 from ._log import configure_from_env
 from ._retry import RetryPolicy
@@ -91,8 +93,16 @@ class MusicSession:
         http_client: Your own ``httpx.AsyncClient``; aiomusic will not close it.
         on_event: Called with every [`Event`][aiomusic.Event] (must not block).
         allow_http_hosts: Hosts whose plain-http URLs downloads may fetch (an emulator's).
+        allow_private_hosts: Hosts downloads may fetch although they are not on a public
+            address (loopback, private, link-local...): host names or IP addresses matched
+            against the URL's host, or networks such as ``"10.0.0.0/8"`` matched against its
+            addresses. The host and port of the session's own endpoints are always allowed
+            (an emulator's). See the SSRF policy in docs/reliability.md.
         suno_callback_url: The default ``callBackUrl`` of Suno submissions (the service requires
             one even when you only poll).
+        json_limits: Bounds on every JSON answer (bytes and nesting depth); beyond them an
+            answer is refused as unreadable. The defaults (1 MiB, 64 levels) are far above
+            what the services document.
     """
 
     def __init__(
@@ -111,7 +121,9 @@ class MusicSession:
         http_client: httpx.AsyncClient | None = None,
         on_event: Callable[[Event], None] | None = None,
         allow_http_hosts: tuple[str, ...] = (),
+        allow_private_hosts: tuple[str, ...] = (),
         suno_callback_url: str | None = None,
+        json_limits: JsonLimits | None = None,
     ) -> None:
         if endpoints is not None and base_url is not None:
             raise ConfigurationError("pass endpoints= or base_url=, not both")
@@ -126,6 +138,15 @@ class MusicSession:
         self.minimax_service = Service.AIMLAPI if minimax_via == "aimlapi" else Service.MINIMAX
         self.retry = retry or RetryPolicy()
         self.allow_http_hosts = frozenset(h.lower() for h in allow_http_hosts)
+        try:
+            HostPolicy.build(allow_private_hosts)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.allow_private_hosts = tuple(allow_private_hosts)
+        if json_limits is not None and not isinstance(json_limits, JsonLimits):
+            raise TypeError(f"json_limits must be an aiomusic.JsonLimits, "
+                            f"got {type(json_limits).__name__}")
+        self.json_limits = json_limits or DEFAULT_JSON_LIMITS
         self.suno_callback_url = suno_callback_url
         self._lane_configs = default_lanes(minimax_plan=minimax_plan)
         for name, config in (lanes or {}).items():
@@ -139,6 +160,7 @@ class MusicSession:
         self._transport = Transport(
             endpoints=self.endpoints, keys=self._keys, minimax_service=self.minimax_service,
             retry=self.retry, allow_http_hosts=self.allow_http_hosts,
+            allow_private_hosts=self.allow_private_hosts, json_limits=self.json_limits,
             suno_callback_url=suno_callback_url, lane_configs=self._lane_configs,
             listeners=[on_event] if on_event else [])
         self._transport._client = http_client
@@ -172,13 +194,16 @@ class MusicSession:
         transport = self._transport
         if transport._client is None:
             connections = sum(c.max_concurrency for c in self._lane_configs.values())
-            transport._client = httpx.AsyncClient(
-                timeout=self._timeout,
+            pool = httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(max_connections=connections,
                                     max_keepalive_connections=connections,
                                     # below common server idle timeouts (uvicorn: 5 s), so a
                                     # pooled connection is never closed under a paid request
-                                    keepalive_expiry=4.0),
+                                    keepalive_expiry=4.0))
+            install_pinning(pool)  # downloads connect only to the addresses checked
+            transport._client = httpx.AsyncClient(
+                timeout=self._timeout,
+                transport=pool,
                 follow_redirects=False,
                 headers={"User-Agent": f"aiomusic/{_version()}"},
             )

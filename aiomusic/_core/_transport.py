@@ -20,6 +20,7 @@ import httpx
 from ._call import Call, Classifier, Handler, json_handler
 from ._classify import classify_aimlapi, classify_minimax, classify_suno
 from ._config import Endpoints, Keys, LaneKind, Service
+from ._encoding import accept_encoding
 from ._errors import (
     AiomusicError,
     APIError,
@@ -33,6 +34,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
+from ._json import DEFAULT_JSON_LIMITS, JsonLimits
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import logger, redact
 from ._retry import RetryPolicy
@@ -60,12 +62,16 @@ class Transport:
                  retry: RetryPolicy, allow_http_hosts: frozenset[str],
                  suno_callback_url: str | None,
                  lane_configs: dict[tuple[Service, LaneKind], LaneConfig],
-                 listeners: list[Callable[[Event], None]]) -> None:
+                 listeners: list[Callable[[Event], None]],
+                 allow_private_hosts: tuple[str, ...] = (),
+                 json_limits: JsonLimits = DEFAULT_JSON_LIMITS) -> None:
         self.endpoints = endpoints
         self._keys = keys
         self.minimax_service = minimax_service
         self.retry = retry
         self.allow_http_hosts = allow_http_hosts
+        self.allow_private_hosts = allow_private_hosts
+        self.json_limits = json_limits
         self.suno_callback_url = suno_callback_url
         self._lane_configs = lane_configs
         self._lanes: dict[tuple[Service, LaneKind], Lane] = {}
@@ -135,13 +141,13 @@ class Transport:
         self._http()
         if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        read = handler or json_handler(self.classifier(call.service))
+        read = handler or json_handler(self.classifier(call.service), self.json_limits)
         policy = retry or self.retry
         started = anyio.current_time()
         deadline = math.inf if timeout is None else started + timeout
         sent = [False]
         with anyio.CancelScope(deadline=deadline) as scope:
-            return await self._retrying(call, read, policy, deadline, sent)
+            return await self._retrying(call, read, policy, deadline, sent, timeout=timeout)
         assert scope.cancelled_caught
         assert timeout is not None
         if call.paid and sent[0]:
@@ -153,11 +159,21 @@ class Transport:
                                     "deadline", timeout=timeout)
 
     async def _retrying(self, call: Call, handler: Handler[T], policy: RetryPolicy,
-                        deadline: float, sent: list[bool]) -> T:
+                        deadline: float, sent: list[bool], *, timeout: float | None = None
+                        ) -> T:
         lane = self.lane(call.service, call.lane)
         attempt = 0
         while True:
             attempt += 1
+            pause = lane.paused_for
+            if pause > 0 and anyio.current_time() + pause > deadline:
+                # waiting for the permit would only end in "gave up after the deadline"
+                raise DeadlineExceededError(
+                    f"{call.operation}: the service asked to wait {pause:.0f} s (the "
+                    f"{lane.name} lane is paused after a rate limit), longer than the "
+                    f"{deadline - anyio.current_time():.1f} s left before this call's "
+                    "deadline; nothing was sent. Try again later or give a longer timeout",
+                    timeout=timeout or 0.0, retry_after=pause)
             try:
                 return await self._attempt(call, handler, lane, attempt, sent)
             except AiomusicError as error:
@@ -165,10 +181,18 @@ class Transport:
                 wait = policy.wait_for(error, attempt=attempt, paid=call.paid)
                 if wait is None:
                     raise
+                # a Retry-After, or a rate limit (which pauses the lane): the service's say
+                asked = error.retry_after is not None or isinstance(error, RateLimitError)
                 if isinstance(error, RateLimitError):
                     wait = max(wait, lane.paused_for)
-                if anyio.current_time() + wait > deadline:
+                left = deadline - anyio.current_time()
+                if wait > left:
                     error.retry_after = wait
+                    why = (f"the service asked to wait {wait:.0f} s" if asked else
+                           f"the next retry would wait {wait:.1f} s")
+                    error.message = (f"{error.message} ({why}, longer than the {left:.1f} s "
+                                     "left before this call's deadline)")
+                    error.args = (error.message, *error.args[1:])
                     raise
                 logger.info("%s: attempt %d failed (%s); retrying in %.2f s", call.operation,
                             attempt, type(error).__name__, wait)
@@ -216,6 +240,9 @@ class Transport:
         absolute = call.url.startswith(("http://", "https://"))
         url = call.url if absolute else self.endpoints.for_service(call.service) + call.url
         headers = dict(call.headers or {})
+        # only what aiomusic can decode in bounded pieces (httpx would add zstd when installed)
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            headers["Accept-Encoding"] = accept_encoding()
         if call.auth:
             headers["Authorization"] = f"Bearer {self._keys.for_service(call.service)}"
         return client.build_request(call.method, url, params=call.params, json=call.json,

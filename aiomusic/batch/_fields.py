@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .._core._operation import Checks, Operation, ParamInfo, params_of
+from .._io._names import name_problem
 
 __all__ = ["COMMON", "Fields", "read_output", "read_params", "unknown_fields"]
 
@@ -181,9 +182,15 @@ def _check_declared(checks: Checks, info: ParamInfo, value: Any, op: Operation) 
         checks.number(info.name, value, minimum=0, maximum=1)
 
 
-def read_output(fields: Fields) -> str | None:
+def read_output(fields: Fields, job_id: str | None = None) -> str | None:
+    """The line's ``out``, a relative path of portable names; ``None`` when absent (then the
+    id names the output file, so it must be a portable name too) or refused."""
     out = fields.text("out")
     if out is None:
+        problem = None if job_id is None else name_problem(job_id)
+        if problem is not None:
+            fields.bad("id", f"{job_id!r} would name the output file, which is not portable: "
+                             f"{problem}; choose another id or give an 'out'")
         return None
     pure = PurePosixPath(out.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or out.startswith("~") or \
@@ -191,6 +198,12 @@ def read_output(fields: Fields) -> str | None:
         fields.bad("out", f"{out!r} must be a relative path inside the output folder "
                           "(no '..', no drive, no absolute path)")
         return None
+    for part in pure.parts:
+        problem = name_problem(part, max_bytes=200)  # room for "-2.flac" and ".part" suffixes
+        if problem is not None:
+            fields.bad("out", f"{out!r} is not a portable file name: {problem}; use letters, "
+                              "digits and '-', '_', '.' inside the name")
+            return None
     return pure.as_posix()
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,7 +156,10 @@ class Batch:
                     async def one(job: Job) -> None:
                         outcome = await self._job(steps, job, records.get(job.id))
                         outcomes.append(outcome)
-                        send.send_nowait(outcome)
+                        # the reader may have left (Ctrl-C, a break) while this job was ending:
+                        # the outcome still counts in the summary and the journal
+                        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            send.send_nowait(outcome)
 
                     async def all_jobs() -> None:
                         async with send, anyio.create_task_group() as jobs_tg:
@@ -213,12 +216,36 @@ class Batch:
             with anyio.CancelScope(shield=True):
                 await self._interrupted(steps, run)
             raise
+        except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the others
+            logger.error("batch job %s: unexpected %s", job.id, type(exc).__name__,
+                         exc_info=exc)
+            outcome = await self._unexpected(steps, run, exc)
+        except BaseExceptionGroup:  # a cancellation through a task group of the step (trio)
+            with anyio.CancelScope(shield=True):
+                await self._interrupted(steps, run)
+            raise
         finally:
             _CURRENT.reset(token)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
                                        detail=type(outcome.error).__name__
                                        if outcome.error else outcome.note or None))
         return outcome
+
+    async def _unexpected(self, steps: Steps, run: Run, exc: Exception) -> JobOutcome:
+        """A failure no typed error describes (a bug, or an answer nothing anticipated)."""
+        what = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if run.sent and run.state is JobState.SUBMITTING:
+            error: AiomusicError = SubmissionUnknownError(
+                f"job {run.job.id}: an unexpected error ({what}) ended it after its paid "
+                "request was sent, so whether it was generated (and charged) is unknown. "
+                "Check your account; run again with --resubmit-unknown to send it again",
+                operation=run.job.kind, reason="unexpected error")
+            error.__cause__ = exc
+            return await self._ended(steps, run, "unknown", error, JobState.UNKNOWN)
+        error = AiomusicError(f"job {run.job.id}: an unexpected error ({what}); please report "
+                              "it with the log")
+        error.__cause__ = exc
+        return await self._ended(steps, run, "failed", error, JobState.FAILED)
 
     async def _attempt(self, steps: Steps, run: Run, record: JobRecord | None) -> JobOutcome:
         job = run.job

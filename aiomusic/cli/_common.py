@@ -83,6 +83,10 @@ def add_service_options(parser: argparse.ArgumentParser, *,
     where.add_argument("--allow-http-host", action="append", default=[], metavar="HOST",
                        help="download plain-http audio from HOST too (repeatable; loopback "
                             "base URLs are allowed already)")
+    where.add_argument("--allow-private-host", action="append", default=[], metavar="HOST",
+                       help="download from HOST (a name, an IP address or a network such as "
+                            "10.0.0.0/8) although it is not a public address (repeatable; "
+                            "the base URL's own host and port are allowed already)")
     keys = parser.add_argument_group(
         "keys", "Taken from the environment (see below); --aimlapi-key, --minimax-key and\n"
                 "--suno-key exist, but flags show in the process list. Keys are never printed.")
@@ -126,6 +130,7 @@ def backend(args: argparse.Namespace) -> Iterator[Backend]:
         "aimlapi_key": args.aimlapi_key, "minimax_key": args.minimax_key,
         "suno_key": args.suno_key, "minimax_via": getattr(args, "via", "aimlapi"),
         "suno_callback_url": callback, "allow_http_hosts": tuple(args.allow_http_host),
+        "allow_private_hosts": tuple(getattr(args, "allow_private_host", ())),
     }
     poll = None
     if getattr(args, "poll_interval", None) is not None:

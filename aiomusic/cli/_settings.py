@@ -43,6 +43,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "suno_callback_url": args.callback_url or os.environ.get("AIOMUSIC_SUNO_CALLBACK_URL")
         or NOWHERE,
         "allow_http_hosts": allowed,
+        "allow_private_hosts": list(getattr(args, "allow_private_host", ())),
         "keys": {"AIMLAPI_KEY": _fingerprint(keys.aimlapi),
                  "MINIMAX_API_KEY": _fingerprint(keys.minimax),
                  "SUNO_API_KEY": _fingerprint(keys.suno)},

@@ -16,7 +16,7 @@ from . import _aimlapi, _minimax, _suno, _uploads
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
-from ._http import Req, send_json
+from ._http import Req, admitted, send_json
 from ._state import State, new_trace_id
 
 __all__ = ["EmulatorApp", "create_app"]
@@ -185,6 +185,9 @@ class EmulatorApp:
 
     async def _admin(self, req: Req) -> None:
         name = req.path.removeprefix("/_emulator/")
+        if name != "health" and not admitted(req, self.config.admin_token):
+            await send_json(req.send, {"ok": False, "error": "admin token required"}, status=401)
+            return
         if name == "counters" and req.method == "GET":
             with self.state.lock:
                 body = self.state.counters.as_json()

@@ -169,3 +169,9 @@ class EmulatorConfig:
     hex_chunk_bytes: int = 256 * 1024
     callback_timeout: float = 15.0
     callback_retries: int = 3
+    #: Required on the admin paths (``/_emulator/...`` but ``health``), as
+    #: ``Authorization: Bearer <token>`` or ``X-Emulator-Admin-Token``; ``None``: open.
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    #: Hosts (``host`` or ``host:port``) whose URLs ``uploadUrl`` and ``fileUrl`` may name; by
+    #: default the emulator fetches only the files it serves itself.
+    fetch_hosts: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)

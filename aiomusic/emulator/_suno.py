@@ -55,6 +55,14 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _fetchable(url: str, hosts: frozenset[str]) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    return host in hosts or f"{host}:{parts.port}" in hosts
+
+
 def _check(params: Any) -> tuple[str, str] | None:
     """(reason, message) for an invalid add-instrumental body, else None."""
     if not isinstance(params, dict):
@@ -83,11 +91,13 @@ def _check(params: Any) -> tuple[str, str] | None:
 
 
 async def _fetch(app: App, req: Req, url: str) -> bytes | None:
+    """The bytes at ``url``: one of the emulator's own files, or a URL on a configured
+    ``fetch_hosts`` host (never any other: a test server must not fetch for its callers)."""
     base = req.base_url
     if url.startswith(base + "/files/"):
         stored = app.state.files.get(url.removeprefix(base + "/files/"))
         return stored.data if stored else None
-    if not is_loopback(url) or app.client is None:
+    if not _fetchable(url, app.config.fetch_hosts) or app.client is None:
         return None
     try:
         resp = await app.client.get(url)
@@ -112,7 +122,7 @@ async def submit(app: App, req: Req) -> None:
             problem = (
                 "invalid",
                 "uploadUrl could not be downloaded (the emulator fetches only "
-                "its own files and http URLs on loopback)",
+                "its own files, and URLs on hosts given with --fetch-host)",
             )
     if problem is not None:
         app.state.count_rejection(req.operation, problem[0])

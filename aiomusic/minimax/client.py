@@ -273,7 +273,7 @@ class MiniMaxClient:
         classify = self._session.classifier(call.service)
         if not 200 <= response.status_code < 300:
             # a refusal is a small JSON (or unreadable) body: the standard reader classifies it
-            await json_handler(classify)(response, call)
+            await json_handler(classify, self._session.json_limits)(response, call)
             raise ResponseError(f"HTTP {response.status_code} without an error description",
                                 status_code=response.status_code)  # pragma: no cover
         scanner = HexAudioScanner()
@@ -304,6 +304,9 @@ class MiniMaxClient:
     @staticmethod
     def _check_size(extra: ExtraInfo, written: int, trace: str | None) -> None:
         claimed = extra.size
+        if written == 0:  # "audio": "" is an answer without a song, not an empty song
+            raise AudioDecodeError("the answer's data.audio is empty: the service sent no "
+                                   "audio, so nothing was written", trace_id=trace)
         if claimed is not None and claimed > 0 and claimed != written:
             raise AudioDecodeError(
                 f"the answer decoded to {written} bytes of audio but extra_info says "
