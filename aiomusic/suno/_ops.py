@@ -64,7 +64,8 @@ def music_hint(event: CallbackEvent) -> TaskSnapshot:
 
 
 def _read_music(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
-    return music_snapshot(proto.parse_record(body, task_id=task_id))
+    # a SUCCESS without every track's audio is not one to act on: asked again (polls are free)
+    return music_snapshot(proto.require_tracks(proto.parse_record(body, task_id=task_id)))
 
 
 #: The generation family's task: ``generate/record-info``, polled in the poll lane.
