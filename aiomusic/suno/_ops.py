@@ -2,52 +2,27 @@
 
 Each declaration names its parameters (the job file's fields and the command line's options),
 its pure validator and call builder, its answer reader, and how its task is followed. The
-generation family shares ``generate/record-info`` and its staged callbacks (`MUSIC_TASK`).
+generation family shares ``generate/record-info`` and its staged callbacks (`MUSIC_TASK`);
+follow-ups and lyrics have their own records (``_specs.py``). Add Instrumental is declared
+here; the rest of the family in ``_ops_family.py``, follow-ups, lyrics and personas in
+``_ops_derived.py`` (importing this module registers them all).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from .._core._call import Call
-from .._core._config import LaneKind, Service
+from .._core._config import LaneKind
 from .._core._errors import InputError
-from .._core._models import TaskRecord, TaskStatus
 from .._core._operation import Checks, Context, Delivery, Operation, Output, param, register
-from .._core._task import Asset, Phase, PollSchedule, TaskSnapshot, TaskSpec
 from . import _protocol as proto
+from ._specs import MUSIC_TASK, music_snapshot
 
 __all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_snapshot"]
-
-_PHASES = {TaskStatus.PENDING: Phase.PENDING, TaskStatus.TEXT_SUCCESS: Phase.RUNNING,
-           TaskStatus.FIRST_SUCCESS: Phase.RUNNING, TaskStatus.SUCCESS: Phase.SUCCEEDED}
-
-
-def music_snapshot(record: TaskRecord) -> TaskSnapshot:
-    """A generation-family record (``generate/record-info``) as a task snapshot."""
-    status = record.status
-    phase = _PHASES.get(status, Phase.FAILED)
-    assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
-                   for t in record.tracks if t.audio_url)
-    return TaskSnapshot(task_id=record.task_id, phase=phase, status=record.raw_status or status,
-                        rank=status.rank, assets=assets, error_code=record.error_code,
-                        error_message=record.error_message, record=record)
-
-
-def _read_music(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
-    return music_snapshot(proto.parse_record(body, task_id=task_id))
-
-
-#: The generation family's task: ``generate/record-info``, polled in the poll lane.
-MUSIC_TASK = TaskSpec(
-    name="suno.music", service=Service.SUNO, status_call=proto.record_info_call,
-    read_status=_read_music, poll=PollSchedule(), timeout=900.0,
-    resume_hint="resume it with session.suno.task({task_id!r}) or "
-                "`aiomusic task {task_id} --wait`")
 
 
 @attrs.frozen
@@ -109,3 +84,8 @@ ADD_INSTRUMENTAL = Operation(
     read=proto.parse_submission, task=MUSIC_TASK, models=proto.KNOWN_MODELS)
 
 register(ADD_INSTRUMENTAL)
+
+# The other Suno operations register themselves when their modules are imported (the
+# generation family first: the docs' tables list the operations in registry order).
+for _module in ("_ops_family", "_ops_derived"):
+    importlib.import_module(f"{__package__}.{_module}")

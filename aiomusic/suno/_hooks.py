@@ -1,0 +1,244 @@
+"""Reading the callback bodies of every Suno endpoint, and an optional HMAC verifier (pure).
+
+Each endpoint calls back with its own body:
+
+- the generation family: ``{code, msg, data: {callbackType, task_id, data: [tracks]}}``, in
+  stages ``text``, ``first``, ``complete`` (or ``error``);
+- lyrics: ``{code, msg, data: {callbackType: "complete", taskId, data | lyricsData: [...]}}``;
+- WAV: ``{code, msg, data: {task_id, audioWavUrl | audio_wav_url}}``;
+- vocal removal: ``{code, msg, data: {task_id, vocal_removal_info | vocal_separation_info}}``;
+- MIDI: ``{task_id?, code, msg, data: {state, taskId?, instruments}}``;
+- music video: ``{code, msg, data: {task_id, video_url}}``.
+
+`read_callback()` reads any of them into a `TaskSnapshot` (a *hint*: the task's status
+endpoint confirms it before anything is downloaded), by the kind the callback URL names
+(``?kind=wav``, which aiomusic adds to the URLs it sends) or else by the body's shape.
+
+sunoapi.org signs nothing (aiomusic's secret token in the callback path is the default
+protection); its sibling kie.ai documents an HMAC, which `WebhookVerifier` checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._core._converter import _optional_int, _optional_str, snake, structure
+from .._core._models import CallbackEvent, CallbackType
+from .._core._task import Asset, Phase, TaskSnapshot
+from . import _records as rec
+
+__all__ = ["KINDS", "WebhookVerifier", "detect_kind", "read_callback", "task_id_of"]
+
+#: The kinds of task a callback can be about (the ``kind`` query of a callback URL).
+KINDS = ("music", "lyrics", "wav", "stems", "midi", "mp4")
+_STAGES = {CallbackType.TEXT: (Phase.RUNNING, 1), CallbackType.FIRST: (Phase.RUNNING, 2),
+           CallbackType.COMPLETE: (Phase.SUCCEEDED, 3), CallbackType.ERROR: (Phase.FAILED, 3)}
+
+
+def _data(body: Mapping[str, Any]) -> dict[str, Any]:
+    data = body.get("data")
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a callback's data must be an object, got {type(data).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.setdefault(snake(str(key)), value)
+    return out
+
+
+def task_id_of(body: Mapping[str, Any]) -> str:
+    """The task a callback is about (``data.task_id``, ``data.taskId`` or top-level).
+
+    Raises:
+        ValueError: it names none.
+    """
+    data = _data(body)
+    for value in (data.get("task_id"), body.get("task_id"), body.get("taskId")):
+        found = _optional_str(value, None)
+        if found:
+            return found
+    raise ValueError("a callback has no task id")
+
+
+def detect_kind(body: Mapping[str, Any]) -> str:
+    """The kind of task a callback body is about, from its shape (``"music"`` when unsure:
+    a failure's body looks the same for every kind, and means the same)."""
+    data = _data(body)
+    if "vocal_removal_info" in data or "vocal_separation_info" in data:
+        return "stems"
+    if "audio_wav_url" in data:
+        return "wav"
+    if "video_url" in data:
+        return "mp4"
+    if "instruments" in data or "state" in data:
+        return "midi"
+    items = data.get("lyrics_data", data.get("data"))
+    if "lyrics_data" in data or (isinstance(items, list) and items and
+                                 isinstance(items[0], Mapping) and "text" in items[0] and
+                                 "id" not in items[0]):
+        return "lyrics"
+    return "music"
+
+
+def _failure(body: Mapping[str, Any], task_id: str) -> TaskSnapshot | None:
+    code = _optional_int(body.get("code"), None)
+    if code is None or code == 200:
+        return None
+    return TaskSnapshot(task_id=task_id, phase=Phase.FAILED, status="error", rank=3,
+                        error_code=code, error_message=_optional_str(body.get("msg"), None))
+
+
+def _music(body: Mapping[str, Any]) -> TaskSnapshot:
+    event = structure(body, CallbackEvent, what="a Suno callback")
+    phase, rank = _STAGES[event.callback_type]
+    if event.code != 200:
+        phase, rank = Phase.FAILED, 3
+    failed = phase is Phase.FAILED
+    assets = () if failed else tuple(
+        Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
+        for t in event.tracks if t.audio_url)
+    return TaskSnapshot(task_id=event.task_id, phase=phase, status=event.callback_type.value,
+                        rank=rank, assets=assets, error_code=event.code if failed else None,
+                        error_message=(event.msg or None) if failed else None, record=event)
+
+
+def _single(body: Mapping[str, Any], assets: tuple[Asset, ...], record: Any) -> TaskSnapshot:
+    task_id = task_id_of(body)
+    failed = _failure(body, task_id)
+    if failed is not None:
+        return failed
+    return TaskSnapshot(task_id=task_id, phase=Phase.SUCCEEDED, status="complete", rank=3,
+                        assets=assets, record=record)
+
+
+def _lyrics(body: Mapping[str, Any]) -> TaskSnapshot:
+    data = _data(body)
+    items = data.get("lyrics_data", data.get("data"))
+    kind = (_optional_str(data.get("callback_type"), None) or "complete").lower()
+    record = rec.read_lyrics_items(items)
+    if kind == "error":
+        return TaskSnapshot(task_id=task_id_of(body), phase=Phase.FAILED, status="error",
+                            rank=3, error_code=_optional_int(body.get("code"), None),
+                            error_message=_optional_str(body.get("msg"), None))
+    return _single(body, (), record)
+
+
+def _url_asset(name: str, kind: str, *keys: str) -> Callable[[Mapping[str, Any]], TaskSnapshot]:
+    def read(body: Mapping[str, Any]) -> TaskSnapshot:
+        data = _data(body)
+        url = next((u for k in keys if (u := _optional_str(data.get(k), None))), None)
+        assets = (Asset(url=url, name=name, kind=kind),) if url else ()
+        return _single(body, assets, url)
+    return read
+
+
+def _stems(body: Mapping[str, Any]) -> TaskSnapshot:
+    data = _data(body)
+    stems = rec.read_stems(data.get("vocal_removal_info", data.get("vocal_separation_info")))
+    assets = tuple(Asset(url=url, name=name) for name, url in stems.items())
+    return _single(body, assets, stems)
+
+
+def _midi(body: Mapping[str, Any]) -> TaskSnapshot:
+    return _single(body, (), rec.read_midi_data(body.get("data")))
+
+
+_READERS: Mapping[str, Callable[[Mapping[str, Any]], TaskSnapshot]] = {
+    "music": _music,
+    "lyrics": _lyrics,
+    "wav": _url_asset("wav", "audio", "audio_wav_url"),
+    "stems": _stems,
+    "midi": _midi,
+    "mp4": _url_asset("video", "video", "video_url"),
+}
+
+
+@rec.reading("a Suno callback")
+def read_callback(body: Mapping[str, Any], kind: str | None = None) -> TaskSnapshot:
+    """A callback body of any Suno endpoint as a task snapshot (a hint, see the module).
+
+    Args:
+        body: The decoded JSON body.
+        kind: One of `KINDS`, when the callback URL says; else the body's shape decides.
+
+    Raises:
+        ResponseError: the body is not a callback of that kind (no task id, wrong types).
+    """
+    if not isinstance(body, Mapping):
+        raise ValueError(f"a callback body must be an object, got {type(body).__name__}")
+    chosen = kind if kind is not None and kind in _READERS else detect_kind(body)
+    return _READERS[chosen](body)
+
+
+def reader(kind: str) -> Callable[[Mapping[str, Any]], TaskSnapshot]:
+    """The callback reader of one kind (a `TaskSpec`'s ``read_callback``)."""
+    def read(body: Mapping[str, Any]) -> TaskSnapshot:
+        return read_callback(body, kind)
+    read.__name__ = f"read_{kind}_callback"
+    return read
+
+
+class WebhookVerifier:
+    """Checks kie.ai-style signed callbacks: ``X-Webhook-Timestamp`` (Unix seconds) and
+    ``X-Webhook-Signature = base64(HMAC_SHA256(task_id + "." + timestamp, key))``.
+
+    Off by default (sunoapi.org does not sign); pass one to ``CallbackReceiver(verifier=...)``
+    when your gateway signs. A callback is refused unless its signature matches and its
+    timestamp lies within ``window`` seconds of now (a replay of an old callback fails).
+
+    Args:
+        key: The gateway's webhook HMAC key.
+        window: Seconds a signed callback stays acceptable, either way of now.
+        clock: Seconds since the epoch (tests pass their own).
+    """
+
+    def __init__(self, key: str | bytes, *, window: float = 300.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        secret = key.encode() if isinstance(key, str) else bytes(key)
+        if not secret:
+            raise ValueError("the webhook HMAC key must not be empty")
+        if not math.isfinite(window) or window <= 0:
+            raise ValueError(f"window must be a positive number of seconds, got {window!r}")
+        self._key = secret
+        self.window = window
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"<WebhookVerifier window={self.window:g}s>"  # never the key
+
+    def sign(self, task_id: str, timestamp: str) -> str:
+        """The signature the gateway sends for ``task_id`` at ``timestamp``."""
+        digest = hmac.new(self._key, f"{task_id}.{timestamp}".encode(), hashlib.sha256)
+        return base64.b64encode(digest.digest()).decode()
+
+    def problem(self, task_id: str, headers: Mapping[str, str]) -> str | None:
+        """Why a callback must be refused (``None``: it is genuine and fresh).
+
+        Args:
+            task_id: The task the body names.
+            headers: The request's headers, names in lower case.
+        """
+        timestamp = headers.get("x-webhook-timestamp", "").strip()
+        signature = headers.get("x-webhook-signature", "").strip()
+        if not timestamp or not signature:
+            return "unsigned (no X-Webhook-Timestamp or X-Webhook-Signature)"
+        try:
+            when = float(timestamp)
+        except ValueError:
+            return "the timestamp is not a number"
+        if not math.isfinite(when):
+            return "the timestamp is not a number"
+        if when > 1e11:  # milliseconds
+            when /= 1000
+        if abs(self._clock() - when) > self.window:
+            return f"the timestamp is more than {self.window:g} s from now (a replay?)"
+        if not hmac.compare_digest(self.sign(task_id, timestamp).encode(), signature.encode()):
+            return "the signature does not match"
+        return None
