@@ -15,16 +15,12 @@ endpoint confirms it before anything is downloaded), by the kind the callback UR
 (``?kind=wav``, which aiomusic adds to the URLs it sends) or else by the body's shape.
 
 sunoapi.org signs nothing (aiomusic's secret token in the callback path is the default
-protection); its sibling kie.ai documents an HMAC, which `WebhookVerifier` checks.
+protection); its sibling kie.ai documents an HMAC, which ``aiomusic.callbacks.WebhookVerifier``
+checks.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +29,7 @@ from .._core._models import CallbackEvent, CallbackType
 from .._core._task import Asset, Phase, TaskSnapshot
 from . import _records as rec
 
-__all__ = ["KINDS", "WebhookVerifier", "detect_kind", "read_callback", "task_id_of"]
+__all__ = ["KINDS", "detect_kind", "read_callback", "route", "task_id_of"]
 
 #: The kinds of task a callback can be about (the ``kind`` query of a callback URL).
 KINDS = ("music", "lyrics", "wav", "stems", "midi", "mp4")
@@ -96,7 +92,11 @@ def _failure(body: Mapping[str, Any], task_id: str) -> TaskSnapshot | None:
 
 
 def _music(body: Mapping[str, Any]) -> TaskSnapshot:
-    event = structure(body, CallbackEvent, what="a Suno callback")
+    return event_snapshot(structure(body, CallbackEvent, what="a Suno callback"))
+
+
+def event_snapshot(event: CallbackEvent) -> TaskSnapshot:
+    """A generation-family callback as a task snapshot (``record`` is the event)."""
     phase, rank = _STAGES[event.callback_type]
     if event.code != 200:
         phase, rank = Phase.FAILED, 3
@@ -161,7 +161,7 @@ _READERS: Mapping[str, Callable[[Mapping[str, Any]], TaskSnapshot]] = {
 
 
 @rec.reading("a Suno callback")
-def read_callback(body: Mapping[str, Any], kind: str | None = None) -> TaskSnapshot:
+def read_callback(body: object, kind: str | None = None) -> TaskSnapshot:
     """A callback body of any Suno endpoint as a task snapshot (a hint, see the module).
 
     Args:
@@ -185,60 +185,13 @@ def reader(kind: str) -> Callable[[Mapping[str, Any]], TaskSnapshot]:
     return read
 
 
-class WebhookVerifier:
-    """Checks kie.ai-style signed callbacks: ``X-Webhook-Timestamp`` (Unix seconds) and
-    ``X-Webhook-Signature = base64(HMAC_SHA256(task_id + "." + timestamp, key))``.
+def route(data: object, kind: str | None = None) -> tuple[CallbackEvent | None, TaskSnapshot]:
+    """What a receiver keeps of a decoded callback body: the generation family's
+    `CallbackEvent` (``None`` for other endpoints) and the snapshot of any endpoint.
 
-    Off by default (sunoapi.org does not sign); pass one to ``CallbackReceiver(verifier=...)``
-    when your gateway signs. A callback is refused unless its signature matches and its
-    timestamp lies within ``window`` seconds of now (a replay of an old callback fails).
-
-    Args:
-        key: The gateway's webhook HMAC key.
-        window: Seconds a signed callback stays acceptable, either way of now.
-        clock: Seconds since the epoch (tests pass their own).
+    Raises:
+        ResponseError: the body is not a Suno callback.
     """
-
-    def __init__(self, key: str | bytes, *, window: float = 300.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        secret = key.encode() if isinstance(key, str) else bytes(key)
-        if not secret:
-            raise ValueError("the webhook HMAC key must not be empty")
-        if not math.isfinite(window) or window <= 0:
-            raise ValueError(f"window must be a positive number of seconds, got {window!r}")
-        self._key = secret
-        self.window = window
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"<WebhookVerifier window={self.window:g}s>"  # never the key
-
-    def sign(self, task_id: str, timestamp: str) -> str:
-        """The signature the gateway sends for ``task_id`` at ``timestamp``."""
-        digest = hmac.new(self._key, f"{task_id}.{timestamp}".encode(), hashlib.sha256)
-        return base64.b64encode(digest.digest()).decode()
-
-    def problem(self, task_id: str, headers: Mapping[str, str]) -> str | None:
-        """Why a callback must be refused (``None``: it is genuine and fresh).
-
-        Args:
-            task_id: The task the body names.
-            headers: The request's headers, names in lower case.
-        """
-        timestamp = headers.get("x-webhook-timestamp", "").strip()
-        signature = headers.get("x-webhook-signature", "").strip()
-        if not timestamp or not signature:
-            return "unsigned (no X-Webhook-Timestamp or X-Webhook-Signature)"
-        try:
-            when = float(timestamp)
-        except ValueError:
-            return "the timestamp is not a number"
-        if not math.isfinite(when):
-            return "the timestamp is not a number"
-        if when > 1e11:  # milliseconds
-            when /= 1000
-        if abs(self._clock() - when) > self.window:
-            return f"the timestamp is more than {self.window:g} s from now (a replay?)"
-        if not hmac.compare_digest(self.sign(task_id, timestamp).encode(), signature.encode()):
-            return "the signature does not match"
-        return None
+    snapshot = read_callback(data, kind)
+    event = snapshot.record if isinstance(snapshot.record, CallbackEvent) else None
+    return event, snapshot
