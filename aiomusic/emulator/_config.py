@@ -18,6 +18,26 @@ OPERATIONS = (
     "suno.record_info",
     "suno.credit",
     "suno.callback",
+    "suno.generate",
+    "suno.extend",
+    "suno.upload_cover",
+    "suno.upload_extend",
+    "suno.add_vocals",
+    "suno.mashup",
+    "suno.replace_section",
+    "suno.sounds",
+    "suno.stems",
+    "suno.stems_record",
+    "suno.wav",
+    "suno.wav_record",
+    "suno.midi",
+    "suno.midi_record",
+    "suno.video",
+    "suno.mp4_record",
+    "suno.lyrics",
+    "suno.lyrics_record",
+    "suno.timestamped_lyrics",
+    "suno.persona",
     "files.stream_upload",
     "files.base64_upload",
     "files.url_upload",
@@ -40,6 +60,10 @@ FAULT_KINDS = (
     "generate_audio_failed",
     "callback_exception",
     "sensitive_word_error",
+    "generate_wav_failed",  # the follow-ups' own failure states
+    "generate_mp4_failed",
+    "generate_midi_failed",
+    "generate_lyrics_failed",
     "callback_failure",  # one callback delivery is dropped (counted as failed)
     "callback_duplicate",  # one callback is delivered twice
 )
@@ -59,6 +83,8 @@ class Timings:
     suno_complete: float = 2.0
     slow_drip_interval: float = 0.2
     slow_drip_pieces: int = 10
+    #: How long Suno keeps a follow-up's record and files after the task (14 days).
+    suno_retention: float = 14 * 24 * 3600.0
     scale: float = 1.0
 
     @classmethod
@@ -155,3 +181,5 @@ class EmulatorConfig:
     hex_chunk_bytes: int = 256 * 1024
     callback_timeout: float = 15.0
     callback_retries: int = 3
+    #: Sign Suno callbacks with this key, as kie.ai does (X-Webhook-Timestamp/-Signature).
+    webhook_hmac_key: str | None = None
