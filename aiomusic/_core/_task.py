@@ -148,6 +148,10 @@ class TaskSpec:
         retention: How long the service keeps the outputs, when documented.
         resume_hint: How a user resumes a task by id (shown when a wait gives up), with
             ``{task_id}`` in it.
+        label: How messages name such a task (``Suno task``).
+        initial_status: The status a task has right after its submission was accepted.
+        needs_assets: Whether success must name something to download (a lyrics task's
+            result is in its record, not in a file).
     """
 
     name: str
@@ -159,3 +163,6 @@ class TaskSpec:
     timeout: float = 900.0
     retention: dt.timedelta | None = None
     resume_hint: str = "resume it by its id ({task_id})"
+    label: str = "task"
+    initial_status: str = "PENDING"
+    needs_assets: bool = True

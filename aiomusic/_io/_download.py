@@ -27,7 +27,7 @@ from ._files import AtomicFile, Writer, write_behind
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename"]
 
@@ -142,7 +142,7 @@ def _accepted_type(content_type: str | None) -> bool:
 
 
 async def download_url(
-    session: MusicSession,
+    session: Transport,
     url: str,
     destination: str | os.PathLike[str],
     *,
@@ -212,7 +212,7 @@ async def download_url(
                           track_id=track_id, resumes=state.resumes)
 
 
-def _handler(session: MusicSession, state: _State, write: Writer, limit: int, key: str
+def _handler(session: Transport, state: _State, write: Writer, limit: int, key: str
              ) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code

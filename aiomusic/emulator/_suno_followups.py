@@ -32,7 +32,7 @@ from ._suno_family import finished_track
 if TYPE_CHECKING:
     from ._context import App, Routes
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "refuse", "store"]
 
 # fault -> (status name, errorCode, message); the status shows when the task would finish,
 # except a creation failure, which shows at once
@@ -238,13 +238,13 @@ async def _params(app: App, req: Req) -> tuple[str, dict[str, Any]] | None:
         params = None
     url = params.get("callBackUrl") if isinstance(params, dict) else None
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        await _refuse(app, req, "invalid", "callBackUrl is required (an http(s) URL)")
+        await refuse(app, req, "invalid", "callBackUrl is required (an http(s) URL)")
         return None
     assert isinstance(params, dict)
     return key, params
 
 
-async def _refuse(app: App, req: Req, reason: str, message: str) -> None:
+async def refuse(app: App, req: Req, reason: str, message: str) -> None:
     app.state.count_rejection(req.operation, reason)
     await app.reject(req, "suno", reason, message)
 
@@ -252,7 +252,7 @@ async def _refuse(app: App, req: Req, reason: str, message: str) -> None:
 async def _start(app: App, req: Req, key: str, kind: str, params: dict[str, Any], *,
                  seed: int, seconds: float = 0.0, music_id: str = "") -> FollowTask | None:
     if not charge(app, key):
-        await _refuse(app, req, "credits", "Insufficient credits")
+        await refuse(app, req, "credits", "Insufficient credits")
         return None
     app.state.count_submission(key, req.operation)
     task = FollowTask(app.state.new_task_id(), kind, key, time.monotonic(),
@@ -274,7 +274,7 @@ def _submit(kind: str) -> Callable[[App, Req], Any]:
         key, params = got
         if kind == "lyrics":
             if not isinstance(params.get("prompt"), str) or not params["prompt"].strip():
-                await _refuse(app, req, "invalid", "prompt is required")
+                await refuse(app, req, "invalid", "prompt is required")
                 return
             await _start(app, req, key, kind, params, seed=seed_of("lyrics", params["prompt"]))
             return
@@ -282,7 +282,7 @@ def _submit(kind: str) -> Callable[[App, Req], Any]:
             parent = store(app).tasks.get(params.get("taskId", ""))
             if parent is None or parent.kind != "stems" or parent.key != key or \
                     _status(app, parent) != "SUCCESS":
-                await _refuse(app, req, "invalid", "taskId must be a finished vocal removal")
+                await refuse(app, req, "invalid", "taskId must be a finished vocal removal")
                 return
             await _start(app, req, key, kind, params, seed=parent.seed + 1,
                          seconds=parent.seconds, music_id=params.get("audioId") or "")
@@ -290,7 +290,7 @@ def _submit(kind: str) -> Callable[[App, Req], Any]:
         found = finished_track(app, key, params.get("audioId"), params.get("taskId"))
         problem = _check(kind, params)
         if found is None or problem:
-            await _refuse(app, req, "invalid",
+            await refuse(app, req, "invalid",
                           problem or "taskId and audioId must name a finished track of yours")
             return
         music, track = found
@@ -298,7 +298,7 @@ def _submit(kind: str) -> Callable[[App, Req], Any]:
         state = store(app)
         existing = state.tasks.get(state.wav_of.get(pair, ""))
         if kind == "wav" and existing is not None and not existing.failure:
-            await _refuse(app, req, "exists", "WAV record already exists")
+            await refuse(app, req, "exists", "WAV record already exists")
             return
         task = await _start(app, req, key, kind, params, seed=track["seed"],
                             seconds=track["seconds"], music_id=track["id"])
@@ -330,78 +330,10 @@ def _record_info(kind: str) -> Callable[[App, Req], Any]:
             task_id = state.wav_of.get((task_id, req.query.get("audioId", "")), task_id)
         task = state.tasks.get(task_id)
         if task is None or task.kind != kind or task.key != key:
-            await _refuse(app, req, "not_found", "taskId not found")
+            await refuse(app, req, "not_found", "taskId not found")
             return
         await success(app, req, await _record(app, task, req.base_url))
     return handle
-
-
-async def timestamped_lyrics(app: App, req: Req) -> None:
-    got = await _params_free(app, req)
-    if got is None:
-        return
-    key, params = got
-    found = finished_track(app, key, params.get("audioId"), params.get("taskId"))
-    if found is None:
-        await _refuse(app, req, "invalid", "taskId and audioId must name a finished track")
-        return
-    music, track = found
-    instrumental = music.param.get("instrumental") or music.operation == "add_instrumental"
-    lyrics = ""
-    if not instrumental:
-        lyrics = music.param.get("prompt", "") if music.param.get("customMode") else \
-            "[Verse]\n" + "\n".join(out.lyrics_lines(track["seed"], music.param.get("prompt",
-                                                                                  "")))
-    aligned = out.words(lyrics, track["seconds"])
-    await success(app, req, {"alignedWords": aligned, "waveformData": [0.1, 0.4, 0.8, 0.3],
-                             "hootCer": 0.05 if aligned else None, "isStreamed": False})
-
-
-async def _params_free(app: App, req: Req) -> tuple[str, dict[str, Any]] | None:
-    key = await app.gate(req, "suno")
-    if key is None:
-        return None
-    try:
-        params = await req.json()
-    except ValueError:
-        params = None
-    if not isinstance(params, dict):
-        await _refuse(app, req, "invalid", "body must be a JSON object")
-        return None
-    return key, params
-
-
-async def persona(app: App, req: Req) -> None:
-    got = await _params_free(app, req)
-    if got is None:
-        return
-    key, params = got
-    found = finished_track(app, key, params.get("audioId"), params.get("taskId"))
-    start, end = params.get("vocalStart", 0), params.get("vocalEnd", 30)
-    problem = None
-    if found is None:
-        problem = "taskId and audioId must name a finished track of yours"
-    elif not all(isinstance(params.get(n), str) and params[n].strip()
-                 for n in ("name", "description")):
-        problem = "name and description are required"
-    elif not isinstance(start, int | float) or not isinstance(end, int | float) or \
-            not 10 <= end - start <= 30:
-        problem = "the vocal segment must last 10-30 s"
-    if problem:
-        await _refuse(app, req, "invalid", problem)
-        return
-    state = store(app)
-    if params["audioId"] in state.personas:
-        await _refuse(app, req, "exists", "a persona was already made from this track")
-        return
-    if not charge(app, key):
-        await _refuse(app, req, "credits", "Insufficient credits")
-        return
-    app.state.count_submission(key, req.operation)
-    made = {"personaId": app.state.new_task_id()[:24], "name": params["name"],
-            "description": params["description"]}
-    state.personas[params["audioId"]] = made
-    await success(app, req, made)
 
 
 #: This module's routes (the app merges every handler module's table).
@@ -416,7 +348,4 @@ ROUTES: Routes = {
     ("GET", "/api/v1/mp4/record-info"): ("suno.mp4_record", _record_info("mp4")),
     ("POST", "/api/v1/lyrics"): ("suno.lyrics", _submit("lyrics")),
     ("GET", "/api/v1/lyrics/record-info"): ("suno.lyrics_record", _record_info("lyrics")),
-    ("POST", "/api/v1/generate/get-timestamped-lyrics"): (
-        "suno.timestamped_lyrics", timestamped_lyrics),
-    ("POST", "/api/v1/generate/generate-persona"): ("suno.persona", persona),
 }

@@ -25,7 +25,7 @@ from . import _protocol as proto
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["AudioStream", "MiniMaxClient"]
 
@@ -43,7 +43,7 @@ class MiniMaxClient:
     style of those references.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
 
     async def upload_reference(self, source: AudioSource, *, purpose: Purpose | str,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core._converter import _optional_int, _optional_str, snake, structure
-from .._core._models import CallbackEvent, CallbackType
+from .._core._models import CallbackEvent, CallbackType, TaskStatus
 from .._core._task import Asset, Phase, TaskSnapshot
 from . import _records as rec
 
@@ -33,8 +33,9 @@ __all__ = ["KINDS", "detect_kind", "read_callback", "route", "task_id_of"]
 
 #: The kinds of task a callback can be about (the ``kind`` query of a callback URL).
 KINDS = ("music", "lyrics", "wav", "stems", "midi", "mp4")
-_STAGES = {CallbackType.TEXT: (Phase.RUNNING, 1), CallbackType.FIRST: (Phase.RUNNING, 2),
-           CallbackType.COMPLETE: (Phase.SUCCEEDED, 3), CallbackType.ERROR: (Phase.FAILED, 3)}
+_STAGES = {CallbackType.TEXT: (TaskStatus.TEXT_SUCCESS, Phase.RUNNING),
+           CallbackType.FIRST: (TaskStatus.FIRST_SUCCESS, Phase.RUNNING),
+           CallbackType.COMPLETE: (TaskStatus.SUCCESS, Phase.SUCCEEDED)}
 
 
 def _data(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,17 +97,17 @@ def _music(body: Mapping[str, Any]) -> TaskSnapshot:
 
 
 def event_snapshot(event: CallbackEvent) -> TaskSnapshot:
-    """A generation-family callback as a task snapshot (``record`` is the event)."""
-    phase, rank = _STAGES[event.callback_type]
-    if event.code != 200:
-        phase, rank = Phase.FAILED, 3
-    failed = phase is Phase.FAILED
-    assets = () if failed else tuple(
-        Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
-        for t in event.tracks if t.audio_url)
-    return TaskSnapshot(task_id=event.task_id, phase=phase, status=event.callback_type.value,
-                        rank=rank, assets=assets, error_code=event.code if failed else None,
-                        error_message=(event.msg or None) if failed else None, record=event)
+    """A staged callback of the generation family as a hint (confirmed before it counts),
+    named by the status it stands for (``TEXT_SUCCESS``...); ``record`` is the event."""
+    if event.callback_type is CallbackType.ERROR or event.code != 200:
+        return TaskSnapshot(task_id=event.task_id, phase=Phase.FAILED, status="error", rank=3,
+                            error_code=event.code, error_message=event.msg or None,
+                            record=event)
+    status, phase = _STAGES[event.callback_type]
+    assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
+                   for t in event.tracks if t.audio_url)
+    return TaskSnapshot(task_id=event.task_id, phase=phase, status=status, rank=status.rank,
+                        assets=assets, record=event)
 
 
 def _single(body: Mapping[str, Any], assets: tuple[Asset, ...], record: Any) -> TaskSnapshot:
@@ -114,7 +115,7 @@ def _single(body: Mapping[str, Any], assets: tuple[Asset, ...], record: Any) -> 
     failed = _failure(body, task_id)
     if failed is not None:
         return failed
-    return TaskSnapshot(task_id=task_id, phase=Phase.SUCCEEDED, status="complete", rank=3,
+    return TaskSnapshot(task_id=task_id, phase=Phase.SUCCEEDED, status="SUCCESS", rank=3,
                         assets=assets, record=record)
 
 

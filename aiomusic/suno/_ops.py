@@ -20,9 +20,10 @@ from .._core._config import LaneKind
 from .._core._errors import InputError
 from .._core._operation import Checks, Context, Delivery, Operation, Output, param, register
 from . import _protocol as proto
-from ._specs import MUSIC_TASK, music_snapshot
+from ._specs import MUSIC_TASK, music_hint, music_snapshot
 
-__all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_snapshot"]
+__all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_hint",
+           "music_snapshot"]
 
 
 @attrs.frozen
@@ -87,5 +88,5 @@ register(ADD_INSTRUMENTAL)
 
 # The other Suno operations register themselves when their modules are imported (the
 # generation family first: the docs' tables list the operations in registry order).
-for _module in ("_ops_family", "_ops_derived"):
+for _module in ("_ops_family", "_ops_edit", "_ops_derived"):
     importlib.import_module(f"{__package__}.{_module}")

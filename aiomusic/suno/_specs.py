@@ -22,7 +22,10 @@ from . import _protocol as proto
 from . import _records as rec
 
 __all__ = ["LYRICS_TASK", "MIDI_TASK", "MP4_TASK", "MUSIC_TASK", "SPECS", "STEMS_TASK",
-           "WAV_TASK", "music_snapshot"]
+           "WAV_TASK", "music_hint", "music_snapshot"]
+
+#: A staged callback of the generation family as a hint (confirmed before it counts).
+music_hint = hooks.event_snapshot
 
 _PHASES = {TaskStatus.PENDING: Phase.PENDING, TaskStatus.TEXT_SUCCESS: Phase.RUNNING,
            TaskStatus.FIRST_SUCCESS: Phase.RUNNING, TaskStatus.SUCCESS: Phase.SUCCEEDED}
@@ -30,11 +33,19 @@ _RANKS = {Phase.PENDING: 0, Phase.RUNNING: 1, Phase.SUCCEEDED: 3, Phase.FAILED: 
 
 
 def music_snapshot(record: TaskRecord) -> TaskSnapshot:
-    """A generation-family record (``generate/record-info``) as a task snapshot."""
+    """A generation-family record (``generate/record-info``) as a task snapshot.
+
+    ``CALLBACK_EXCEPTION`` means the service failed to *deliver its callback*, not to
+    generate: when every track it reports has its audio, the task succeeded (the raw status
+    stays visible); without audio it is a failure like the others.
+    """
     status = record.status
     phase = _PHASES.get(status, Phase.FAILED)
     assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
                    for t in record.tracks if t.audio_url)
+    if status is TaskStatus.CALLBACK_EXCEPTION and record.tracks and \
+            len(assets) == len(record.tracks):
+        phase = Phase.SUCCEEDED
     return TaskSnapshot(task_id=record.task_id, phase=phase, status=record.raw_status or status,
                         rank=status.rank, assets=assets, error_code=record.error_code,
                         error_message=record.error_message, record=record)
@@ -125,27 +136,31 @@ _RESUME = "resume it with session.suno.follow({task_id!r}, kind={kind!r})"
 
 #: The generation family's task: ``generate/record-info``, polled in the poll lane.
 MUSIC_TASK = TaskSpec(
-    name="suno.music", service=Service.SUNO, status_call=proto.record_info_call,
-    read_status=_read_music, read_callback=hooks.reader("music"), poll=_POLL, timeout=900.0,
-    retention=cat.RETENTION,
-    resume_hint="resume it with session.suno.task({task_id!r}) or "
-                "`aiomusic task {task_id} --wait`")
+    name="suno.task", label="Suno task", service=Service.SUNO,
+    status_call=proto.record_info_call, read_status=_read_music,
+    read_callback=hooks.reader("music"), poll=_POLL, timeout=900.0, retention=cat.RETENTION,
+    resume_hint="resume it later with session.suno.task({task_id!r})")
 
 
-def _spec(kind: str, path: str, read: Callable[[Mapping[str, Any], str], TaskSnapshot], *,
-          timeout: float) -> TaskSpec:
-    return TaskSpec(name=f"suno.{kind}", service=Service.SUNO,
+def _spec(kind: str, label: str, path: str,
+          read: Callable[[Mapping[str, Any], str], TaskSnapshot], *, timeout: float,
+          needs_assets: bool = True) -> TaskSpec:
+    return TaskSpec(name=f"suno.{kind}", label=label, service=Service.SUNO,
                     status_call=record_call(kind, path), read_status=read,
                     read_callback=hooks.reader(kind), poll=_POLL, timeout=timeout,
-                    retention=cat.RETENTION,
+                    retention=cat.RETENTION, needs_assets=needs_assets,
                     resume_hint=_RESUME.replace("{kind!r}", repr(kind)))
 
 
-LYRICS_TASK = _spec("lyrics", "/api/v1/lyrics/record-info", read_lyrics, timeout=300.0)
-WAV_TASK = _spec("wav", "/api/v1/wav/record-info", read_wav, timeout=600.0)
-STEMS_TASK = _spec("stems", "/api/v1/vocal-removal/record-info", read_stems, timeout=900.0)
-MIDI_TASK = _spec("midi", "/api/v1/midi/record-info", read_midi, timeout=900.0)
-MP4_TASK = _spec("mp4", "/api/v1/mp4/record-info", read_mp4, timeout=900.0)
+LYRICS_TASK = _spec("lyrics", "Suno lyrics task", "/api/v1/lyrics/record-info", read_lyrics,
+                    timeout=300.0, needs_assets=False)
+WAV_TASK = _spec("wav", "Suno WAV task", "/api/v1/wav/record-info", read_wav, timeout=600.0)
+STEMS_TASK = _spec("stems", "Suno stems task", "/api/v1/vocal-removal/record-info",
+                   read_stems, timeout=900.0)
+MIDI_TASK = _spec("midi", "Suno MIDI task", "/api/v1/midi/record-info", read_midi,
+                  timeout=900.0, needs_assets=False)
+MP4_TASK = _spec("mp4", "Suno video task", "/api/v1/mp4/record-info", read_mp4,
+                 timeout=900.0)
 
 #: Every kind of Suno task, by the kind a callback URL names.
 SPECS: Mapping[str, TaskSpec] = {"music": MUSIC_TASK, "lyrics": LYRICS_TASK, "wav": WAV_TASK,
