@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ._audio import mp3_frames, seed_of
 from ._http import Req
 from ._suno import MODELS, _fetch, start_task
+from ._uploads import _lookup
 
 if TYPE_CHECKING:
     from ._context import App, Routes
@@ -128,7 +129,7 @@ async def _submit(app: App, req: Req, operation: str, models: tuple[str | None, 
         urls = [u for name in named for u in
                 (params.get(name) if isinstance(params.get(name), list) else [params.get(name)])]
         for url in urls:
-            got = await _fetch(app, req, url) if isinstance(url, str) else None
+            got = await _fetch_any(app, req, url) if isinstance(url, str) else None
             if not got:
                 problem = ("invalid", "the upload URL could not be downloaded (the emulator "
                                       "fetches only its own files and http URLs on loopback)")
@@ -148,6 +149,15 @@ async def _submit(app: App, req: Req, operation: str, models: tuple[str | None, 
                    params.get("audioId"), digest)
     await start_task(app, req, key, params, seed, operation=operation,
                      parent=parent if isinstance(parent, str) else "")
+
+
+async def _fetch_any(app: App, req: Req, url: str) -> bytes | None:
+    """The bytes behind an upload URL: an uploaded file, a generated track, or loopback."""
+    prefix = req.base_url + "/files/"
+    if url.startswith(prefix):
+        stored = await _lookup(app, url.removeprefix(prefix))
+        return stored.data if stored is not None else None
+    return await _fetch(app, req, url)
 
 
 def _check_generate(app: App, key: str, params: dict[str, Any], data: list[bytes]

@@ -137,7 +137,8 @@ STEMS = _task_op("stems", "/api/v1/vocal-removal/generate", StemsParams, _stems_
                  STEMS_TASK, Output.STEMS,
                  "separate vocals, or split a track into stems (one file per stem)",
                  aliases=("vocal-removal", "separate"))
-WAV = _task_op("wav", "/api/v1/wav/generate", WavParams, _ids, WAV_TASK, Output.FILE,
+WAV = _task_op("wav", "/api/v1/wav/generate", WavParams, lambda p, checks: _ids(checks, p),
+               WAV_TASK, Output.FILE,
                "convert a generated track to WAV", aliases=("convert-wav",))
 MIDI = _task_op("midi", "/api/v1/midi/generate", MidiParams,
                 lambda p, checks: _ids(checks, p, audio_required=False), MIDI_TASK,

@@ -80,8 +80,9 @@ def _response(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @rec.reading("a WAV conversion record")
-def read_wav(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
-    """``wav/record-info``: ``successFlag`` and ``response.audioWavUrl``."""
+def read_wav(body: Mapping[str, Any], task_id: str | None) -> TaskSnapshot:
+    """``wav/record-info``: ``successFlag`` and ``response.audioWavUrl`` (``task_id`` None:
+    a look-up by the converted track, whose record names its own task)."""
     fields = rec._fields(body.get("data"), "the WAV record")
     url = rec._url(_response(fields).get("audio_wav_url"))
     record = rec.WavRecord(**rec.common(fields, task_id=task_id, flag="success_flag",
