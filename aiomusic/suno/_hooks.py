@@ -175,7 +175,18 @@ def read_callback(body: object, kind: str | None = None) -> TaskSnapshot:
     if not isinstance(body, Mapping):
         raise ValueError(f"a callback body must be an object, got {type(body).__name__}")
     chosen = kind if kind is not None and kind in _READERS else detect_kind(body)
+    if chosen == "music" and kind is None and "callback_type" not in _data(body):
+        return _unknown(body)
     return _READERS[chosen](body)
+
+
+def _unknown(body: Mapping[str, Any]) -> TaskSnapshot:
+    """A body without a kind's fields: a failure (whose shape every kind shares), or not a
+    Suno callback at all."""
+    failed = _failure(body, task_id_of(body))
+    if failed is None:
+        raise ValueError("the body is not a Suno callback of any known kind")
+    return failed
 
 
 def reader(kind: str) -> Callable[[Mapping[str, Any]], TaskSnapshot]:
