@@ -168,7 +168,8 @@ def _check_generate(app: App, key: str, params: dict[str, Any], data: list[bytes
 def _continue_at(params: dict[str, Any], seconds: float | None) -> Problem | None:
     if not params.get("defaultParamFlag"):
         return None
-    problem = _text(params, "style", 1000) or _text(params, "title", 100)
+    problem = (_text(params, "style", 1000) or _text(params, "title", 100) or
+               _text(params, "prompt", 5000, required=not params.get("instrumental")))
     at = params.get("continueAt")
     if problem is None and (isinstance(at, bool) or not isinstance(at, int | float) or at <= 0
                             or (seconds is not None and at >= seconds)):

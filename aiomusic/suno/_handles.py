@@ -263,10 +263,14 @@ class StemsTask(FollowUp[rec.StemsRecord]):
         staging = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         await anyio.Path(staging).mkdir()
         files: dict[str, DownloadResult] = {}
+        errors: list[Exception] = []
         try:
             async with anyio.create_task_group() as group:
                 for name, url in record.stems.items():
-                    group.start_soon(self._stem, name, url, staging, files, max_bytes, timeout)
+                    group.start_soon(self._stem, name, url, staging, files, errors,
+                                     group.cancel_scope, max_bytes, timeout)
+            if errors:
+                raise errors[0]  # the first failure stopped the others: all or nothing
             await anyio.to_thread.run_sync(_swap, staging, target, overwrite)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -278,11 +282,16 @@ class StemsTask(FollowUp[rec.StemsRecord]):
                          files={name: moved[name] for name in record.stems})
 
     async def _stem(self, name: str, url: str, staging: Path,
-                    files: dict[str, DownloadResult], max_bytes: int | None,
+                    files: dict[str, DownloadResult], errors: list[Exception],
+                    scope: anyio.CancelScope, max_bytes: int | None,
                     timeout: float | None) -> None:
         path = staging / (safe_filename(name, fallback="stem") + audio_suffix(url))
-        files[name] = await self._file(url, path, overwrite=False, max_bytes=max_bytes,
-                                       timeout=timeout)
+        try:
+            files[name] = await self._file(url, path, overwrite=False, max_bytes=max_bytes,
+                                           timeout=timeout)
+        except (AiomusicError, OSError) as exc:
+            errors.append(exc)
+            scope.cancel()
 
 
 def _swap(staging: Path, target: Path, overwrite: bool) -> None:

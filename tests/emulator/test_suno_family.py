@@ -102,7 +102,8 @@ def test_uploads_covers_mashups_and_sections(c: httpx.Client, emu: Emulator) -> 
     assert cover["code"] == 200
     extend = c.post("/api/v1/generate/upload-extend", json={
         "uploadUrl": tracks[0]["audioUrl"], "defaultParamFlag": True, "style": "s",
-        "title": "T", "continueAt": 3, "model": "V5", "callBackUrl": CB}).json()
+        "title": "T", "instrumental": True, "continueAt": 3, "model": "V5",
+        "callBackUrl": CB}).json()
     assert extend["code"] == 200
     vocals = c.post("/api/v1/generate/add-vocals", json={
         "uploadUrl": upload, "prompt": "la", "title": "T", "style": "soul",
@@ -153,7 +154,9 @@ def _family_body(path: str, upload: str, audio_id: str) -> Json:
     pytest.param("sounds", {"soundKey": "H"}, 400, id="sounds-key"),
     pytest.param("extend", {"audioId": "nope"}, 400, id="extend-unknown-track"),
     pytest.param("extend", {"defaultParamFlag": True, "style": "s", "title": "t",
-                            "continueAt": 99}, 400, id="extend-past-the-end"),
+                            "prompt": "p", "continueAt": 99}, 400, id="extend-past-the-end"),
+    pytest.param("extend", {"defaultParamFlag": True, "style": "s", "title": "t",
+                            "continueAt": 1}, 400, id="extend-no-lyrics"),
     pytest.param("upload-cover", {"uploadUrl": "https://example.com/a.mp3"}, 400,
                  id="cover-not-fetchable"),
 ])
