@@ -70,7 +70,8 @@ from ._core._models import (
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
 from ._version import __version__
-from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
+from .batch._jobfile import JobFileError, load_jobs
+from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback

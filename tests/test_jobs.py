@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from aiomusic._core._errors import InputError
 from aiomusic._core._models import AudioFormat, AudioSetting, Purpose
-from aiomusic.batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs, parse_jobs
+from aiomusic.batch._jobfile import JobFileError, load_jobs, parse_jobs
+from aiomusic.batch._jobs import MiniMaxJob, SunoJob
 
 URL = "https://cdn.example.com/vocals.mp3"
 

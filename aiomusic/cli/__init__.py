@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_options(add_batch_parser(commands))
     add_thin_parsers(commands)
+    from ._ops import add_operation_parsers
+
+    add_operation_parsers(commands)
     commands.add_parser("emulator", help="serve the local emulator of both services "
                                           "(see 'aiomusic emulator --help')", add_help=False)
     return parser
@@ -79,6 +82,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from ._batch import run_batch_command
 
         return run_batch_command(args)
+    if getattr(args, "op", None) is not None:
+        from ._ops import run_operation_command
+
+        return run_operation_command(args)
     if args.command is not None:
         from ._commands import run_thin_command
 

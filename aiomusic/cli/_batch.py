@@ -12,7 +12,8 @@ import attrs
 from .._core._errors import ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
 from .._core._session import MusicSession
-from ..batch._jobs import Job, JobFileError, load_jobs
+from ..batch._jobfile import JobFileError, load_jobs
+from ..batch._jobs import Job
 from ..batch._runner import Batch, BatchSummary
 from ._common import (
     EMBEDDED,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 
-from ..batch._jobs import load_jobs
+from ..batch._jobfile import load_jobs
 from ._batch import Drive, drive, finish
 from ._common import Output, emulated, emulator_timings
 

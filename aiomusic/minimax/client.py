@@ -132,9 +132,21 @@ class MiniMaxClient:
                                        refer_voice=refer_voice,
                                        refer_instrumental=refer_instrumental,
                                        audio_setting=audio_setting)
-        key = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
-        call = proto.generate_call(self._session.minimax_service, payload, key=key)
+        call = proto.generate_call(self._session.minimax_service, payload, key=None)
+        return await self.write(call, destination, overwrite=overwrite, timeout=timeout,
+                                retry=retry)
+
+    async def write(self, call: Call, destination: Destination, *, overwrite: bool = True,
+                    timeout: float | None = None, retry: RetryPolicy | None = None
+                    ) -> GenerationResult:
+        """Send a paid generation ``call`` and write its hex audio to ``destination``.
+
+        The engine under `generate()`, for any operation whose answer carries the audio as
+        hex in JSON (batches run declared operations through it). The arguments are those of
+        `generate()`.
+        """
         if isinstance(destination, str | os.PathLike):
+            call = attrs.evolve(call, key=os.fspath(destination))
             path = Path(destination)
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:

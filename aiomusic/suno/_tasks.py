@@ -9,7 +9,7 @@ and tracks that can download themselves.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .._core._transport import Transport
     from ..callbacks import CallbackReceiver
 
-__all__ = ["BoundTrack", "PollSchedule", "SunoTask"]
+__all__ = ["BoundTrack", "PollSchedule", "SunoTask", "hints_of"]
 
 
 class _Client(Downloader, Protocol):
@@ -86,6 +86,16 @@ class _Hints(HintSource):
         self._receiver._unsubscribe(task_id, waker)  # type: ignore[arg-type]
 
 
+def hints_of(client: _Client) -> Callable[[], HintSource | None]:
+    """Where a task of ``client`` hears callbacks: its attached receiver, if any."""
+
+    def hints() -> HintSource | None:
+        receiver = client.receiver
+        return None if receiver is None else _Hints(receiver)
+
+    return hints
+
+
 class SunoTask:
     """A submitted generation task (Add Instrumental, ...): wait for it, watch it, look it up.
 
@@ -103,15 +113,11 @@ class SunoTask:
                  submitted: bool = False) -> None:
         self._client = client
         self._task = Task(client._session, MUSIC_TASK, task_id, submitted=submitted,
-                          hints=self._hints)
+                          hints=hints_of(client))
         self.task_id = self._task.task_id
         self.upload = upload
         self.submitted_at: dt.datetime | None = self._task.submitted_at
         self._made: TaskResult | None = None
-
-    def _hints(self) -> HintSource | None:
-        receiver = self._client.receiver
-        return None if receiver is None else _Hints(receiver)
 
     def __repr__(self) -> str:
         status = self.status
