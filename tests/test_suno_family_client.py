@@ -65,7 +65,7 @@ async def test_the_generation_family_by_polling(emulator: Emulator, tmp_path: Pa
                                        prompt="more", continue_at=5, model="V5"),
             await s.suno.add_vocals(str(song), prompt="la la", title="T", style="soul",
                                     negative_tags="metal"),
-            await s.suno.mashup([song, cover.upload.download_url], prompt="blend"),
+            await s.suno.mashup(song, cover.upload.download_url, prompt="blend"),
             await s.suno.replace_section(source=song, model="V5", prompt="new", tags="pop",
                                          title="T", infill_start=1, infill_end=8,
                                          full_lyrics="all"),
@@ -96,7 +96,7 @@ async def test_local_sources_are_checked_before_any_upload_or_payment(
             await s.suno.upload_cover(text, prompt="x")
         assert caught.value.field == "source"
         with pytest.raises(InputError, match="not audio"):
-            await s.suno.mashup([SONG, text], prompt="x")
+            await s.suno.mashup(SONG, text, prompt="x")
         with pytest.raises(AudioValidationError, match="at most 1 min with V4_5ALL"):
             await s.suno.upload_cover(long, prompt="x", model="V4_5ALL")
         with pytest.raises(InputError, match="continue_at"):

@@ -225,16 +225,19 @@ def test_add_vocals_requires_its_texts() -> None:
         "negative_tags": "is required and must not be empty"}
 
 
-def test_mashup_takes_exactly_two_tracks() -> None:
+def test_mashup_takes_two_tracks() -> None:
     urls = ["https://x.example.com/a.mp3", "https://x.example.com/b.mp3"]
-    assert body("mashup", sources=urls, prompt="blend")["uploadUrlList"] == urls
-    assert problems("mashup", sources=urls[:1], prompt="blend") == {
-        "sources": "must be exactly two tracks, got 1"}
+    assert body("mashup", source=urls[0], second_source=urls[1],
+                prompt="blend")["uploadUrlList"] == urls
+    assert problems("mashup", source=urls[0], second_source="", prompt="blend") == {
+        "second_source": "is required and must not be empty"}
     op = find("suno", "mashup")
     assert op is not None
     with pytest.raises(InputError) as caught:
-        op.call(op.params(sources=[urls[0], Path("b.mp3")], prompt="p"), CTX)
-    assert caught.value.field == "sources"
+        op.call(op.params(source=urls[0], second_source=Path("b.mp3"), prompt="p"), CTX)
+    assert caught.value.field == "second_source"
+    assert [i.name for i in params_of(op.params) if i.kind == "source"] == [
+        "source", "second_source"]
 
 
 def test_replace_section_modes_and_window() -> None:

@@ -223,9 +223,10 @@ def check_bool(checks: Checks, field: str, value: object) -> bool:
 def built(checks: Checks, body: dict[str, Any]) -> dict[str, Any]:
     """``body``, or an `InputError` naming every problem (a call built from unchecked
     parameters, or with a local file not uploaded yet)."""
-    for field, uploads in (("source", [body.get("uploadUrl")]),
-                           ("sources", body.get("uploadUrlList") or ())):
-        if PLACEHOLDER_URL in uploads:
+    listed = body.get("uploadUrlList") or [None, None]
+    for field, upload in (("source", body.get("uploadUrl", listed[0])),
+                          ("second_source", listed[-1])):
+        if upload == PLACEHOLDER_URL:
             checks.fail(field, "a local file must be uploaded first (the SunoClient methods "
                                "do that, then pass its URL)")
     checks.raise_first()

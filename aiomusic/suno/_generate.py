@@ -19,8 +19,6 @@ from ._submit import Submitter
 from ._tasks import SunoTask
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from .._core._models import UploadedFile
     from .._core._retry import RetryPolicy
     from .._io._sources import AudioSource
@@ -169,7 +167,8 @@ class GenerationMethods(Submitter):
                                  upload_path=upload_path, timeout=timeout, retry=retry)
 
     async def mashup(
-        self, sources: Sequence[str | AudioSource], *, prompt: str | None = None,
+        self, source: str | AudioSource, second_source: str | AudioSource, *,
+        prompt: str | None = None,
         custom_mode: bool = False, instrumental: bool = False, style: str | None = None,
         title: str | None = None, model: str = cat.DEFAULT_MODEL,
         negative_tags: str | None = None, vocal_gender: str | None = None,
@@ -178,15 +177,16 @@ class GenerationMethods(Submitter):
         upload_path: str = "aiomusic", timeout: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> SunoTask:
-        """Blend exactly two tracks into a new song (paid; two tracks; no V5_5). Each source
-        is a URL or a local file (both are checked before either is uploaded)."""
+        """Blend two tracks into a new song (paid; two tracks; no V5_5). Each source is a
+        URL or a local file (both are checked before either is uploaded)."""
         params = family.MashupParams(
-            sources=[], prompt=prompt, custom_mode=custom_mode, instrumental=instrumental,
-            style=style, title=title, model=model, negative_tags=negative_tags,
-            vocal_gender=vocal_gender, style_weight=style_weight,
+            source=Path("."), second_source=Path("."), prompt=prompt, custom_mode=custom_mode,
+            instrumental=instrumental, style=style, title=title, model=model,
+            negative_tags=negative_tags, vocal_gender=vocal_gender, style_weight=style_weight,
             weirdness_constraint=weirdness_constraint, audio_weight=audio_weight,
             callback_url=callback_url)
-        return await self._music(family.MASHUP, params, sources={"sources": list(sources)},
+        return await self._music(family.MASHUP, params,
+                                 sources={"source": source, "second_source": second_source},
                                  upload_path=upload_path, timeout=timeout, retry=retry)
 
     async def replace_section(

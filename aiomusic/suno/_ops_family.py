@@ -8,7 +8,6 @@ callbacks (`MUSIC_TASK`), and yields two tracks. Limits follow the model (``_cat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +116,12 @@ def _add_vocals_body(p: AddVocalsParams, checks: Checks, fallback: str | None
 
 @attrs.frozen
 class MashupParams:
-    """Mashup: a new song blending exactly two tracks."""
+    """Mashup: a new song blending two tracks (``uploadUrlList``: exactly two)."""
 
-    sources: Sequence[str | Path] = param(
-        help="exactly two tracks: http(s) URLs or local files (uploaded first)",
-        kind="texts", wire="uploadUrlList", positional=True)
+    source: str | Path = fam.source("the first track")
+    second_source: str | Path = param(
+        help="the second track: an http(s) URL the service can fetch, or a local file "
+             "(uploaded first)", kind="source", wire="uploadUrlList", positional=True)
     prompt: str | None = param(help=_PROMPT_HELP, default=None)
     custom_mode: bool = param(help="send lyrics (prompt), style and title yourself",
                               kind="bool", default=False, wire="customMode")
@@ -139,10 +139,8 @@ class MashupParams:
 
 def _mashup_body(p: MashupParams, checks: Checks, fallback: str | None) -> dict[str, Any]:
     model = fam.check_model(checks, p.model, cat.MASHUP_MODELS)
-    sources = p.sources if isinstance(p.sources, tuple | list) else ()
-    if len(sources) != 2:
-        checks.fail("sources", f"must be exactly two tracks, got {len(sources)}")
-    urls = [fam.check_source(checks, "sources", s) for s in sources]
+    urls = [fam.check_source(checks, "source", p.source),
+            fam.check_source(checks, "second_source", p.second_source)]
     body: dict[str, Any] = {"uploadUrlList": urls}
     body.update(asm.mode(checks, p, model))
     return asm.finish(checks, p, body, model, fallback)

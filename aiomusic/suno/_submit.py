@@ -9,7 +9,7 @@ are the sources uploaded (free) and the paid request sent once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,23 +61,16 @@ def _head(local: LocalSource) -> bytes:
 _LOCAL = Path("<local file, uploaded first>")
 
 
-def _split(sources: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int | None, Any]]]:
+def _split(sources: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """The parameter values of ``sources`` (a local one stands as a placeholder path until it
-    is uploaded), and every local source as (field, index in a list or None, value)."""
+    is uploaded), and every local source as (field, value)."""
     values: dict[str, Any] = {}
-    local: list[tuple[str, int | None, Any]] = []
+    local: list[tuple[str, Any]] = []
     for field, value in sources.items():
-        if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
-            items = list(value)
-            for index, item in enumerate(items):
-                if item is not None and not fam.is_url(item):
-                    local.append((field, index, item))
-                    items[index] = _LOCAL
-            values[field] = items
-        elif value is None or value == "" or fam.is_url(value):
+        if value is None or value == "" or fam.is_url(value):
             values[field] = value
         else:
-            local.append((field, None, value))
+            local.append((field, value))
             values[field] = _LOCAL
     return values, local
 
@@ -109,7 +102,7 @@ class Submitter:
         """Check, upload, pay: the task id, the uploads, and the parameters as sent.
 
         ``sources`` maps a source field to what the caller gave: a URL, or a local path,
-        bytes, file object or async iterable (or a list of them, for ``sources``).
+        bytes, file object or async iterable.
         """
         values, locals_ = _split(sources or {})
         if values:
@@ -124,17 +117,18 @@ class Submitter:
             cat.warn_unknown_model(op.qualified, model, op.models)
         uploaded: list[UploadedFile] = []
         async with contextlib.AsyncExitStack() as stack:
-            opened = [(field, index, await stack.enter_async_context(local_source(
-                value, name=None))) for field, index, value in locals_]
-            for field, _index, local in opened:  # every check before the first upload
+            opened = [(field, await stack.enter_async_context(local_source(value)))
+                      for field, value in locals_]
+            for field, local in opened:  # every check before the first upload
                 await self._check_local(op, params, field, local)
-            urls: dict[tuple[str, int | None], str] = {}
-            for field, index, local in opened:
+            urls: dict[str, str] = {}
+            for field, local in opened:
                 done = await self.upload(local.probe, upload_path=upload_path,
                                          name=local.name, timeout=timeout, retry=retry)
                 uploaded.append(done)
-                urls[(field, index)] = done.download_url
-        params = _with_urls(params, urls)
+                urls[field] = done.download_url
+        if urls:
+            params = attrs.evolve(params, **urls)
         body = await self._session._send(op.call(params, Context(Service.SUNO, hook)),
                                          timeout=timeout, retry=retry)
         assert op.read is not None
@@ -166,15 +160,3 @@ class Submitter:
             if isinstance(at, int | float) and at >= info.duration:
                 raise InputError(f"{name}: must be before the end of {local.name} "
                                  f"({info.duration:.1f} s), got {at:g}", field=name)
-
-
-def _with_urls(params: Any, urls: Mapping[tuple[str, int | None], str]) -> Any:
-    changes: dict[str, Any] = {}
-    for (field, index), url in urls.items():
-        if index is None:
-            changes[field] = url
-        else:
-            current = list(changes.get(field, getattr(params, field)))
-            current[index] = url
-            changes[field] = current
-    return attrs.evolve(params, **changes) if changes else params
