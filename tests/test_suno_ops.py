@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiomusic._core._operation import Context, Delivery, Output, find, operation
 from aiomusic.suno import _catalog as cat
 from aiomusic.suno import _family as fam
 from aiomusic.suno._specs import SPECS
+from aiomusic.suno.client import SunoClient
 
 CTX = Context(Service.SUNO, "https://cb.example.com/hook")
 CB = "https://cb.example.com/hook"
@@ -320,3 +322,11 @@ def test_fingerprints_follow_the_parameters() -> None:
 
 def test_placeholders_stand_in_only_while_checking() -> None:
     assert fam.is_url("https://x") and not fam.is_url(Path("x")) and not fam.is_url(None)
+
+
+def test_the_docs_list_every_operation() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "suno.md").read_text()
+    rows = re.findall(r"^\| `(\w+)\(.*?\| `([\w-]+)`", page, flags=re.MULTILINE)
+    assert {op for _method, op in rows} == {op.name for op in operations("suno")}
+    for method, _op in rows:
+        assert hasattr(SunoClient, method), method
