@@ -76,13 +76,16 @@ async def test_the_generation_family_by_polling(emulator: Emulator, tmp_path: Pa
             result = await task.wait()
             assert len(result.tracks) == 2 and result.status is TaskStatus.SUCCESS
         assert (await started[-1].refresh()).parent_music_id == tracks[0]
+        flac = await s.suno.upload_cover(b"fLaC" + bytes(4096), prompt="from flac")
+        assert flac.upload is not None and flac.upload.mime_type == "audio/flac"
         files = await (await started[-2].wait()).download_all(tmp_path / "sounds")
         assert len(files) == 2 and all(f.bytes_written for f in files)
     counters = emulator.counters
-    for op in ("generate", "upload_cover", "upload_extend", "add_vocals", "mashup",
-               "replace_section", "sounds", "extend"):
+    for op in ("generate", "upload_extend", "add_vocals", "mashup", "replace_section",
+               "sounds", "extend"):
         assert counters.paid(operation=f"suno.{op}") == 1, op
-    assert uploads(emulator) == 5  # the mashup's URL source was not uploaded again
+    assert counters.paid(operation="suno.upload_cover") == 2
+    assert uploads(emulator) == 6  # the mashup's URL source was not uploaded again
     assert task_id
 
 
@@ -153,6 +156,8 @@ async def test_follow_ups_by_polling(emulator: Emulator, tmp_path: Path) -> None
 
         lyrics = await s.suno.lyrics("the sea at night")
         assert len((await lyrics.wait()).variants) == 2 and lyrics.record is not None
+        assert lyrics.snapshot is not None and lyrics.snapshot.phase.value == "succeeded"
+        assert (await lyrics.refresh()).variants == lyrics.record.variants
 
         timed = await s.suno.timestamped_lyrics(task_id, tracks[0])
         assert timed.audio_id == tracks[0]

@@ -199,6 +199,7 @@ def test_extend_with_and_without_its_own_parameters() -> None:
         "continue_at": "must be after 0 s, got 0"}
     assert problems("extend", audio_id="a", default_param_flag=True, prompt="p", style="s",
                     title="t")["continue_at"] == "is required with default_param_flag"
+    assert body("extend", audio_id="a", prompt="keep going")["prompt"] == "keep going"
 
 
 def test_upload_extend_and_cover() -> None:
@@ -330,3 +331,27 @@ def test_the_docs_list_every_operation() -> None:
     assert {op for _method, op in rows} == {op.name for op in operations("suno")}
     for method, _op in rows:
         assert hasattr(SunoClient, method), method
+
+
+def test_audio_is_told_by_its_first_bytes() -> None:
+    from aiomusic.suno._submit import audio_kind
+
+    assert [audio_kind(h) for h in (b"RIFF\0\0\0\0WAVEfmt ", b"ID3\x04", b"\xff\xfb\x90",
+                                    b"fLaC\0", b"OggS\0", b"\0\0\0\x20ftypM4A ",
+                                    b"<html>", b"")] == [
+        "wav", "mp3", "mp3", "flac", "ogg", "m4a", None, None]
+
+
+def test_the_stems_folder_swap(tmp_path: Path) -> None:
+    from aiomusic.suno._handles import _swap
+
+    staging, target = tmp_path / "new", tmp_path / "stems"
+    staging.mkdir()
+    (staging / "vocals.mp3").write_bytes(b"v")
+    target.mkdir()
+    (target / "old.mp3").write_bytes(b"o")
+    with pytest.raises(FileExistsError, match="meanwhile"):
+        _swap(staging, target, False)
+    _swap(staging, target, True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stems"]
+    assert [p.name for p in target.iterdir()] == ["vocals.mp3"]

@@ -406,3 +406,16 @@ def test_sync_readers_never_crash(data: object) -> None:
     for read in (der.read_persona, der.read_timestamped_lyrics):
         with contextlib.suppress(ResponseError):
             read({"code": 200, "data": data})
+
+
+def test_optional_parts_of_records_and_documents() -> None:
+    assert rec.read_midi_data({"state": "complete"}) == ()
+    assert rec.read_lyrics_items(None) == ()
+    with pytest.raises(ValueError, match="no text"):
+        rec.read_lyrics_items([{"title": "t"}])
+    record = SPECS["stems"].read_status(STEMS_RECORD, "3e63b4cc").record
+    document = json.loads(der.as_document(record))
+    assert document["stems"]["vocals"].endswith("Vocals.mp3")
+    assert document["phase"] == "succeeded" and document["create_time"].startswith("2025-07")
+    assert json.loads(der.as_document([der.Persona("p")])) == [
+        {"persona_id": "p", "name": None, "description": None}]

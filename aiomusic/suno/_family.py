@@ -111,11 +111,8 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and "://" in value
 
 
-def check_url(checks: Checks, field: str, value: object, *, required: bool = True
-              ) -> str | None:
-    """An absolute http(s) URL (``None`` passes when not required)."""
-    if value is None and not required:
-        return None
+def check_url(checks: Checks, field: str, value: object) -> str | None:
+    """An absolute http(s) URL."""
     try:
         return proto.check_http_url(value, field=field)
     except InputError as exc:

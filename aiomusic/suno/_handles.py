@@ -159,8 +159,7 @@ class FollowUp(Generic[R]):
     async def _file(self, url: str | None, destination: str | os.PathLike[str], *,
                     overwrite: bool, max_bytes: int | None, timeout: float | None
                     ) -> DownloadResult:
-        if url is None:  # a success always names its file (the task model checks)
-            raise AiomusicError(f"{self.spec.label} {self.task_id} has no file to download")
+        assert url is not None, "a success names its file (the task model checks)"
         return await download_url(self._client._session, url, destination, key=self.task_id,
                                   track_id=self.task_id, overwrite=overwrite,
                                   max_bytes=max_bytes, timeout=timeout)

@@ -6,6 +6,7 @@ callback body, its failure states, faults on its path, retention, and the paid c
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -61,7 +62,7 @@ def generated(c: httpx.Client, **extra: Any) -> tuple[str, list[Json]]:
 
 
 def wait_for(check: Callable[[], bool]) -> None:
-    for _ in range(500):  # bounded
+    for _ in range(3000):  # bounded (30 s: slow machines render the files first)
         if check():
             return
         time.sleep(0.01)
@@ -333,14 +334,17 @@ def test_single_shot_callbacks_and_their_signature(
                                           track_seconds=(3.0, 4.0),
                                           webhook_hmac_key="kie-key"))
     sink = CallbackSink()
-    seen: list[dict[str, str]] = []
-    original = sink.server.RequestHandlerClass.do_POST  # type: ignore[attr-defined]
+    seen: list[tuple[dict[str, str], Json]] = []
 
-    def record_headers(handler: Any) -> None:
-        seen.append(dict(handler.headers))
-        original(handler)
+    def record(handler: Any) -> None:  # headers and body together (requests may interleave)
+        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        seen.append(({k.lower(): v for k, v in handler.headers.items()}, body))
+        sink.bodies.append(body)
+        handler.send_response(200)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
-    sink.server.RequestHandlerClass.do_POST = record_headers  # type: ignore[attr-defined]
+    sink.server.RequestHandlerClass.do_POST = record  # type: ignore[attr-defined]
     try:
         with httpx.Client(base_url=emu.url, headers={"Authorization": f"Bearer {KEY}"}) as c:
             task_id, tracks = generated(c)
@@ -349,7 +353,7 @@ def test_single_shot_callbacks_and_their_signature(
                          "/api/v1/mp4/generate"):
                 c.post(path, json=pair)
             c.post("/api/v1/lyrics", json={"prompt": "sea", "callBackUrl": sink.url})
-            wait_for(lambda: len(sink.bodies) == 4)
+            wait_for(lambda: len(seen) == 4)
     finally:
         sink.close()
     data = sorted(sink.bodies, key=lambda b: sorted(b["data"]))  # type: ignore[index]
@@ -357,10 +361,9 @@ def test_single_shot_callbacks_and_their_signature(
              for b in data}
     assert kinds == {"audioWavUrl", "vocal_removal_info", "video_url", "callbackType"}
     verifier = WebhookVerifier("kie-key")
-    for headers, body in zip(seen, sink.bodies, strict=True):
-        lowered = {k.lower(): v for k, v in headers.items()}
-        the_id = body["data"].get("task_id") or body["data"]["taskId"]  # type: ignore[union-attr]
-        assert verifier.problem(str(the_id), lowered) is None
+    for headers, body in seen:
+        the_id = body["data"].get("task_id") or body["data"]["taskId"]
+        assert verifier.problem(str(the_id), headers) is None
 
 
 def test_faults_on_follow_up_paths_and_credits(c: httpx.Client, emu: Emulator) -> None:
