@@ -32,7 +32,7 @@ from ._suno_family import finished_track
 if TYPE_CHECKING:
     from ._context import App, Routes
 
-__all__ = ["ROUTES", "refuse", "store"]
+__all__ = ["ROUTES", "params_of", "refuse", "store"]
 
 # fault -> (status name, errorCode, message); the status shows when the task would finish,
 # except a creation failure, which shows at once
@@ -228,7 +228,10 @@ async def _callback(app: App, task: FollowTask, base: str) -> None:
 # -- handlers ----------------------------------------------------------------------------------
 
 
-async def _params(app: App, req: Req) -> tuple[str, dict[str, Any]] | None:
+async def params_of(app: App, req: Req, *, callback: bool = True
+                    ) -> tuple[str, dict[str, Any]] | None:
+    """The key and the JSON body (with a callBackUrl when ``callback``), or None once
+    refused."""
     key = await app.gate(req, "suno")
     if key is None:
         return None
@@ -236,11 +239,13 @@ async def _params(app: App, req: Req) -> tuple[str, dict[str, Any]] | None:
         params = await req.json()
     except ValueError:
         params = None
-    url = params.get("callBackUrl") if isinstance(params, dict) else None
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if not isinstance(params, dict):
+        await refuse(app, req, "invalid", "body must be a JSON object")
+        return None
+    url = params.get("callBackUrl")
+    if callback and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
         await refuse(app, req, "invalid", "callBackUrl is required (an http(s) URL)")
         return None
-    assert isinstance(params, dict)
     return key, params
 
 
@@ -268,7 +273,7 @@ async def _start(app: App, req: Req, key: str, kind: str, params: dict[str, Any]
 
 def _submit(kind: str) -> Callable[[App, Req], Any]:
     async def handle(app: App, req: Req) -> None:
-        got = await _params(app, req)
+        got = await params_of(app, req)
         if got is None:
             return
         key, params = got

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _suno_outputs as out
 from ._http import Req
 from ._suno import charge, success
 from ._suno_family import finished_track
-from ._suno_followups import refuse, store
+from ._suno_followups import params_of, refuse, store
 
 if TYPE_CHECKING:
     from ._context import App, Routes
@@ -18,7 +18,7 @@ __all__ = ["ROUTES", "persona", "timestamped_lyrics"]
 
 
 async def timestamped_lyrics(app: App, req: Req) -> None:
-    got = await _params_free(app, req)
+    got = await params_of(app, req, callback=False)
     if got is None:
         return
     key, params = got
@@ -38,22 +38,8 @@ async def timestamped_lyrics(app: App, req: Req) -> None:
                              "hootCer": 0.05 if aligned else None, "isStreamed": False})
 
 
-async def _params_free(app: App, req: Req) -> tuple[str, dict[str, Any]] | None:
-    key = await app.gate(req, "suno")
-    if key is None:
-        return None
-    try:
-        params = await req.json()
-    except ValueError:
-        params = None
-    if not isinstance(params, dict):
-        await refuse(app, req, "invalid", "body must be a JSON object")
-        return None
-    return key, params
-
-
 async def persona(app: App, req: Req) -> None:
-    got = await _params_free(app, req)
+    got = await params_of(app, req, callback=False)
     if got is None:
         return
     key, params = got
