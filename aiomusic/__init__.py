@@ -7,6 +7,7 @@ hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
+from ._core._budget import Admission, Budget, BudgetGuard, Verdict
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
@@ -50,6 +51,7 @@ from ._core._events import (
     RetryScheduled,
 )
 from ._core._lanes import LaneConfig
+from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,
@@ -69,7 +71,9 @@ from ._core._models import (
 )
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._task import Cost
 from ._version import __version__
+from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError
@@ -81,6 +85,9 @@ from .suno import PollSchedule, SunoTask
 __all__ = [
     "UPLOAD_RETENTION",
     "APIError",
+    "Admission",
+    "AimlapiResult",
+    "AimlapiTask",
     "AiomusicError",
     "AudioDecodeError",
     "AudioFormat",
@@ -91,12 +98,15 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchSummary",
+    "Budget",
+    "BudgetGuard",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "Cost",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
@@ -114,6 +124,7 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "Ledger",
     "LocalFileError",
     "MaintenanceError",
     "MiniMaxJob",
@@ -137,6 +148,7 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "Spending",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -149,7 +161,9 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "Verdict",
     "__version__",
     "load_jobs",
     "parse_callback",
+    "spent_between",
 ]

@@ -10,6 +10,7 @@ import pytest
 
 from aiomusic._core._operation import operations, params_of
 from aiomusic.cli import build_parser, main
+from aiomusic.cli._ops import operations_markdown
 from aiomusic.emulator import Emulator
 
 from .conftest import make_wav
@@ -95,3 +96,16 @@ def test_music01_by_its_verb(service: list[str], tmp_path: Path,
     assert code == 0, err
     assert out.startswith(f"wrote {Path('song.wav')}: ")
     assert (tmp_path / "song.wav").read_bytes()[:4] == b"RIFF"
+
+
+def test_docs_operations_page_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/operations.md is generated from the declarations; regenerate it with
+    `aiomusic operations --markdown > docs/operations.md`."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+    assert page.read_text(encoding="utf-8") == operations_markdown()
+    assert main(["operations"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listed] == [[op.service, op.name]
+                                                     for op in operations()]
+    assert main(["operations", "--markdown"]) == 0
+    assert capsys.readouterr().out == operations_markdown()

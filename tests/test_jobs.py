@@ -220,12 +220,12 @@ def test_fields_of_the_other_service_are_unknown(folder: Path) -> None:
 @pytest.mark.parametrize("service", [None, "Minimax", "udio", 3, ["suno"]])
 def test_service_must_be_known(folder: Path, service: object) -> None:
     found = problems_of(folder, {"id": "a", "service": service})
-    assert found == [(1, "service", f'must be "minimax" or "suno", got {service!r}')]
+    assert found == [(1, "service", f'must be "minimax", "suno" or "aimlapi", got {service!r}')]
 
 
 def test_missing_service(folder: Path) -> None:
     assert problems_of(folder, {"id": "a"}) == \
-        [(1, "service", 'must be "minimax" or "suno", got None')]
+        [(1, "service", 'must be "minimax", "suno" or "aimlapi", got None')]
 
 
 @pytest.mark.parametrize("field", ["source", "title", "tags", "negative_tags"])

@@ -186,7 +186,7 @@ async def test_failure_is_raised_and_the_first_end_is_final() -> None:
         with pytest.raises(TaskFailedError) as caught:
             await task.wait()
         assert caught.value.error_code == 501 and caught.value.status == "failed"
-        assert str(caught.value) == "Fake task t1 failed with failed (error 501: None)"
+        assert str(caught.value) == "Fake task t1 failed with failed (error 501)"
         task._absorb_status(_read({"data": DONE}, "t1"))  # a later success changes nothing
         with pytest.raises(TaskFailedError):
             await task.wait()

@@ -22,6 +22,7 @@ from ._retry import RetryPolicy
 from ._transport import Transport
 
 if TYPE_CHECKING:
+    from ..aimlapi.client import AimlapiClient
     from ..minimax.client import MiniMaxClient
     from ..suno.client import SunoClient
 
@@ -143,6 +144,7 @@ class MusicSession:
         self._transport._client = http_client
         self._minimax: MiniMaxClient | None = None
         self._suno: SunoClient | None = None
+        self._aimlapi: AimlapiClient | None = None
         configure_from_env()
 
     @property
@@ -221,6 +223,15 @@ class MusicSession:
 
             self._suno = SunoClient(self._transport)
         return self._suno
+
+    @property
+    def aimlapi(self) -> AimlapiClient:
+        """The AI/ML API's asynchronous music models: submit, follow, download, costs."""
+        if self._aimlapi is None:
+            from ..aimlapi.client import AimlapiClient
+
+            self._aimlapi = AimlapiClient(self._transport)
+        return self._aimlapi
 
     # -- events, lanes and the choke point (the transport's) ---------------------------------
 

@@ -93,6 +93,15 @@ class Fields:
             return None
         return tuple(value)
 
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            self.bad(name, f"must be a JSON object, got {value!r}"[:200])
+            return None
+        return dict(value)
+
     def source(self, name: str, base: Path, *, required: bool) -> str | Path | None:
         """A URL as it is, or a local file (which must exist)."""
         raw = self.text(name, required=required)
@@ -122,6 +131,8 @@ def _read(fields: Fields, info: ParamInfo, base: Path) -> Any:
         return fields.flag(name)
     if info.kind == "texts":
         return fields.texts(name)
+    if info.kind == "mapping":
+        return fields.mapping(name)
     if info.kind == "file":
         return fields.file(name, base)
     return fields.source(name, base, required=info.required)

@@ -173,8 +173,9 @@ def _json_lines(text: str, where: str) -> Iterable[tuple[int, object]]:
 def _operation(fields: Fields, service: object) -> Operation | None:
     known = services()
     if service not in known:
-        names = " or ".join(f'"{s}"' for s in known if any(True for _ in operations(s)))
-        fields.bad("service", f"must be {names}, got {service!r}")
+        names = [f'"{s}"' for s in known if any(True for _ in operations(s))]
+        fields.bad("service", f"must be {', '.join(names[:-1])} or {names[-1]}, "
+                              f"got {service!r}")
         return None
     assert isinstance(service, str)
     name = fields.data.get("op")

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ._ops import add_operation_parsers
 
     add_operation_parsers(commands)
+    listing = commands.add_parser("operations", help="list every operation (from the "
+                                                     "declarations)")
+    listing.add_argument("--markdown", action="store_true",
+                         help="as the Markdown tables of docs/operations.md")
     commands.add_parser("emulator", help="serve the local emulator of both services "
                                           "(see 'aiomusic emulator --help')", add_help=False)
     return parser
@@ -82,6 +86,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from ._batch import run_batch_command
 
         return run_batch_command(args)
+    if args.command == "operations":
+        from ._ops import print_operations
+
+        return print_operations(markdown=args.markdown)
     if getattr(args, "op", None) is not None:
         from ._ops import run_operation_command
 
