@@ -219,7 +219,7 @@ async def test_stems_land_all_or_nothing(emulator: Emulator, tmp_path: Path,
 async def test_failures_and_resuming_by_id(emulator: Emulator) -> None:
     async with session(emulator) as s:
         task_id, tracks = await finished(s)
-        emulator.inject("generate_wav_failed")
+        emulator.inject("generate_audio_failed", operation="suno.wav")
         wav = await s.suno.convert_wav(task_id, tracks[0])
         with pytest.raises(TaskFailedError) as caught:
             await wav.wait()

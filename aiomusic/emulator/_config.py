@@ -60,13 +60,10 @@ FAULT_KINDS = (
     "invalid_hex",  # generate: non-hex characters inside data.audio
     "odd_length_hex",  # generate: data.audio has an odd number of digits
     "create_task_failed",  # Suno task statuses (decided at submission)
-    "generate_audio_failed",  # also: an AI/ML async generation ends in status "error"
+    "generate_audio_failed",  # also: an AI/ML async generation ends in status "error", and a
+    # Suno follow-up in its own state (GENERATE_WAV_FAILED, GENERATE_MP4_FAILED...)
     "callback_exception",
     "sensitive_word_error",
-    "generate_wav_failed",  # the follow-ups' own failure states
-    "generate_mp4_failed",
-    "generate_midi_failed",
-    "generate_lyrics_failed",
     "callback_failure",  # one callback delivery is dropped (counted as failed)
     "callback_duplicate",  # one callback is delivered twice
 )

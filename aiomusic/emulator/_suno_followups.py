@@ -1,14 +1,15 @@
-"""Suno follow-ups (vocal removal, WAV, MIDI, music video), lyrics, timestamped lyrics and
-personas.
+"""Suno follow-ups (vocal removal, WAV, MIDI, music video) and lyrics (timestamped lyrics
+and personas answer at once: ``_suno_sync.py``).
 
 Each follow-up has its own ``record-info`` that reports ``successFlag`` (MIDI as a number, as
 seen on its record), calls back once with its own snake_case body, keeps its record and files
-for the retention time, and may fail in its own way (faults ``create_task_failed``,
-``generate_audio_failed``, ``generate_wav_failed``, ``generate_mp4_failed``,
-``generate_midi_failed``, ``generate_lyrics_failed``, ``sensitive_word_error``,
-``callback_exception``). A second WAV conversion of one track answers code 409 "WAV record
-already exists"; ``wav/record-info?taskId=<music task>&audioId=<track>`` then finds the
-existing conversion (the look-up aiomusic makes).
+for the retention time, and may fail (faults ``create_task_failed``, ``callback_exception``,
+``sensitive_word_error`` for lyrics, and ``generate_audio_failed``, which shows as the kind's
+own state: ``GENERATE_WAV_FAILED``, ``GENERATE_MP4_FAILED``, ``GENERATE_MIDI_FAILED``,
+``GENERATE_LYRICS_FAILED``, or ``GENERATE_AUDIO_FAILED`` for a vocal removal). A second WAV
+conversion of one track answers code 409 "WAV record already exists";
+``wav/record-info?taskId=<music task>&audioId=<track>`` then finds the existing conversion
+(the look-up aiomusic makes).
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ __all__ = ["ROUTES", "params_of", "refuse", "store"]
 # except a creation failure, which shows at once
 _FAILURES = {
     "create_task_failed": ("CREATE_TASK_FAILED", 500, "Task creation failed"),
-    "generate_audio_failed": ("GENERATE_AUDIO_FAILED", 501, "Audio separation failed"),
-    "generate_wav_failed": ("GENERATE_WAV_FAILED", 501, "WAV conversion failed"),
-    "generate_mp4_failed": ("GENERATE_MP4_FAILED", 501, "Video generation failed"),
-    "generate_midi_failed": ("GENERATE_MIDI_FAILED", 501, "MIDI generation failed"),
-    "generate_lyrics_failed": ("GENERATE_LYRICS_FAILED", 501, "Lyrics generation failed"),
     "sensitive_word_error": ("SENSITIVE_WORD_ERROR", 400, "Prohibited words detected"),
     "callback_exception": ("CALLBACK_EXCEPTION", 500, "Error during callback"),
+}
+#: What generate_audio_failed shows as, by kind.
+_OWN_FAILURE = {
+    "stems": ("GENERATE_AUDIO_FAILED", 501, "Audio separation failed"),
+    "wav": ("GENERATE_WAV_FAILED", 501, "WAV conversion failed"),
+    "mp4": ("GENERATE_MP4_FAILED", 501, "Video generation failed"),
+    "midi": ("GENERATE_MIDI_FAILED", 501, "MIDI generation failed"),
+    "lyrics": ("GENERATE_LYRICS_FAILED", 501, "Lyrics generation failed"),
 }
 _MIDI_FLAGS = {"PENDING": 0, "SUCCESS": 1, "CREATE_TASK_FAILED": 2, "GENERATE_MIDI_FAILED": 3}
 
@@ -57,18 +61,21 @@ class Kind:
     timing: str  # the Timings field after which it is done
 
 
+_FAULTS = ("create_task_failed", "generate_audio_failed", "callback_exception")
 KINDS = {
-    "stems": Kind(("create_task_failed", "generate_audio_failed", "callback_exception"),
-                  "suno_complete"),
-    "wav": Kind(("create_task_failed", "generate_wav_failed", "callback_exception"),
-                "suno_first"),
-    "midi": Kind(("create_task_failed", "generate_midi_failed", "callback_exception"),
-                 "suno_complete"),
-    "mp4": Kind(("create_task_failed", "generate_mp4_failed", "callback_exception"),
-                "suno_complete"),
-    "lyrics": Kind(("create_task_failed", "generate_lyrics_failed", "sensitive_word_error",
-                    "callback_exception"), "suno_text"),
+    "stems": Kind(_FAULTS, "suno_complete"),
+    "wav": Kind(_FAULTS, "suno_first"),
+    "midi": Kind(_FAULTS, "suno_complete"),
+    "mp4": Kind(_FAULTS, "suno_complete"),
+    "lyrics": Kind((*_FAULTS, "sensitive_word_error"), "suno_text"),
 }
+
+
+def failure(task: FollowTask) -> tuple[str, int, str]:
+    """(state, errorCode, message) of the failure drawn for ``task``."""
+    assert task.failure is not None
+    return _OWN_FAILURE[task.kind] if task.failure == "generate_audio_failed" else \
+        _FAILURES[task.failure]
 
 
 @attrs.define
@@ -121,7 +128,7 @@ def _status(app: App, task: FollowTask) -> str:
     """PENDING, SUCCESS, or the failure's state name."""
     done = time.monotonic() >= _done_at(app, task)
     if task.failure and (done or task.failure == "create_task_failed"):
-        return _FAILURES[task.failure][0]
+        return failure(task)[0]
     return "SUCCESS" if done else "PENDING"
 
 
@@ -159,7 +166,7 @@ async def _record(app: App, task: FollowTask, base: str) -> dict[str, Any]:
     status = _status(app, task)
     failed = status not in ("PENDING", "SUCCESS")
     urls = await _materialize(app, task, base) if status == "SUCCESS" else {}
-    error = _FAILURES[task.failure] if failed and task.failure else None
+    error = failure(task) if failed and task.failure else None
     data: dict[str, Any] = {
         "taskId": task.task_id, "callbackUrl": task.param.get("callBackUrl"),
         "successFlag": status, "createTime": _time(app, task.created_ms),
@@ -203,7 +210,7 @@ async def _callback(app: App, task: FollowTask, base: str) -> None:
     if app.state.epoch != epoch:
         return
     status = _status(app, task)
-    code, msg = (200, "success") if status == "SUCCESS" else _FAILURES[task.failure or ""][1:]
+    code, msg = (200, "success") if status == "SUCCESS" else failure(task)[1:]
     urls = await _materialize(app, task, base) if status == "SUCCESS" else {}
     data: dict[str, Any] = {"task_id": task.task_id}
     body: dict[str, Any] = {"code": code, "msg": msg, "data": data}

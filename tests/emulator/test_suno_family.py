@@ -301,12 +301,16 @@ def test_follow_ups_need_a_finished_track_of_yours(c: httpx.Client, emu: Emulato
 
 
 @pytest.mark.parametrize(("path", "record", "fault", "state"), [
-    pytest.param("/api/v1/wav/generate", "/api/v1/wav/record-info", "generate_wav_failed",
+    pytest.param("/api/v1/wav/generate", "/api/v1/wav/record-info", "generate_audio_failed",
                  "GENERATE_WAV_FAILED", id="wav"),
     pytest.param("/api/v1/vocal-removal/generate", "/api/v1/vocal-removal/record-info",
                  "generate_audio_failed", "GENERATE_AUDIO_FAILED", id="stems"),
     pytest.param("/api/v1/mp4/generate", "/api/v1/mp4/record-info", "create_task_failed",
                  "CREATE_TASK_FAILED", id="mp4"),
+    pytest.param("/api/v1/mp4/generate", "/api/v1/mp4/record-info", "generate_audio_failed",
+                 "GENERATE_MP4_FAILED", id="mp4-own"),
+    pytest.param("/api/v1/lyrics", "/api/v1/lyrics/record-info", "generate_audio_failed",
+                 "GENERATE_LYRICS_FAILED", id="lyrics-own"),
     pytest.param("/api/v1/lyrics", "/api/v1/lyrics/record-info", "sensitive_word_error",
                  "SENSITIVE_WORD_ERROR", id="lyrics"),
 ])
