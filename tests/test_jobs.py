@@ -440,7 +440,8 @@ def test_missing_suno_source_file(folder: Path) -> None:
 def test_a_folder_is_not_a_reference(folder: Path) -> None:
     (folder / "dir.wav").mkdir()
     line, field, text = only_problem(folder, minimax(reference="dir.wav"))
-    assert (line, field) == (1, "reference") and "is not a file" in text
+    # said as it is (before: "is not a file", as for a missing one)
+    assert (line, field) == (1, "reference") and "'dir.wav' is a folder, not a file" in text
 
 
 def test_absolute_reference_paths_are_kept(folder: Path, tmp_path_factory: Any) -> None:
@@ -955,3 +956,11 @@ def test_fuzz_load_jobs_on_arbitrary_lines(folder: Path, lines: list[str]) -> No
         assert error.problems and error.path == str(path)
         return
     assert all(isinstance(j, MiniMaxJob | SunoJob) for j in jobs)
+
+
+def test_every_value_problem_of_a_suno_line_is_reported(folder: Path) -> None:
+    """Before: only the first value error of a line (the title) was reported."""
+    found = problems_of(folder, suno(title="x" * 101, vocal_gender="x", style_weight=0.333,
+                                     model="v5"))
+    assert [field for _, field, _ in found] == ["title", "model", "vocal_gender",
+                                                "style_weight"]

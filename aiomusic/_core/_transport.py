@@ -189,8 +189,8 @@ class Transport:
             try:
                 with call.body() as extra:
                     request = self._build(client, call, extra)
-                    logger.debug("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
-                                 call.operation, attempt)
+                    logger.info("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
+                                call.operation, attempt)
                     sent[0] = True
                     response = await client.send(request, stream=True)
                 try:
@@ -234,8 +234,8 @@ class Transport:
     def _finished(self, call: Call, lane: Lane, attempt: int, began: float,
                   status: int | None, error: BaseException | None) -> None:
         seconds = time.perf_counter() - began
-        logger.debug("<- %s %s in %.3f s%s", call.operation, status, seconds,
-                     f" ({type(error).__name__})" if error else "")
+        logger.info("<- %s %s in %.3f s%s", call.operation, status, seconds,
+                    f" ({type(error).__name__})" if error else "")
         self.emit(RequestFinished(operation=call.operation, lane=lane.name, attempt=attempt,
                                   seconds=seconds, status_code=status,
                                   error=type(error).__name__ if error else None,

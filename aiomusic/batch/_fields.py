@@ -67,7 +67,8 @@ class Fields:
             self.bad(name, f"{value[:100]!r} cannot be used as a path ({exc})"[:300])
             return None
         if not found:
-            self.bad(name, f"{value!r} is not a file (paths are relative to the job file's "
+            what = "is a folder, not a file" if path.is_dir() else "is not a file"
+            self.bad(name, f"{value!r} {what} (paths are relative to the job file's "
                            f"folder: {path})"[:400])
             return None
         return path

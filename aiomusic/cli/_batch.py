@@ -71,6 +71,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
     except JobFileError as exc:
         output.error(str(exc))
         return 2
+    except IsADirectoryError:
+        output.error(f"{args.jobs} is a folder: give the job file in it (.jsonl or .toml)")
+        return 2
     except OSError as exc:
         output.error(f"cannot read the job file {args.jobs}: {exc.strerror or exc}")
         return 2

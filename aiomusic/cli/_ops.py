@@ -12,14 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from .._core._errors import AiomusicError, ConfigurationError, InputError
 from .._core._operation import Delivery, Operation, Output, ParamInfo, find, operations
 from .._core._operation import params_of as declared
 from .._core._operation import services as declared_services
-from ._common import EXIT_INTERRUPTED, add_service_options, backend, stop_on_signals
+from ._command import run_session_command
 from ._common import Output as Printer
+from ._common import add_service_options
 
 __all__ = ["add_operation_parsers", "run_operation_command"]
 
@@ -63,7 +61,8 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
     if op.delivery is Delivery.TASK:
         parser.add_argument("--no-wait", action="store_true",
                             help="print the task id and stop (follow it with `aiomusic task`)")
-    add_service_options(parser)
+    add_service_options(parser, services=frozenset({op.service}),
+                        tasks=op.delivery is Delivery.TASK)
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
@@ -135,42 +134,25 @@ def run_operation_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if getattr(args, "out", None) else Path(default)
     job = make_job(op, _job_id(out), params, out.name)
 
-    async def main(session_kwargs: dict[str, Any], poll: Any) -> int | None:
-        from .._core._session import MusicSession
+    async def work(session: Any, poll: Any) -> None:
         from ..batch._runner import Batch
 
-        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            with stop.scope:
-                if getattr(args, "no_wait", False):
-                    await _submit_only(session, op, params, printer)
-                    return None
-                batch = Batch(session, [job], out=out.parent, poll=poll)
-                async with batch.results() as results:
-                    async for outcome in results:
-                        if outcome.error is not None:
-                            raise outcome.error
-                        for file in outcome.files:
-                            printer.say(f"wrote {file.path}: {file.size} bytes, "
-                                        f"sha256 {file.sha256}")
-                        printer.data({"job": op.qualified, "status": outcome.status,
-                                      "task_id": outcome.task_id,
-                                      "files": [{"path": f.path, "bytes": f.size,
-                                                 "sha256": f.sha256} for f in outcome.files]})
-        return stop.signal
+        if getattr(args, "no_wait", False):
+            await _submit_only(session, op, params, printer)
+            return
+        batch = Batch(session, [job], out=out.parent, poll=poll)
+        async with batch.results() as results:
+            async for outcome in results:
+                if outcome.error is not None:
+                    raise outcome.error
+                for file in outcome.files:
+                    printer.say(f"wrote {file.path}: {file.size} bytes, sha256 {file.sha256}")
+                printer.data({"job": op.qualified, "status": outcome.status,
+                              "task_id": outcome.task_id,
+                              "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256}
+                                        for f in outcome.files]})
 
-    try:
-        with backend(args) as where:
-            stopped = anyio.run(main, where.session, where.poll)
-    except (ConfigurationError, InputError) as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
-        return 2
-    except AiomusicError as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
-        return 1
-    if stopped is not None:
-        printer.error("stopped")
-        return EXIT_INTERRUPTED
-    return 0
+    return run_session_command(args, printer, work)
 
 
 async def _submit_only(session: Any, op: Operation, params: Any, printer: Printer) -> None:

@@ -65,7 +65,8 @@ def _validate_add_instrumental(p: AddInstrumentalParams, checks: Checks) -> None
             weirdness_constraint=p.weirdness_constraint, audio_weight=p.audio_weight,
             model=p.model)
     except InputError as exc:
-        checks.fail(exc.field, exc.message)
+        for problem in getattr(exc, "problems", (exc,)):
+            checks.fail(problem.field, problem.message)
 
 
 def _add_instrumental_call(p: AddInstrumentalParams, ctx: Context) -> Call:
