@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from aiomusic import Batch, JobOutcome, MusicSession, PollSchedule, RetryPolicy
-from aiomusic._core._operation import Checks, Operation, Output, find, param
+from aiomusic._core._operation import Checks, Operation, Output, find, operations, param
 from aiomusic.batch._fields import Fields, read_params
 from aiomusic.batch._jobfile import JobFileError, parse_jobs
 from aiomusic.batch._jobs import OperationJob, SunoJob
@@ -153,8 +153,10 @@ def test_op_names_the_operation_and_an_unknown_one_lists_the_choices(tmp_path: P
     assert isinstance(job, SunoJob) and job.op is ADD_INSTRUMENTAL
     with pytest.raises(JobFileError) as caught:
         parse_jobs([(1, {**line, "op": "remix"})], base=tmp_path)
+    choices = ", ".join(op.name for op in operations("suno"))
+    assert choices.startswith("add-instrumental, generate, ")
     assert caught.value.problems == [
-        (1, "op", "suno has no operation 'remix'; use one of: add-instrumental")]
+        (1, "op", f"suno has no operation 'remix'; use one of: {choices}"[:300])]
 
 
 @attrs.frozen

@@ -39,7 +39,8 @@ def _required(op: object) -> list[str]:
     found: list[str] = []
     for info in params_of(op.params):  # type: ignore[attr-defined]
         if info.required:
-            found += ["x"] if info.positional else [info.cli, "x"]
+            value = "1" if info.kind in ("int", "float", "weight") else "x"
+            found += [value] if info.positional else [info.cli, value]
     return found
 
 

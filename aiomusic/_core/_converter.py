@@ -27,7 +27,8 @@ from ._models import (
     Track,
 )
 
-__all__ = ["converter", "optional_int", "parse_time", "snake_keys", "structure"]
+__all__ = ["converter", "optional_float", "optional_int", "optional_str", "parse_time", "snake",
+           "snake_keys", "structure"]
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ def _finite(number: str | float, shown: object) -> float:
     return result
 
 
-def _optional_float(value: object, _: object) -> float | None:
+def optional_float(value: object, _: object = None) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -121,7 +122,7 @@ def _optional_float(value: object, _: object) -> float | None:
     return _finite(value.strip() if isinstance(value, str) else value, value)
 
 
-def _optional_str(value: object, _: object) -> str | None:
+def optional_str(value: object, _: object = None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -132,8 +133,8 @@ def _optional_str(value: object, _: object) -> str | None:
 
 
 converter.register_structure_hook(int | None, optional_int)
-converter.register_structure_hook(float | None, _optional_float)
-converter.register_structure_hook(str | None, _optional_str)
+converter.register_structure_hook(float | None, optional_float)
+converter.register_structure_hook(str | None, optional_str)
 converter.register_structure_hook(dt.datetime | None, lambda v, _: parse_time(v))
 
 
@@ -193,10 +194,10 @@ def _task_record(data: object) -> TaskRecord:
     if not isinstance(data, Mapping):
         raise ValueError(f"record-info data must be an object, got {type(data).__name__}")
     fields = snake_keys(data)
-    task_id = _optional_str(fields.get("task_id"), None)
+    task_id = optional_str(fields.get("task_id"), None)
     if not task_id:
         raise ValueError("record-info data has no taskId")
-    raw_status = _optional_str(fields.get("status"), None) or "PENDING"
+    raw_status = optional_str(fields.get("status"), None) or "PENDING"
     try:
         status = TaskStatus(raw_status.upper())
     except ValueError:
@@ -210,11 +211,11 @@ def _task_record(data: object) -> TaskRecord:
         status=status,
         raw_status=raw_status,
         tracks=_tracks(items),
-        type=_optional_str(fields.get("type"), None),
-        operation_type=_optional_str(fields.get("operation_type"), None),
-        parent_music_id=_optional_str(fields.get("parent_music_id"), None),
+        type=optional_str(fields.get("type"), None),
+        operation_type=optional_str(fields.get("operation_type"), None),
+        parent_music_id=optional_str(fields.get("parent_music_id"), None),
         error_code=optional_int(fields.get("error_code"), None),
-        error_message=_optional_str(fields.get("error_message"), None),
+        error_message=optional_str(fields.get("error_message"), None),
         create_time=parse_time(fields.get("create_time")),
     )
 
@@ -226,10 +227,10 @@ def _callback(body: object) -> CallbackEvent:
     if not isinstance(data, Mapping):
         raise ValueError("a callback body has no data object")
     fields = snake_keys(data)
-    task_id = _optional_str(fields.get("task_id"), None)
+    task_id = optional_str(fields.get("task_id"), None)
     if not task_id:
         raise ValueError("a callback has no task_id")
-    kind = _optional_str(fields.get("callback_type"), None)
+    kind = optional_str(fields.get("callback_type"), None)
     if kind is None:
         raise ValueError("a callback has no callbackType")
     code = optional_int(body.get("code"), None)
@@ -237,7 +238,7 @@ def _callback(body: object) -> CallbackEvent:
         task_id=task_id,
         callback_type=CallbackType(kind.lower()),
         code=200 if code is None else code,
-        msg=_optional_str(body.get("msg"), None) or "",
+        msg=optional_str(body.get("msg"), None) or "",
         tracks=_tracks(fields.get("data")),
     )
 

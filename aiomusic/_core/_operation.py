@@ -19,7 +19,7 @@ import hashlib
 import importlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -296,6 +296,10 @@ class Operation:
         models: The documented model names, when the operation takes a ``model``; others pass
             through with a warning.
         aliases: Other names the job file and command line accept.
+        on_refused: When the service refuses the paid request in a way that means the work
+            exists already (Suno's WAV conversion answers 409 "already exists"), this finds
+            it: ``await on_refused(session, params, error)`` gives the existing task's id,
+            or ``None`` to let the refusal stand. Nothing is paid twice either way.
     """
 
     service: str
@@ -312,6 +316,7 @@ class Operation:
     task: TaskSpec | None = None
     models: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    on_refused: Callable[[Any, Any, Exception], Awaitable[str | None]] | None = None
 
     @property
     def qualified(self) -> str:

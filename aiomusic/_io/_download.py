@@ -110,7 +110,7 @@ def _accepted_type(content_type: str | None) -> bool:
     if not content_type:
         return True  # some CDNs omit it; the first bytes and the size cap still apply
     mime = content_type.split(";")[0].strip().lower()
-    return mime.startswith(("audio/", "video/")) or mime in _ACCEPTED_TYPES
+    return mime.startswith(("audio/", "video/")) or mime in _ACCEPTED_TYPES  # video: Suno's MP4
 
 
 async def download_url(

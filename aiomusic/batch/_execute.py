@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._core._config import Service
-from .._core._errors import ResponseError
+from .._core._errors import APIError, ResponseError
 from .._core._operation import Context, Delivery, Operation, Output, params_of
 from .._core._task import Asset, Phase, TaskSnapshot
 from .._io._download import audio_suffix, download_url, safe_filename
 from .._io._files import AtomicFile
+from .._io._folders import atomic_folder
 from ..tasks import Task
 from ._jobs import OperationJob, OutputFile
 from ._journal import FileRecord, JobState
@@ -90,9 +91,7 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         async with steps.limiter:
             await steps.mark(run, JobState.SUBMITTING)  # the intent
             steps.emit(run, "queued")
-            body = await session._send(call, timeout=steps.generate_timeout)
-        assert op.read is not None, f"{op.qualified} declares no answer reader"
-        answer = op.read(body)
+            answer = await _submit(session, op, params, call, steps.generate_timeout)
         if op.delivery is Delivery.JSON:
             return await _document(steps, run, job, answer), None
         handle = str(answer.url if op.delivery is Delivery.URL and hasattr(answer, "url")
@@ -122,23 +121,53 @@ async def _fetch(steps: Steps, run: Run, job: OperationJob, snap: TaskSnapshot
     if not assets:
         raise ResponseError(f"job {job.id}: the service finished {snap.task_id} but named "
                             "nothing to download")
-    if job.op.output is Output.FILE:
-        targets = [(job.out, assets[0])]
-    elif job.op.output is Output.STEMS:
-        targets = [(f"{job.out}/{safe_filename(a.name)}{audio_suffix(a.url)}", a)
-                   for a in assets]
+    if job.op.output is Output.STEMS:
+        files = await _stems(steps, job, assets)
     else:
-        targets = [(f"{job.out}-{i}{audio_suffix(a.url)}", a) for i, a in enumerate(assets, 1)]
-    records: list[FileRecord] = []
-    async with steps.limiter:
-        for name, asset in targets:
-            dest = steps.out / name
-            await steps.prepare_dest(dest)
-            done = await download_url(steps.session._transport, asset.url, dest, key=asset.name)
-            records.append(FileRecord(name, done.sha256, done.bytes_written))
-    files = tuple(records)
+        targets = [(job.out, assets[0])] if job.op.output is Output.FILE else \
+            [(f"{job.out}-{i}{audio_suffix(a.url)}", a) for i, a in enumerate(assets, 1)]
+        records: list[FileRecord] = []
+        async with steps.limiter:
+            for name, asset in targets:
+                dest = steps.out / name
+                await steps.prepare_dest(dest)
+                done = await download_url(steps.session._transport, asset.url, dest,
+                                          key=asset.name)
+                records.append(FileRecord(name, done.sha256, done.bytes_written))
+        files = tuple(records)
     await steps.mark(run, JobState.COMPLETED, files=files)
     return tuple(OutputFile(steps.out / r.path, r.sha256, r.size) for r in files)
+
+
+async def _submit(session: MusicSession, op: Operation, params: Any, call: Any,
+                  timeout: float) -> Any:
+    """Send the paid request; its answer as the operation reads it. A refusal that means the
+    work exists already (Suno's WAV 409) gives the existing task's id instead."""
+    try:
+        body = await session._send(call, timeout=timeout)
+    except APIError as error:
+        found = await op.on_refused(session, params, error) if op.on_refused else None
+        if found is None:
+            raise
+        return found
+    assert op.read is not None, f"{op.qualified} declares no answer reader"
+    return op.read(body)
+
+
+async def _stems(steps: Steps, job: OperationJob, assets: tuple[Asset, ...]
+                 ) -> tuple[FileRecord, ...]:
+    """Every stem into the job's folder, all or nothing: written into a staging folder that
+    becomes the job's folder only once every stem is complete (a re-run replaces it)."""
+    target = steps.out / job.out
+    await steps.prepare_dest(target)
+    names = [f"{safe_filename(a.name)}{audio_suffix(a.url)}" for a in assets]
+    records = []
+    async with steps.limiter, atomic_folder(target, overwrite=True) as staging:
+        for name, asset in zip(names, assets, strict=True):
+            done = await download_url(steps.session._transport, asset.url, staging / name,
+                                      key=asset.name)
+            records.append(FileRecord(f"{job.out}/{name}", done.sha256, done.bytes_written))
+    return tuple(records)
 
 
 async def _document(steps: Steps, run: Run, job: OperationJob, value: object

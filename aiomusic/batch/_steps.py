@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from .._core._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, Uploaded
 from .._core._operation import Output
 from .._io._download import audio_suffix
 from .._io._files import temporary_file_of
+from .._io._folders import staging_of
 from ..suno._tasks import hints_of
 from ._jobs import TRACK_NAME, Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import FileRecord, JobState, Journal
@@ -65,7 +67,8 @@ def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
         dest = out / job.out
         shape = job.op.output
         if shape is Output.STEMS:
-            files.setdefault(dest, set()).add("*")
+            files.setdefault(dest, set()).add("*")  # inside: anything half-written
+            files.setdefault(dest.parent, set()).add(dest.name)  # beside: its staging folder
         else:
             (stems if shape is Output.TRACKS else files).setdefault(dest.parent, set()).add(
                 dest.name)
@@ -78,6 +81,13 @@ def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
         ours, our_stems = files.get(folder, set()), stems.get(folder, set())
         for entry in entries:
             target = temporary_file_of(entry.name)
+            folder_of = staging_of(entry.name)
+            if folder_of is not None and folder_of in ours:
+                # a stems folder being staged when a run was killed: never complete, remove
+                shutil.rmtree(entry.path, ignore_errors=True)
+                logger.info("removed %s, a partial folder left by an earlier run", entry.path)
+                removed.append(Path(entry.path))
+                continue
             if target is None:
                 continue
             track = TRACK_NAME.fullmatch(target)

@@ -21,6 +21,26 @@ OPERATIONS = (
     "suno.record_info",
     "suno.credit",
     "suno.callback",
+    "suno.generate",
+    "suno.extend",
+    "suno.upload_cover",
+    "suno.upload_extend",
+    "suno.add_vocals",
+    "suno.mashup",
+    "suno.replace_section",
+    "suno.sounds",
+    "suno.stems",
+    "suno.stems_record",
+    "suno.wav",
+    "suno.wav_record",
+    "suno.midi",
+    "suno.midi_record",
+    "suno.video",
+    "suno.mp4_record",
+    "suno.lyrics",
+    "suno.lyrics_record",
+    "suno.timestamped_lyrics",
+    "suno.persona",
     "files.stream_upload",
     "files.base64_upload",
     "files.url_upload",
@@ -40,7 +60,8 @@ FAULT_KINDS = (
     "invalid_hex",  # generate: non-hex characters inside data.audio
     "odd_length_hex",  # generate: data.audio has an odd number of digits
     "create_task_failed",  # Suno task statuses (decided at submission)
-    "generate_audio_failed",  # also: an AI/ML async generation ends in status "error"
+    "generate_audio_failed",  # also: an AI/ML async generation ends in status "error", and a
+    # Suno follow-up in its own state (GENERATE_WAV_FAILED, GENERATE_MP4_FAILED...)
     "callback_exception",
     "sensitive_word_error",
     "callback_failure",  # one callback delivery is dropped (counted as failed)
@@ -62,6 +83,8 @@ class Timings:
     suno_complete: float = 2.0
     slow_drip_interval: float = 0.2
     slow_drip_pieces: int = 10
+    #: How long Suno keeps a follow-up's record and files after the task (14 days).
+    suno_retention: float = 14 * 24 * 3600.0
     #: AI/ML async family: at least this long "queued", then this long "generating" (a slot
     #: permitting); its links expire this long after completion.
     aiml_queue: float = 0.3
@@ -175,3 +198,5 @@ class EmulatorConfig:
     #: Hosts (``host`` or ``host:port``) whose URLs ``uploadUrl`` and ``fileUrl`` may name; by
     #: default the emulator fetches only the files it serves itself.
     fetch_hosts: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
+    #: Sign Suno callbacks with this key, as kie.ai does (X-Webhook-Timestamp/-Signature).
+    webhook_hmac_key: str | None = None

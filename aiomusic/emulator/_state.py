@@ -131,6 +131,8 @@ class SunoTask:
     seed: int
     failure: str | None  # a failure status decided at submission
     tracks: list[dict[str, Any]] = attrs.field(factory=list)
+    operation: str = "add_instrumental"  # record-info's operationType
+    parent: str = ""  # record-info's parentMusicId (extends)
 
 
 class State:
