@@ -118,12 +118,13 @@ async def test_cancellation_inside_write(tmp_path: Path, calls: list[int]) -> No
     target.write_bytes(b"old")
     reached = []
     with anyio.move_on_after(0.2) as scope:
-        async with AtomicFile(target, batch_size=1) as f:
+        # max_behind=0: every write waits for the writer thread, the only checkpoint
+        async with AtomicFile(target, batch_size=1, max_behind=0) as f:
             while True:
                 reached.append(True)
-                await f.write(b"abc")  # every write goes to a thread: the only checkpoint
+                await f.write(b"abc")
     assert scope.cancelled_caught
-    # the last write was cancelled before or while its batch went to the thread
+    # the last write was cancelled while its batch went through the thread
     assert len(reached) - 1 <= len(calls) <= len(reached)
     assert len(reached) > 1
     assert target.read_bytes() == b"old"
@@ -251,19 +252,50 @@ async def test_disk_error_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
     async def write(name: str) -> None:
         async with AtomicFile(tmp_path / name, batch_size=1) as f:
-            await f.write(b"x")
+            await f.write(b"x")  # handed to the thread: its failure comes out at the exit
 
     async def swallow() -> None:
-        async with AtomicFile(tmp_path / "b", batch_size=1) as f:
+        # max_behind=0: the write waits for the thread, so its failure comes out of it
+        async with AtomicFile(tmp_path / "b", batch_size=1, max_behind=0) as f:
             with pytest.raises(OSError, match="No space"):
                 await f.write(b"x")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="No space") as caught:
         await write("a")
+    assert type(caught.value) is OSError
     assert leftovers(tmp_path) == []
     # swallowing the error does not produce a silently incomplete file
     with pytest.raises(ValueError, match="earlier write"):
         await swallow()
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_failed_batch_is_raised_by_the_next_write(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+    real = _files._write_all
+
+    def second_fails(fd: int, pieces: list[bytes], digest: Any) -> int:
+        written.append(len(pieces))
+        if len(written) == 2:
+            raise OSError(errno.EIO, "I/O error")
+        return real(fd, pieces, digest)
+
+    monkeypatch.setattr(_files, "_write_all", second_fails)
+
+    async def write() -> None:
+        async with AtomicFile(tmp_path / "a", batch_size=1) as f:
+            await f.write(b"x")
+            await f.write(b"y")
+            while f._behind is None or f._behind.error is None:  # the thread's own time
+                await anyio.sleep(0.001)
+            await f.write(b"z")
+            raise AssertionError("the failure was not raised")  # pragma: no cover
+
+    with pytest.raises(OSError, match="I/O error") as caught:
+        await write()
+    assert type(caught.value) is OSError
+    assert written == [1, 1]  # nothing is written after a failure
     assert leftovers(tmp_path) == []
 
 
@@ -302,9 +334,8 @@ async def test_write_many_writes_what_is_held_first_in_one_call(tmp_path: Path,
         await f.write(b"held ")
         assert calls == []
         await f.write_many([b"then ", b"", b"these"])
-        assert calls == [15]  # one worker call, the held piece in front
         await f.write_many([])  # nothing held, nothing given: no call
-        assert calls == [15]
+    assert calls == [15]  # one writer-thread call, the held piece in front
     assert target.read_bytes() == b"held then these"
     assert f.bytes_written == 15
 

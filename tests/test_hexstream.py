@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiomusic._core._errors import AudioDecodeError, ResponseError
-from aiomusic._io._hexstream import HexAudioScanner, decode_hex_stream
+from aiomusic._io._hexstream import HexAudioScanner, JsonLimits, decode_hex_stream
 
 AUDIO = bytes(range(256)) * 3
 HEX = AUDIO.hex()
@@ -25,8 +25,8 @@ def split(body: bytes, size: int) -> Iterator[bytes]:
 
 
 def scan(body: bytes, size: int, path: tuple[str, ...] = ("data", "audio"),
-         ) -> tuple[bytes, dict[str, Any], HexAudioScanner]:
-    scanner = HexAudioScanner(path)
+         limits: JsonLimits | None = None) -> tuple[bytes, dict[str, Any], HexAudioScanner]:
+    scanner = HexAudioScanner(path, limits=limits)
     audio = b"".join(scanner.feed(chunk) for chunk in split(body, size))
     return audio, scanner.close(), scanner
 
@@ -263,7 +263,7 @@ def test_huge_decoy_strings_and_escapes(size: int) -> None:
     decoy = ('"audio":"00" \\ ' * 70_000)[:1_000_000]
     document = {"extra_info": {"lyrics": decoy, "audio": decoy}, "data": {"audio": HEX}}
     body = json.dumps(document).encode()
-    out, parsed, _ = scan(body, size)
+    out, parsed, _ = scan(body, size, limits=JsonLimits(max_bytes=4 << 20))  # raised on purpose
     assert out == AUDIO
     assert parsed["extra_info"] == document["extra_info"]
 

@@ -23,6 +23,17 @@ as soon as the
   bad character arrives; an odd number of hex digits raises it when the string closes.
 * A malformed or truncated document raises [`ResponseError`][aiomusic.ResponseError] from
   `HexAudioScanner.close()`.
+* Everything that is not the audio is bounded by `JsonLimits`: its bytes (1 MiB), its nesting
+  depth (64) and its number of values (50,000). Passing one raises
+  [`ResponseError`][aiomusic.ResponseError] from `HexAudioScanner.feed()` at once, so memory
+  stays flat whatever the answer holds: a 150 MB padding or an 80 MB decoy hex string
+  elsewhere in the answer is refused after its first MiB, and 200,000 nested arrays after 64.
+  A documented generation answer holds under 1 kB besides its audio. The same limits serve the
+  SSE reader: feed one ``data:`` event's JSON to a fresh scanner (they are cheap) with the
+  same `JsonLimits`.
+* `HexAudioScanner.feed_into()` appends the decoded pieces to a list instead of joining
+  them: a chunk that starts on the second digit of a byte gives two pieces (that byte, then
+  the rest) rather than a copy of its whole audio.
 """
 
 from __future__ import annotations
@@ -33,9 +44,11 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
+
 from aiomusic._core._errors import AudioDecodeError, ResponseError
 
-__all__ = ["HexAudioScanner", "decode_hex_stream"]
+__all__ = ["HexAudioScanner", "JsonLimits", "decode_hex_stream"]
 
 _unhexlify = binascii.unhexlify
 # The structural characters of JSON outside strings; everything between them (whitespace,
@@ -50,6 +63,56 @@ _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COLON, _COMMA = (
 
 # Scanner states.
 _STRUCT, _STRING, _TARGET = 0, 1, 2
+
+
+@attrs.frozen
+class JsonLimits:
+    """Bounds on the JSON around the audio; passing one raises a `ResponseError`.
+
+    The defaults are far above any documented answer (a MiniMax generation holds under 1 kB of
+    JSON besides its audio; a streamed event about 200 bytes) and keep a hostile or broken
+    answer's cost small: the kept JSON is at most ``max_bytes``, and `json.loads()` of it, with
+    at most ``max_values`` values, takes a few MiB.
+
+    Attributes:
+        max_bytes: Bytes of the document besides the audio string's content.
+        max_depth: Objects and arrays open at once.
+        max_values: Objects, arrays and comma-separated values (a bound on what `json.loads()`
+            builds: 1 MiB of ``{},`` alone would be 25 MiB of Python objects).
+    """
+
+    max_bytes: int = attrs.field(default=1 << 20)
+    max_depth: int = attrs.field(default=64)
+    max_values: int = attrs.field(default=50_000)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_bytes", "max_depth", "max_values"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+
+    def too_large(self, what: str, *, offset: int) -> ResponseError:
+        """The error for more than ``max_bytes`` of JSON besides ``what``."""
+        return ResponseError(
+            f"the answer holds more than {self.max_bytes} bytes of JSON besides {what} "
+            f"(at byte {offset} of the body), far more than any documented answer; it was "
+            "refused without reading further. If this service really answers so, raise "
+            "JsonLimits.max_bytes; otherwise report the answer to the service")
+
+    def too_deep(self, *, offset: int) -> ResponseError:
+        """The error for more than ``max_depth`` nested objects and arrays."""
+        return ResponseError(
+            f"the answer nests objects and arrays more than {self.max_depth} deep (at byte "
+            f"{offset} of the body), which no documented answer does; it was refused without "
+            "reading further. If this service really answers so, raise JsonLimits.max_depth; "
+            "otherwise report the answer to the service")
+
+    def too_many(self, *, offset: int) -> ResponseError:
+        """The error for more than ``max_values`` values."""
+        return ResponseError(
+            f"the answer holds more than {self.max_values} JSON values (at byte {offset} of "
+            "the body), far more than any documented answer; it was refused without reading "
+            "further. If this service really answers so, raise JsonLimits.max_values; "
+            "otherwise report the answer to the service")
 
 
 class _Frame:
@@ -69,6 +132,7 @@ class HexAudioScanner:
 
     Args:
         path: The keys leading to the hex string, from the top-level object.
+        limits: Bounds on everything that is not the audio (`JsonLimits` defaults).
 
     Example::
 
@@ -79,11 +143,16 @@ class HexAudioScanner:
         document = scanner.close()  # the body, with data.audio replaced by ""
     """
 
-    def __init__(self, path: tuple[str, ...] = ("data", "audio")) -> None:
+    def __init__(self, path: tuple[str, ...] = ("data", "audio"), *,
+                 limits: JsonLimits | None = None) -> None:
         if not path or not all(isinstance(key, str) for key in path):
             raise ValueError("path must be a non-empty tuple of keys")
         self._path = tuple(path)
         self._label = ".".join(path)
+        self.limits = limits = JsonLimits() if limits is None else limits
+        self._max_bytes = limits.max_bytes
+        self._max_depth = limits.max_depth
+        self._values_left = limits.max_values
         self._doc = bytearray()  # everything except the target string's content
         self._stack: list[_Frame] = []
         self._state = _STRUCT
@@ -126,8 +195,21 @@ class HexAudioScanner:
         Raises:
             AudioDecodeError: The target string holds a non-hex character or escape, or an odd
                 number of hex digits.
-            ResponseError: A key on the target path appears twice.
+            ResponseError: A key on the target path appears twice, or the JSON around the
+                audio passes a bound of `limits`.
             ValueError: The scanner was already closed.
+        """
+        out: list[bytes] = []
+        self.feed_into(chunk, out)
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def feed_into(self, chunk: bytes, out: list[bytes]) -> int:
+        """As `feed()`, but append the decoded pieces to ``out`` (none empty), without joining.
+
+        Returns:
+            How many audio bytes were appended.
         """
         if self._closed:
             raise ValueError("feed() after close()")
@@ -136,11 +218,11 @@ class HexAudioScanner:
         data = chunk if type(chunk) is bytes else bytes(chunk)
         try:
             if self._state == _TARGET and not self._pending:
-                out = self._fast_target(data)
-                if out is not None:
+                got = self._fast_target(data, out)
+                if got >= 0:
                     self._offset += len(data)
-                    return out
-            return self._feed(data)
+                    return got
+            return self._feed(data, out)
         except ResponseError as exc:
             self._error = exc
             raise
@@ -187,24 +269,28 @@ class HexAudioScanner:
 
     # -- the hex string ---------------------------------------------------------------------
 
-    def _fast_target(self, data: bytes) -> bytes | None:
-        """Decode a chunk that lies wholly inside the hex string; ``None`` when it does not."""
+    def _fast_target(self, data: bytes, out: list[bytes]) -> int:
+        """Decode a chunk that lies wholly inside the hex string; -1 when it does not."""
         n = len(data)
         if not n:
-            return b""
+            return 0
         skip = 1 if self._nibble else 0
         odd = (n - skip) & 1
         if (skip and data[0] not in _HEX_DIGITS) or (odd and data[-1] not in _HEX_DIGITS):
-            return None
+            return -1
         try:
             body = _unhexlify(memoryview(data)[skip:n - odd] if skip or odd else data)
         except binascii.Error:  # the closing quote, an escape or a bad digit: go slowly
-            return None
-        if skip:
-            body = _unhexlify(self._nibble + data[:1]) + body
+            return -1
+        got = len(body)
+        if skip:  # the byte split across chunks is a piece of its own: no copy of the rest
+            out.append(_unhexlify(self._nibble + data[:1]))
+            got += 1
+        if body:
+            out.append(body)
         self._nibble = data[n - 1:] if odd else b""
         self._hex_chars += n
-        return body
+        return got
 
     def _decode(self, data: bytes, start: int, stop: int, out: list[bytes]) -> None:
         """Decode ``data[start:stop]`` (hex digits only, else raise) into ``out``."""
@@ -219,7 +305,8 @@ class HexAudioScanner:
             start += 1
         end = stop - ((stop - start) & 1)
         try:
-            out.append(_unhexlify(memoryview(data)[start:end]))
+            if end > start:
+                out.append(_unhexlify(memoryview(data)[start:end]))
         except binascii.Error:
             match = _NOT_HEX.search(data, start, end)
             assert match is not None
@@ -282,14 +369,14 @@ class HexAudioScanner:
 
     # -- everything else --------------------------------------------------------------------
 
-    def _feed(self, chunk: bytes) -> bytes:
+    def _feed(self, chunk: bytes, out: list[bytes]) -> int:
         if self._pending:
             data = self._pending + chunk
             self._offset -= len(self._pending)
             self._pending = b""
         else:
             data = chunk
-        out: list[bytes] = []
+        first = len(out)
         n = len(data)
         pos = 0
         # data[copy_from:] still belongs to the kept document; -1 inside the hex string
@@ -315,7 +402,7 @@ class HexAudioScanner:
             char = data[stop]
             if char == _QUOTE:
                 if self._starts_target():
-                    self._doc += data[copy_from:pos]
+                    self._keep(data, copy_from, pos)
                     copy_from = -1
                     self._state = _TARGET
                     self._found = True
@@ -327,19 +414,31 @@ class HexAudioScanner:
             elif char == _COLON:
                 self._colon()
             elif char == _COMMA:
+                self._count_value(stop)
                 if self._stack and self._stack[-1].is_obj:
                     self._stack[-1].expect_key = True
             elif char in (_LBRACE, _LBRACKET):
-                self._open(is_obj=char == _LBRACE)
+                self._count_value(stop)
+                self._open(is_obj=char == _LBRACE, at=stop)
             elif self._stack:  # '}' or ']'; a stray one is left for json.loads to report
                 self._stack.pop()
             self._ready = char == _COLON
         if copy_from >= 0:
-            self._doc += data[copy_from:] if copy_from else data
+            self._keep(data, copy_from, n)
         self._offset += n
-        if not out:
-            return b""
-        return out[0] if len(out) == 1 else b"".join(out)
+        return sum(len(piece) for piece in out[first:]) if len(out) > first else 0
+
+    def _keep(self, data: bytes, start: int, stop: int) -> None:
+        """Add ``data[start:stop]`` to the kept document, within ``limits.max_bytes``."""
+        if len(self._doc) + stop - start > self._max_bytes:
+            offset = self._offset + start + self._max_bytes - len(self._doc)
+            raise self.limits.too_large(self._label, offset=offset)
+        self._doc += data[start:stop] if start or stop < len(data) else data
+
+    def _count_value(self, index: int) -> None:
+        self._values_left -= 1
+        if self._values_left < 0:
+            raise self.limits.too_many(offset=self._offset + index)
 
     def _string(self, data: bytes, pos: int) -> int:
         """Skip through an ordinary string from ``pos``; returns where scanning stopped."""
@@ -398,9 +497,11 @@ class HexAudioScanner:
                     f"the answer holds the key {'.'.join(self._path[:depth + 1])} twice")
             self._seen_keys.add(depth)
 
-    def _open(self, *, is_obj: bool) -> None:
+    def _open(self, *, is_obj: bool, at: int) -> None:
         stack = self._stack
         depth = len(stack)
+        if depth >= self._max_depth:
+            raise self.limits.too_deep(offset=self._offset + at)
         if not stack:
             on_path = is_obj
         else:
@@ -421,6 +522,7 @@ async def decode_hex_stream(
     *,
     scanner: HexAudioScanner | None = None,
     path: tuple[str, ...] = ("data", "audio"),
+    limits: JsonLimits | None = None,
     batch_size: int = 1 << 20,
 ) -> AsyncIterator[bytes]:
     """Decode a streamed body, yielding the audio in batches of about ``batch_size`` bytes.
@@ -430,12 +532,12 @@ async def decode_hex_stream(
 
     Raises:
         AudioDecodeError: The hex is invalid.
-        ResponseError: The body is malformed or truncated.
+        ResponseError: The body is malformed or truncated, or passes a bound of ``limits``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     if scanner is None:
-        scanner = HexAudioScanner(path)
+        scanner = HexAudioScanner(path, limits=limits)
     batch = bytearray()
     async for chunk in chunks:
         audio = scanner.feed(chunk)
