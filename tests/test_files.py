@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -529,3 +531,75 @@ def test_batcher_holds_pieces_until_a_batch_and_flushes_on_empty() -> None:
     assert batcher.take() == []
     with pytest.raises(ValueError, match="batch_size"):
         Batcher(0)
+
+
+# -- the writer thread ------------------------------------------------------------------------
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "aiomusic-writer"]
+
+
+def test_write_all_finishes_short_writes_and_long_piece_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.writev
+    counts: list[int] = []
+
+    def short(fd: int, buffers: list[bytes]) -> int:  # a pipe or a signal: a short write
+        counts.append(len(buffers))
+        return real(fd, [bytes(b"".join(buffers)[:5])])
+
+    pieces = [bytes([i % 256]) * (i % 7) for i in range(3000)]  # empty ones too
+    expected = b"".join(pieces)
+    for writev, name in ((short, "short"), (real, "plain")):
+        monkeypatch.setattr(os, "writev", writev)
+        digest = hashlib.sha256()
+        with open(tmp_path / name, "wb") as f:
+            assert _files._write_all(f.fileno(), pieces, digest) == len(expected)
+        assert (tmp_path / name).read_bytes() == expected
+        assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+    assert max(counts) <= _files._IOV_MAX  # never more buffers than one call takes
+
+
+def test_max_behind_must_not_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_behind"):
+        AtomicFile(tmp_path / "a", max_behind=-1)
+
+
+@pytest.mark.parametrize("outcome", ["done", "error", "cancelled"])
+async def test_the_writer_thread_never_outlives_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+    real = _files._write_all
+    started = threading.Event()
+    written: list[int] = []
+
+    def slow(fd: int, pieces: list[bytes], digest: Any) -> int:
+        started.set()
+        time.sleep(0.002)  # a slow disk: the file falls behind its caller
+        written.append(len(pieces))
+        return real(fd, pieces, digest)
+
+    monkeypatch.setattr(_files, "_write_all", slow)
+    target = tmp_path / "song.mp3"
+    with anyio.move_on_after(60 if outcome != "cancelled" else 0.05) as scope:
+        try:
+            async with AtomicFile(target, batch_size=4, max_behind=8) as f:
+                for _ in range(200 if outcome != "cancelled" else 10_000):
+                    await f.write(b"abcd")
+                assert writer_threads()
+                if outcome == "error":
+                    raise KeyError("stop")
+        except KeyError:
+            pass
+    assert started.is_set()
+    assert writer_threads() == []  # joined before the context exited
+    count = len(written)
+    await anyio.sleep(0.01)
+    assert len(written) == count  # and nothing was written after
+    if outcome == "done":
+        assert target.read_bytes() == b"abcd" * 200
+        assert f.sha256 == hashlib.sha256(b"abcd" * 200).hexdigest()
+    else:
+        assert scope.cancelled_caught == (outcome == "cancelled")
+        assert leftovers(tmp_path) == []
+        assert count < 200  # what was behind was dropped, not written
