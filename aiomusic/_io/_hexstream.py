@@ -44,9 +44,9 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import attrs
-
 from aiomusic._core._errors import AudioDecodeError, ResponseError
+
+from ._limits import JsonLimits
 
 __all__ = ["HexAudioScanner", "JsonLimits", "decode_hex_stream"]
 
@@ -63,56 +63,6 @@ _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COLON, _COMMA = (
 
 # Scanner states.
 _STRUCT, _STRING, _TARGET = 0, 1, 2
-
-
-@attrs.frozen
-class JsonLimits:
-    """Bounds on the JSON around the audio; passing one raises a `ResponseError`.
-
-    The defaults are far above any documented answer (a MiniMax generation holds under 1 kB of
-    JSON besides its audio; a streamed event about 200 bytes) and keep a hostile or broken
-    answer's cost small: the kept JSON is at most ``max_bytes``, and `json.loads()` of it, with
-    at most ``max_values`` values, takes a few MiB.
-
-    Attributes:
-        max_bytes: Bytes of the document besides the audio string's content.
-        max_depth: Objects and arrays open at once.
-        max_values: Objects, arrays and comma-separated values (a bound on what `json.loads()`
-            builds: 1 MiB of ``{},`` alone would be 25 MiB of Python objects).
-    """
-
-    max_bytes: int = attrs.field(default=1 << 20)
-    max_depth: int = attrs.field(default=64)
-    max_values: int = attrs.field(default=50_000)
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("max_bytes", "max_depth", "max_values"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-
-    def too_large(self, what: str, *, offset: int) -> ResponseError:
-        """The error for more than ``max_bytes`` of JSON besides ``what``."""
-        return ResponseError(
-            f"the answer holds more than {self.max_bytes} bytes of JSON besides {what} "
-            f"(at byte {offset} of the body), far more than any documented answer; it was "
-            "refused without reading further. If this service really answers so, raise "
-            "JsonLimits.max_bytes; otherwise report the answer to the service")
-
-    def too_deep(self, *, offset: int) -> ResponseError:
-        """The error for more than ``max_depth`` nested objects and arrays."""
-        return ResponseError(
-            f"the answer nests objects and arrays more than {self.max_depth} deep (at byte "
-            f"{offset} of the body), which no documented answer does; it was refused without "
-            "reading further. If this service really answers so, raise JsonLimits.max_depth; "
-            "otherwise report the answer to the service")
-
-    def too_many(self, *, offset: int) -> ResponseError:
-        """The error for more than ``max_values`` values."""
-        return ResponseError(
-            f"the answer holds more than {self.max_values} JSON values (at byte {offset} of "
-            "the body), far more than any documented answer; it was refused without reading "
-            "further. If this service really answers so, raise JsonLimits.max_values; "
-            "otherwise report the answer to the service")
 
 
 class _Frame:
