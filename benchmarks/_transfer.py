@@ -193,6 +193,57 @@ async def hex_aiomusic(p: dict[str, Any]) -> dict[str, Any]:
     return clock.result(size)
 
 
+async def hex_breakdown(p: dict[str, Any]) -> dict[str, Any]:
+    """Where aiomusic's CPU goes: variants of one generation, alternated in one process.
+
+    ``limit`` and ``decode`` are the cases above; the others are ``generate(path)`` with the
+    writer thread's work cut down: ``noop`` neither hashes nor writes (the session, the file's
+    open and commit, the hand-overs), ``hash`` hashes without writing, ``full`` is aiomusic.
+    Returns per variant the median wall and CPU time (all threads) over ``repeat`` rounds.
+    Run: ``python -m benchmarks._child _transfer hex-breakdown '{"url": ..., ...}'``.
+    """
+    from aiomusic import MusicSession
+    from aiomusic._io import _files
+
+    real = _files._write_all
+
+    def noop(fd: int, pieces: list[bytes], digest: Any) -> int:
+        return sum(len(piece) for piece in pieces)
+
+    def hash_only(fd: int, pieces: list[bytes], digest: Any) -> int:
+        for piece in pieces:
+            digest.update(piece)
+        return sum(len(piece) for piece in pieces)
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    got: dict[str, list[tuple[float, float]]] = {}
+    once = {**p, "repeat": 1}
+    out = Path(p["folder"], "breakdown.bin")
+    async with _client(p) as client, MusicSession(base_url=p["url"], aimlapi_key=KEY,
+                                                  http_client=client) as session:
+        for i in range(p.get("repeat", 1) + 1):  # the first round warms up, uncounted
+            for name in ("limit", "decode"):
+                r = await (hex_limit(once) if name == "limit" else hex_decode(once))
+                if i:
+                    got.setdefault(name, []).append((r["seconds"], r["run_cpu_seconds"]))
+            for name, write in (("noop", noop), ("hash", hash_only), ("full", real)):
+                _files._write_all = write
+                try:
+                    started, used = time.perf_counter(), cpu()
+                    await session.minimax.generate(out, lyrics="##la##", refer_voice=p["voice"])
+                    if i:
+                        got.setdefault(name, []).append((time.perf_counter() - started,
+                                                         cpu() - used))
+                finally:
+                    _files._write_all = real
+    return {name: {"ms": round(1000 * statistics.median(r[0] for r in runs), 1),
+                   "cpu_ms": round(1000 * statistics.median(r[1] for r in runs), 1)}
+            for name, runs in got.items()}
+
+
 async def upload_raw(p: dict[str, Any]) -> dict[str, Any]:
     best = math.inf
     async with _client(p) as client:
@@ -220,7 +271,8 @@ async def upload_aiomusic(p: dict[str, Any]) -> dict[str, Any]:
 
 CASES = {"hex-raw": hex_raw, "hex-raw-fsync": hex_raw_fsync, "hex-decode": hex_decode,
          "hex-vendor": hex_vendor, "hex-limit": hex_limit, "hex-limit-fsync": hex_limit_fsync,
-         "hex-aiomusic": hex_aiomusic, "upload-raw": upload_raw, "upload-aiomusic": upload_aiomusic}
+         "hex-aiomusic": hex_aiomusic, "hex-breakdown": hex_breakdown,
+         "upload-raw": upload_raw, "upload-aiomusic": upload_aiomusic}
 
 
 #: B2's cases, in the order each round runs them (each in a fresh process).
