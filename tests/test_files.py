@@ -583,7 +583,7 @@ async def test_the_writer_thread_never_outlives_its_file(
     target = tmp_path / "song.mp3"
     with anyio.move_on_after(60 if outcome != "cancelled" else 0.05) as scope:
         try:
-            async with AtomicFile(target, batch_size=4, max_behind=8) as f:
+            async with AtomicFile(target, batch_size=4, max_behind=400) as f:
                 for _ in range(200 if outcome != "cancelled" else 10_000):
                     await f.write(b"abcd")
                 assert writer_threads()
@@ -602,4 +602,4 @@ async def test_the_writer_thread_never_outlives_its_file(
     else:
         assert scope.cancelled_caught == (outcome == "cancelled")
         assert leftovers(tmp_path) == []
-        assert count < 200  # what was behind was dropped, not written
+        assert count < 200  # what was behind (up to 100 batches of 2 ms) was dropped

@@ -35,30 +35,36 @@ class WriterThread:
     def __init__(self, write: Callable[[list[bytes]], int], max_behind: int) -> None:
         self._write = write
         self._max_behind = max_behind
-        self._queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[list[bytes], int] | None] = queue.SimpleQueue()
         self._progress = threading.Condition()
+        self._waiting = 0  # callers in _wait_for: only then is progress announced
         self._handed = 0  # bytes handed over (event loop)
-        self._done = 0  # bytes written or dropped (thread)
+        self._done = 0  # bytes written or dropped (thread; one writer, so no lock)
         self._abort = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="aiomusic-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            size = sum(len(piece) for piece in batch)
+        # Every bytecode here needs the GIL, which the event loop mostly holds: keep it short.
+        get = self._queue.get
+        while (item := get()) is not None:
+            batch, size = item
             if not self._abort:
                 try:
                     self._write(batch)
                 except BaseException as exc:  # noqa: BLE001 - raised again in the caller
                     self.error = exc
                     self._abort = True
-            del batch
-            with self._progress:
-                self._done += size
-                self._progress.notify_all()
+            del item, batch
+            self._done += size
+            if self._waiting:
+                self._announce()
+        self._abort = True
+        self._announce()
+
+    def _announce(self) -> None:
         with self._progress:
-            self._abort = True
             self._progress.notify_all()
 
     def put(self, batch: list[bytes], size: int) -> bool:
@@ -66,7 +72,7 @@ class WriterThread:
         if self.error is not None:
             raise self.error
         self._handed += size
-        self._queue.put(batch)
+        self._queue.put((batch, size))
         return self._handed - self._done > self._max_behind
 
     async def wait(self) -> None:
@@ -77,7 +83,11 @@ class WriterThread:
 
     def _wait_for(self, done: int) -> None:
         with self._progress:
-            self._progress.wait_for(lambda: self._done >= done or self._abort)
+            self._waiting += 1  # before the check: the thread then announces what follows
+            try:
+                self._progress.wait_for(lambda: self._done >= done or self._abort)
+            finally:
+                self._waiting -= 1
 
     def finish(self) -> None:
         """Write everything handed over, then end the thread (blocking); raise its failure."""
