@@ -213,7 +213,7 @@ class JsonError(ResponseError):
     """A JSON answer or callback body that is too large, nested too deeply, or not JSON.
 
     Attributes:
-        reason: ``"too large"``, ``"too deep"`` or ``"not JSON"``.
+        reason: ``"too large"``, ``"too deep"``, ``"too many values"`` or ``"not JSON"``.
     """
 
     def __init__(self, message: str, *, reason: str, status_code: int | None = None) -> None:

@@ -31,15 +31,43 @@ class JsonLimits:
     """Bounds on a JSON answer or callback body; beyond them it is refused as unreadable.
 
     Set them for a whole session with ``MusicSession(json_limits=...)``; the defaults are far
-    above what the services document.
+    above what the services document. The readers of hex answers (MiniMax) apply them to
+    everything that is not the audio.
 
     Attributes:
-        max_bytes: The largest document, in bytes after any decompression (default 1 MiB).
+        max_bytes: The largest document, in bytes after any decompression (default 1 MiB);
+            for a hex answer, the bytes besides the audio string's content.
         max_depth: The deepest nesting of objects and arrays (default 64).
+        max_values: The most objects, arrays and comma-separated values in the JSON around
+            a hex answer's audio (a bound on what `json.loads()` builds: 1 MiB of ``{},``
+            alone would be 25 MiB of Python objects).
     """
 
     max_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, validator=attrs.validators.gt(0))
     max_depth: int = attrs.field(default=DEFAULT_MAX_DEPTH, validator=attrs.validators.gt(0))
+    max_values: int = attrs.field(default=50_000, validator=attrs.validators.gt(0))
+
+    def too_large(self, what: str, *, offset: int) -> JsonError:
+        """The error for more than ``max_bytes`` of JSON besides ``what``."""
+        return _refused(f"holds more than {self.max_bytes} bytes of JSON besides {what}",
+                        offset, "max_bytes", "too large")
+
+    def too_deep(self, *, offset: int) -> JsonError:
+        """The error for more than ``max_depth`` nested objects and arrays."""
+        return _refused(f"nests objects and arrays more than {self.max_depth} deep", offset,
+                        "max_depth", "too deep")
+
+    def too_many(self, *, offset: int) -> JsonError:
+        """The error for more than ``max_values`` values."""
+        return _refused(f"holds more than {self.max_values} JSON values", offset,
+                        "max_values", "too many values")
+
+
+def _refused(what: str, offset: int, limit: str, reason: str) -> JsonError:
+    return JsonError(
+        f"the answer {what} (at byte {offset} of the body), far beyond any documented answer; "
+        f"it was refused without reading further. If this service really answers so, raise "
+        f"JsonLimits.{limit}; otherwise report the answer to the service", reason=reason)
 
 
 DEFAULT_JSON_LIMITS = JsonLimits()
