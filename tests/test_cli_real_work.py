@@ -288,3 +288,43 @@ def test_an_ai_ml_id_names_its_service() -> None:
     assert task_service("e84c6bd4-1:minimax/music-2.0", None) == "aimlapi"
     assert task_service("5c79be8e", None) == "suno"
     assert task_service("5c79be8e", "aimlapi") == "aimlapi"
+
+
+def test_a_follow_up_submitted_without_waiting_is_followed_by_the_command_it_prints(
+        offline: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--base-url", offline.url, "--poll-interval", "0.01"]
+    assert main(["suno", "generate", "rain", "--out", "g", "--json", *where]) == 0
+    [made] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    music_task = made["task_id"]
+    assert main(["task", music_task, "--json", "--wait", *where]) == 0
+    [done] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    audio_id = Path(done["tracks"][0]).stem.rsplit(".", 1)[0] if False else None
+    import anyio
+
+    from aiomusic import MusicSession
+
+    async def first_track() -> str:
+        async with MusicSession(suno_key=KEY, base_url=offline.url) as s:
+            return (await s.suno.task(music_task).refresh()).tracks[0].id
+
+    audio_id = anyio.run(first_track)
+    for kind, op, names in (("stems", "stems", {"instrumental.mp3", "vocals.mp3"}),
+                            ("wav", "wav", None), ("midi", "midi", None)):
+        parent = music_task
+        if kind == "midi":  # MIDI is made from a separation
+            assert main(["suno", "stems", music_task, audio_id, "--no-wait", *where]) == 0
+            parent = capsys.readouterr().out.split("task id: ")[1].strip()
+            args = ["suno", "midi", parent, "--no-wait", *where]
+        else:
+            args = ["suno", op, music_task, audio_id, "--no-wait", *where]
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        task_id = captured.out.split("task id: ")[1].strip()
+        follow = captured.err.split("follow it with `")[1].split("`")[0]
+        assert follow == f"aiomusic task {task_id} --kind {kind} --wait --out ."
+        assert main([*follow.split()[1:], *where]) == 0
+        wrote = [line.removeprefix("wrote ") for line in capsys.readouterr().out.splitlines()]
+        if names is not None:
+            assert {Path(p).name for p in wrote} == names
+        else:
+            assert len(wrote) == 1 and Path(wrote[0]).stat().st_size > 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     task.add_argument("--service", choices=("suno", "aimlapi"), default=None,
                       help="whose task it is (default: aimlapi for an AI/ML generation id "
                            "'<uuid>:<model>', else suno)")
+    task.add_argument("--kind", choices=("music", "stems", "wav", "midi", "mp4", "lyrics"),
+                      default="music",
+                      help="a Suno task's kind: a generation (music, default) or a follow-up")
     task.add_argument("--wait", action="store_true", help="wait until the task ends")
     task.add_argument("--out", metavar="DIR", help="download the results into DIR")
     commands.add_parser("credits", help="show the Suno account's remaining credits")
@@ -155,6 +159,9 @@ async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
     if task_service(args.task_id, args.service) == "aimlapi":
         await _generation(session, args, output, poll)
         return
+    if args.kind != "music":
+        await _follow_up(session, args, output, poll)
+        return
     task = session.suno.task(args.task_id)
     if args.wait or args.out:
         await _follow(task, Path(args.out) if args.out else None, output, poll)
@@ -165,6 +172,40 @@ async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
         output.say(f"  {track.id}: {track.title or ''} {track.audio_url or '(no audio yet)'}")
     output.data({"task_id": record.task_id, "status": record.status.value,
                  "tracks": [attrs.asdict(t) for t in record.tracks]})
+
+
+async def _follow_up(session: MusicSession, args: argparse.Namespace, output: Output,
+                     poll: PollSchedule | None) -> None:
+    """``aiomusic task ID --kind stems|wav|midi|mp4|lyrics``: a Suno follow-up by its id."""
+    task = session.suno.follow(args.task_id, kind=args.kind)
+    if not (args.wait or args.out):
+        snap = await task.refresh()
+        output.say(f"{args.kind} task {task.task_id}: {snap.status}")
+        output.data({"task_id": task.task_id, "kind": args.kind, "status": snap.status})
+        return
+    record = await task.wait(poll=poll)
+    written: list[Path] = []
+    if args.out is not None:
+        folder = Path(args.out)
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "._-" else "-" for c in task.task_id)[:100]
+        if args.kind == "stems":
+            written = list((await task.download(folder / name)).paths.values())
+        elif args.kind in ("wav", "mp4"):
+            written = [(await task.download(folder / f"{name}.{args.kind}")).path]
+        elif args.kind == "midi":
+            written = [await task.save(folder / f"{name}.mid")]
+        else:
+            path = folder / f"{name}.json"
+            await anyio.Path(path).write_text(json.dumps(attrs.asdict(record), default=str,
+                                                         indent=2), encoding="utf-8")
+            written = [path]
+    for path in written:
+        output.say(f"wrote {path}")
+    if not written:
+        output.say(f"{args.kind} task {task.task_id}: done")
+    output.data({"task_id": task.task_id, "kind": args.kind, "status": "done",
+                 "files": [str(p) for p in written]})
 
 
 def task_service(task_id: str, given: str | None) -> str:

@@ -60,7 +60,8 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
                             help=f"{_WHERE[op.output]} (default: named after the operation)")
     if op.delivery is Delivery.TASK:
         parser.add_argument("--no-wait", action="store_true",
-                            help="print the task id and stop (follow it with `aiomusic task`)")
+                            help="print the task id and stop (then follow it with the "
+                                 "`aiomusic task` command it prints)")
     add_service_options(parser, services=frozenset({op.service}),
                         tasks=op.delivery is Delivery.TASK)
 
@@ -167,7 +168,18 @@ async def _submit_only(session: Any, op: Operation, params: Any, printer: Printe
     assert op.read is not None
     task_id = op.read(body)
     printer.say(f"task id: {task_id}")
+    printer.note(f"follow it with `{follow_command(op, task_id)}`")
     printer.data({"task_id": task_id, "status": "submitted"})
+
+
+def follow_command(op: Operation, task_id: str) -> str:
+    """The ``aiomusic task`` command that follows a task of ``op``."""
+    if op.service == "aimlapi":
+        return f"aiomusic task {task_id} --service aimlapi --wait --out ."
+    kind = {"stems": "stems", "wav": "wav", "midi": "midi", "video": "mp4",
+            "lyrics": "lyrics"}.get(op.name, "music")
+    extra = "" if kind == "music" else f" --kind {kind}"
+    return f"aiomusic task {task_id}{extra} --wait --out ."
 
 
 def _job_id(out: Path) -> str:
