@@ -30,6 +30,7 @@ from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import configure_from_env, logger, redact
 from ._retry import RetryPolicy
+from ._shared_lanes import LaneRef, LaneStore, LaneStoreError, SharedLane, fingerprint
 
 if TYPE_CHECKING:
     from ..minimax.client import MiniMaxClient
@@ -100,6 +101,10 @@ class MusicSession:
         minimax_via: Which host serves music-01: ``"aimlapi"`` (default) or ``"minimax"``.
         minimax_plan: ``"paid"`` or ``"free"``: picks MiniMax's documented limits.
         lanes: Lane limits to override, keyed ``"service.lane"`` (``"suno.poll"``, ...).
+        lane_store: Share the lanes with every process that uses the same keys: a
+            [`RedisLanes`][aiomusic.RedisLanes] or [`PostgresLanes`][aiomusic.PostgresLanes]
+            (yours to close), or a ``redis://`` / ``postgresql://`` URL (the session opens and
+            closes the store). ``None``: lanes of this process only.
         retry: The session's retry policy; each call can override it.
         timeout: Per-phase httpx timeouts (a float sets all phases); the default waits up to
             300 s for a byte of a slow generation but only 10 s to connect.
@@ -121,6 +126,7 @@ class MusicSession:
         minimax_via: Literal["aimlapi", "minimax"] = "aimlapi",
         minimax_plan: Literal["paid", "free"] = "paid",
         lanes: Mapping[str, LaneConfig] | None = None,
+        lane_store: LaneStore | str | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -148,7 +154,12 @@ class MusicSession:
                 raise TypeError(f"lanes[{name!r}] must be a LaneConfig, "
                                 f"got {type(config).__name__}")
             self._lane_configs[_lane_key(name)] = config
-        self._lanes: dict[tuple[Service, LaneKind], Lane] = {}
+        self._lanes: dict[tuple[Service, LaneKind], Lane | SharedLane] = {}
+        self._own_store = isinstance(lane_store, str)
+        self._store = _open_store(lane_store) if isinstance(lane_store, str) else lane_store
+        if self._store is not None and not isinstance(self._store, LaneStore):
+            raise TypeError(f"lane_store must be a LaneStore or a URL, "
+                            f"got {type(lane_store).__name__}")
         self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
         self._timeout = (DEFAULT_TIMEOUT if timeout is None else
                          timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
@@ -169,6 +180,7 @@ class MusicSession:
         if self._state != "new":
             raise SessionClosedError("a MusicSession can be entered only once; "
                                      "create a new one")
+        await self._check_store()
         if self._client is None:
             connections = sum(c.max_concurrency for c in self._lane_configs.values())
             self._client = httpx.AsyncClient(
@@ -193,9 +205,25 @@ class MusicSession:
         if self._state == "closed":
             return
         self._state = "closed"
-        if self._own_client and self._client is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if self._own_client and self._client is not None:
                 await self._client.aclose()
+            if self._own_store and self._store is not None:
+                await anyio.to_thread.run_sync(self._store.close)
+
+    async def _check_store(self) -> None:
+        """Fail closed when the shared lanes' store is unreachable (unless it falls back)."""
+        store = self._store
+        if store is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(store.check)
+        except LaneStoreError as exc:
+            if store.on_unavailable != "local":
+                if self._own_store:
+                    await anyio.to_thread.run_sync(store.close)
+                raise
+            logger.warning("lanes: %s; falling back to in-process lanes until it answers", exc)
 
     @property
     def closed(self) -> bool:
@@ -246,14 +274,27 @@ class MusicSession:
             except Exception:  # noqa: BLE001 - a display bug must never break a paid call
                 logger.exception("event listener %r failed on %r", listener, event)
 
-    def lane(self, service: Service, kind: LaneKind) -> Lane:
+    def lane(self, service: Service, kind: LaneKind) -> Lane | SharedLane:
         """The lane of ``service`` for calls of ``kind`` (created on first use)."""
         key = (service, kind)
         found = self._lanes.get(key)
         if found is None:
-            found = Lane(f"{service.value}.{kind.value}", self._lane_configs[key], emit=self.emit)
+            name, config = f"{service.value}.{kind.value}", self._lane_configs[key]
+            if self._store is None:
+                found = Lane(name, config, emit=self.emit)
+            else:
+                # rate limits belong to the key: its fingerprint names the shared lane
+                ref = LaneRef(ident=f"{fingerprint(self._secret(service))}:{name}",
+                              config=config)
+                found = SharedLane(name, config, self._store, ref, emit=self.emit)
             self._lanes[key] = found
         return found
+
+    def _secret(self, service: Service) -> str:
+        try:
+            return self._keys.for_service(service)
+        except ConfigurationError:
+            return ""  # calls of this lane need no key (or fail for the lack of one)
 
     def classifier(self, service: Service) -> Classifier:
         """The pure answer classifier of ``service``."""
@@ -327,7 +368,8 @@ class MusicSession:
                     await anyio.sleep(wait)
                 # a rate limit paused the whole lane: the next permit waits it out
 
-    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane, attempt: int,
+    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane | SharedLane,
+                       attempt: int,
                        sent: list[bool]) -> T:
         client = self._http()
         async with lane.permit() as permit:
@@ -370,7 +412,7 @@ class MusicSession:
         return client.build_request(call.method, url, params=call.params, json=call.json,
                                     headers=headers, **extra)
 
-    def _feedback(self, lane: Lane, permit: Permit, error: AiomusicError) -> None:
+    def _feedback(self, lane: Lane | SharedLane, permit: Permit, error: AiomusicError) -> None:
         if isinstance(error, RateLimitError):
             wait = error.retry_after
             if wait is None:
@@ -380,7 +422,7 @@ class MusicSession:
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
                             lane.name, wait, lane.limit)
 
-    def _finished(self, call: Call, lane: Lane, attempt: int, began: float,
+    def _finished(self, call: Call, lane: Lane | SharedLane, attempt: int, began: float,
                   status: int | None, error: BaseException | None) -> None:
         seconds = time.perf_counter() - began
         logger.debug("<- %s %s in %.3f s%s", call.operation, status, seconds,
@@ -445,3 +487,18 @@ def _version() -> str:
     from .._version import __version__
 
     return __version__
+
+
+def _open_store(url: str) -> LaneStore:
+    """The store a URL names: Redis or PostgreSQL."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        from ._redis_lanes import RedisLanes
+
+        return RedisLanes(url)
+    if scheme in ("postgresql", "postgres"):
+        from ._pg_lanes import PostgresLanes
+
+        return PostgresLanes(url)
+    raise ConfigurationError("lane_store must be a redis://, rediss://, unix:// or "
+                             "postgresql:// URL, or a RedisLanes / PostgresLanes")
