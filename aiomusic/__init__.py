@@ -67,8 +67,11 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
+from ._core._pg_lanes import PostgresLanes
+from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._shared_lanes import LaneStore, LaneStoreError
 from ._version import __version__
 from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
 from .batch._journal import JournalError
@@ -113,6 +116,8 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LaneStore",
+    "LaneStoreError",
     "LocalFileError",
     "MaintenanceError",
     "MiniMaxJob",
@@ -123,9 +128,11 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresLanes",
     "Progress",
     "Purpose",
     "RateLimitError",
+    "RedisLanes",
     "ReferenceUpload",
     "RequestFinished",
     "RequestStarted",

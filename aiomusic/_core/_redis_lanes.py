@@ -209,6 +209,7 @@ class RedisLanes(LaneStore):
         return self._where
 
     def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        self._refuse_if_closed()
         try:
             return fn(*args, **kwargs)
         except self._errors as exc:

@@ -220,6 +220,11 @@ class LaneStore(abc.ABC):
             keeper.join()
         self._close_driver()
 
+    def _refuse_if_closed(self) -> None:
+        if self._closed.is_set():
+            raise LaneStoreError(f"this {type(self).__name__} was closed; nothing was sent. "
+                                 "Create a new one (or a new session from a URL)")
+
     def __enter__(self) -> LaneStore:
         return self
 
