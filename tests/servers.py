@@ -8,8 +8,12 @@ pass green.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -73,9 +77,6 @@ class Proxy:
     (``up()``): the server as the client sees it when its network or the server fails."""
 
     def __init__(self, host: str, port: int) -> None:
-        import socket
-        import threading
-
         self._target = (host, port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -87,17 +88,12 @@ class Proxy:
 
     def url(self, template: str) -> str:
         """``template`` (a URL of the real server) pointed at this proxy."""
-        from urllib.parse import urlsplit, urlunsplit
-
         parts = urlsplit(template)
         auth = parts.netloc.rpartition("@")[0]
         netloc = f"{auth + '@' if auth else ''}127.0.0.1:{self.port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
     def _accept(self) -> None:
-        import socket
-        import threading
-
         while True:
             try:
                 client, _ = self._listener.accept()
@@ -117,33 +113,24 @@ class Proxy:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
-    def _pipe(src: object, dst: object) -> None:
-        import socket
-
-        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
         except OSError:
-            pass
+            pass  # the other side went away
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def down(self) -> None:
         """Drop every connection and refuse new ones."""
-        import socket
-
         self._up = False
         with self._lock:
             for s in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
             self._open.clear()
 
@@ -151,12 +138,8 @@ class Proxy:
         self._up = True
 
     def close(self) -> None:
-        import socket
-
         self.down()
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-        except OSError:
-            pass
         self._listener.close()
         self._thread.join(timeout=5)

@@ -54,7 +54,7 @@ async def hold(lane: SharedLane, n: int) -> None:
                 async with lane.permit():
                     await anyio.sleep(3600)
             tg.start_soon(keep)
-        while lane.sending < n:  # noqa: ASYNC110 - a test helper polling its own state
+        while lane.sending < n:
             await anyio.sleep(0.01)
         print("held", flush=True)
 
