@@ -181,7 +181,7 @@ _BAD_INPUT = (aiomusic.InputError, aiomusic.BadRequestError, aiomusic.ContentPol
 # Our own set-up is at fault: the details go to the log, never to the client.
 _OURS = (aiomusic.AuthenticationError, aiomusic.PermissionDeniedError,
          aiomusic.ConfigurationError, aiomusic.NotFoundError, aiomusic.SessionClosedError,
-         aiomusic.InsufficientCreditsError)
+         aiomusic.InsufficientCreditsError, aiomusic.LaneStoreError)
 _TIMEOUTS = (aiomusic.DeadlineExceededError, aiomusic.GenerationTimeoutError,
              aiomusic.TransferTimeoutError)
 

@@ -142,3 +142,11 @@ def test_settings_read_the_shared_lanes_from_the_environment() -> None:
     assert settings.lane_limits == {"aimlapi.submit": LaneConfig(rate=60, per=60.0)}
     plain = example.Settings.from_env({})
     assert (plain.lanes, plain.lane_limits) == (None, {})
+
+
+def test_an_unreachable_lane_store_is_the_operators_problem() -> None:
+    from aiomusic import LaneStoreError
+
+    status, body, _ = example.problem(LaneStoreError("Redis at 10.0.0.7:6379 failed"))
+    assert status == 500
+    assert "Redis" not in body["detail"]
