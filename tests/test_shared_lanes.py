@@ -461,3 +461,95 @@ def test_fingerprints_are_stable_and_hide_the_key() -> None:
     assert fingerprint(key) != fingerprint(key + "x")
     assert len(fingerprint(key)) == 24
     assert "abcdef" not in fingerprint(key)
+
+
+# -- leases and releases while the store is away ------------------------------------------------
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    with anyio.fail_after(GUARD):
+        while text not in caplog.text:  # noqa: ASYNC110 - waiting for another thread's log
+            await anyio.sleep(0.02)
+
+
+async def test_leases_and_releases_survive_a_store_that_goes_away(
+        proxied: tuple[Proxy, str], store: LaneStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    proxy, url = proxied
+    caplog.set_level(logging.WARNING, logger="aiomusic")
+    config = LaneConfig(max_concurrency=4, adaptive=False)
+    with make_store(url, lease=0.6, timeout=0.5) as cut_off:
+        lane = shared_lane(cut_off, new_key(), config)
+        async with lane.permit() as accepted, lane.permit():
+            lane.succeeded(accepted)
+            proxy.down()
+            await _logged(caplog, "could not refresh")
+            # another process (with the store in reach) takes the expired permits back
+            with anyio.fail_after(GUARD):
+                while store.acquire(lane._ref, "other").held > 1:
+                    store.release(lane._ref, "other")
+                    await anyio.sleep(0.05)
+            store.release(lane._ref, "other")
+            proxy.up()
+            await _logged(caplog, "expired while held")  # the store gave them back meanwhile
+            proxy.down()
+        assert "could not record the outcome" in caplog.text  # the accepted one
+        assert "could not give back a permit" in caplog.text  # the other
+        proxy.up()
+    assert store.acquire(lane._ref, "probe").held == 1  # nothing was left taken
+
+
+async def test_an_outcome_lost_to_contention_still_releases(
+        store: LaneStore, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    lane = shared_lane(store, new_key(), LaneConfig(max_concurrency=2, adaptive=False))
+    monkeypatch.setattr(store, "apply", lambda *args: False)  # someone always came first
+    async with lane.permit() as permit:
+        lane.succeeded(permit)
+    assert "dropped after 20 tries" in caplog.text
+    assert store.acquire(lane._ref, "probe").held == 1
+
+
+def test_every_redis_key_expires(redis_url: str) -> None:
+    import redis
+
+    config = LaneConfig(max_concurrency=2, rate=5, per=1.0)
+    with make_store(redis_url) as store:
+        ref = LaneRef(ident=f"{fingerprint(new_key())}:suno.poll", config=config)
+        assert store.acquire(ref, "one").kind == "ok"
+        client = redis.Redis.from_url(redis_url)
+        try:
+            names = client.keys(f"aiomusic:lanes:{{{ref.ident}}}:*")
+            assert len(names) == 4
+            assert all(0 < client.pttl(name) <= 86_400_000 for name in names)
+        finally:
+            client.close()
+
+
+def test_a_closed_store_refuses_to_work(store_url: str) -> None:
+    store = make_store(store_url)
+    store.close()
+    ref = LaneRef(ident="closed:suno.poll", config=LaneConfig())
+    with pytest.raises(LaneStoreError, match="was closed"):
+        store.acquire(ref, "one")
+
+
+def test_a_start_taken_too_late_is_given_back_to_queue_again(store: LaneStore) -> None:
+    """A caller that wakes so long past its start that it would crowd a start reserved after
+    its own gives its start and permit back (unless told to go all the same)."""
+    config = LaneConfig(max_concurrency=8, rate=1, per=0.3, adaptive=False)
+    ref = LaneRef(ident=f"{fingerprint(new_key())}:suno.poll", config=config)
+    first = store.acquire(ref, "first")
+    assert first.slot == first.now  # the window was empty
+    second = store.acquire(ref, "second")
+    third = store.acquire(ref, "third")
+    assert third.slot >= second.slot + 0.3 >= first.slot + 0.6
+    time.sleep(second.slot - second.now + 0.1)  # wakes 100 ms late: 'third' is 200 ms after
+    assert store.start(ref, "second").kind == "late"
+    assert store.start(ref, "second").kind == "lost"  # given back
+    again = store.acquire(ref, "second")
+    assert again.slot >= third.slot + 0.3
+    time.sleep(max(0.0, third.slot - time.time()) + 0.1)  # the store's clock is this machine's
+    started = store.start(ref, "third", even_late=True)  # too often late: it goes
+    assert started.kind == "ok"
+    assert started.level == 2  # 'first' and itself

@@ -52,6 +52,7 @@ DECLARE
 BEGIN
   INSERT INTO aiomusic_lanes (lane) VALUES (p_lane) ON CONFLICT DO NOTHING;
   SELECT l.state INTO v_state FROM aiomusic_lanes l WHERE l.lane = p_lane FOR UPDATE;
+  v_now := extract(epoch FROM clock_timestamp());  -- after the lock, as Redis runs scripts
   v_limit := greatest(1, least(floor(coalesce((v_state->>'limit')::float8, p_start))::int,
                                p_max));
   v_guard := coalesce((v_state->>'guard')::float8, p_guard);
@@ -96,15 +97,20 @@ BEGIN
                       v_guard;
 END $$;
 
-CREATE OR REPLACE FUNCTION aiomusic_lane_start(p_lane text, p_permit text, p_lease float8)
+DROP FUNCTION IF EXISTS aiomusic_lane_start(text, text, float8);
+DROP FUNCTION IF EXISTS aiomusic_lane_start(text, text, float8, float8);
+DROP FUNCTION IF EXISTS aiomusic_lane_start(text, text, float8, boolean);
+CREATE OR REPLACE FUNCTION aiomusic_lane_start(p_lane text, p_permit text, p_lease float8,
+                                               p_even_late boolean, p_rate int, p_per float8)
   RETURNS TABLE (kind text, t float8, wait float8, level int)
   LANGUAGE plpgsql AS $$
 DECLARE
-  v_now float8 := extract(epoch FROM clock_timestamp());
-  v_paused float8; v_start float8; v_level int;
+  v_now float8;
+  v_paused float8; v_start float8; v_level int; v_times float8[];
 BEGIN
   SELECT coalesce((l.state->>'paused_until')::float8, 0) INTO v_paused FROM aiomusic_lanes l
     WHERE l.lane = p_lane FOR UPDATE;
+  v_now := extract(epoch FROM clock_timestamp());  -- after the lock: the time it starts
   SELECT p.start INTO v_start FROM aiomusic_lane_permits p
     WHERE p.lane = p_lane AND p.permit = p_permit;
   IF NOT FOUND THEN
@@ -117,11 +123,28 @@ BEGIN
     RETURN QUERY SELECT 'pause', v_now, v_paused - v_now, 0;
     RETURN;
   END IF;
-  IF v_start < v_now THEN
-    -- woke late: the start 'rate' places later must count from this one's real start
+  IF v_start < v_now AND p_rate > 0 THEN
+    -- Woke late: starting now must not put more than p_rate starts in any window of p_per
+    -- (the starts reserved after this one counted from its slot). If it would, the start and
+    -- the permit go back to queue again, unless it was late too often already (p_even_late).
+    SELECT array_agg(x ORDER BY x) INTO v_times FROM (
+      SELECT s.at AS x FROM aiomusic_lane_starts s
+        WHERE s.lane = p_lane AND s.permit <> p_permit
+          AND s.at BETWEEN v_now - p_per AND v_now + p_per
+      UNION ALL SELECT v_now) q;
+    IF NOT p_even_late THEN
+      FOR j IN 1 .. array_length(v_times, 1) - p_rate LOOP
+        IF v_times[j + p_rate] - v_times[j] < p_per THEN
+          DELETE FROM aiomusic_lane_permits p WHERE p.lane = p_lane AND p.permit = p_permit;
+          DELETE FROM aiomusic_lane_starts s WHERE s.lane = p_lane AND s.permit = p_permit;
+          RETURN QUERY SELECT 'late', v_now, 0::float8, 0;
+          RETURN;
+        END IF;
+      END LOOP;
+    END IF;
     UPDATE aiomusic_lane_starts s SET at = v_now WHERE s.lane = p_lane AND s.permit = p_permit;
-    v_start := v_now;
   END IF;
+  v_start := greatest(v_start, v_now);
   UPDATE aiomusic_lane_permits p SET start = v_start, expires = v_now + p_lease
     WHERE p.lane = p_lane AND p.permit = p_permit;
   SELECT count(*) INTO v_level FROM aiomusic_lane_permits p
@@ -250,9 +273,11 @@ class PostgresLanes(LaneStore):
         return Step(kind=kind, now=now, slot=slot, wait=wait, at_edge=edge, level=level,
                     held=held, limit=limit, guard=guard)
 
-    def start(self, lane: LaneRef, permit: str) -> Step:
-        kind, now, wait, level = self._one("SELECT * FROM aiomusic_lane_start(%s, %s, %s)",
-                                           (lane.ident, permit, self.lease))
+    def start(self, lane: LaneRef, permit: str, *, even_late: bool = False) -> Step:
+        kind, now, wait, level = self._one(
+            "SELECT * FROM aiomusic_lane_start(%s, %s, %s, %s, %s, %s)",
+            (lane.ident, permit, self.lease, even_late, lane.config.rate or 0,
+             lane.config.per))
         return Step(kind=kind, now=now, slot=now, wait=wait, level=level)
 
     def refresh(self, lane: LaneRef, permits: list[str]) -> int:

@@ -37,6 +37,10 @@ local function clock()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local function f(x) return string.format('%.6f', x) end
+-- every key of the lane lives a day after its last use (those the call created too)
+local function touch(ttl)
+  for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ttl) end
+end
 """
 
 # KEYS: state, held, sending, starts
@@ -48,7 +52,7 @@ local now = clock()
 redis.call('HSETNX', state, 'limit', ARGV[4])
 redis.call('HSETNX', state, 'guard', ARGV[5])
 redis.call('HSETNX', state, 'version', 0)
-for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, ARGV[9]) end
+touch(ARGV[9])
 local st = redis.call('HMGET', state, 'limit', 'guard', 'paused_until')
 local limit = math.max(1, math.min(math.floor(tonumber(st[1])), tonumber(ARGV[3])))
 local guard = tonumber(st[2])
@@ -85,29 +89,49 @@ end
 redis.call('ZADD', held, slot + tonumber(ARGV[2]), id)
 redis.call('ZADD', sending, slot, id)
 local level = redis.call('ZCOUNT', sending, '-inf', slot)
+touch(ARGV[9])
 return {'ok', f(now), f(slot), tostring(edge), tostring(level), tostring(count + 1),
         tostring(limit), f(guard)}
 """
 
-# KEYS: state, held, sending, starts   ARGV: permit, lease
+# KEYS: state, held, sending, starts
+# ARGV: permit, lease, go even if late (1) or not (0), rate (0: none), per
 START = _PRELUDE + """
 local state, held, sending, starts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id = ARGV[1]
 local now = clock()
 if not redis.call('ZSCORE', held, id) then return {'lost', f(now)} end
 local paused = tonumber(redis.call('HGET', state, 'paused_until') or '0')
-if paused > now then
+local function give_back()
   redis.call('ZREM', held, id)
   redis.call('ZREM', sending, id)
   redis.call('ZREM', starts, id)
+end
+if paused > now then
+  give_back()
   return {'pause', f(now), f(paused - now)}
 end
 local slot = tonumber(redis.call('ZSCORE', sending, id))
-if slot < now then
-  -- woke late: the start 'rate' places later must count from this one's real start
-  redis.call('ZADD', sending, now, id)
-  if redis.call('ZSCORE', starts, id) then redis.call('ZADD', starts, now, id) end
+local rate, per = tonumber(ARGV[4]), tonumber(ARGV[5])
+if slot < now and rate > 0 then
+  -- Woke late: starting now must not put more than 'rate' starts in any window of 'per'
+  -- (the starts reserved after this one counted from its slot). If it would, the start and
+  -- the permit go back to queue again, unless it was late too often already (ARGV[3]).
+  local around = redis.call('ZRANGEBYSCORE', starts, now - per, now + per, 'WITHSCORES')
+  local times = {now}
+  for i = 2, #around, 2 do
+    if around[i - 1] ~= id then times[#times + 1] = tonumber(around[i]) end
+  end
+  table.sort(times)
+  for j = 1, #times - rate do
+    if times[j + rate] - times[j] < per and ARGV[3] == '0' then
+      give_back()
+      return {'late', f(now)}
+    end
+  end
+  redis.call('ZADD', starts, now, id)
 end
+if slot < now then redis.call('ZADD', sending, now, id) end
 redis.call('ZADD', held, now + tonumber(ARGV[2]), id)
 return {'ok', f(now), tostring(redis.call('ZCOUNT', sending, '-inf', now))}
 """
@@ -233,14 +257,15 @@ class RedisLanes(LaneStore):
                     level=int(got[4]), held=int(got[5]), limit=int(got[6]),
                     guard=float(got[7]))
 
-    def start(self, lane: LaneRef, permit: str) -> Step:
-        got = [_text(v) for v in self._run(self._start, keys=_keys(lane),
-                                           args=[permit, self.lease])]
+    def start(self, lane: LaneRef, permit: str, *, even_late: bool = False) -> Step:
+        args: list[str | int | float] = [permit, self.lease, int(even_late),
+                                         lane.config.rate or 0, lane.config.per]
+        got = [_text(v) for v in self._run(self._start, keys=_keys(lane), args=args)]
         if got[0] == "ok":
             return Step(kind="ok", now=float(got[1]), slot=float(got[1]), level=int(got[2]))
         if got[0] == "pause":
             return Step(kind="pause", now=float(got[1]), wait=float(got[2]))
-        return Step(kind="lost", now=float(got[1]))
+        return Step(kind=cast(Literal["late", "lost"], got[0]), now=float(got[1]))
 
     def refresh(self, lane: LaneRef, permits: list[str]) -> int:
         return int(self._run(self._refresh, keys=_keys(lane)[1:2], args=[self.lease, *permits]))

@@ -55,6 +55,9 @@ T = TypeVar("T")
 POLL = (0.002, 0.02)
 #: Tries of the compare-and-set that settles an outcome before the outcome is dropped.
 SETTLE_TRIES = 20
+#: Times a caller that woke too late for its start queues again before it goes all the same
+#: (a process too busy to keep any start must still make progress).
+LATE_TRIES = 3
 #: Seconds before a lane that fell back to in-process lanes asks the store again.
 RECHECK = 5.0
 
@@ -89,10 +92,11 @@ class Step:
     """A store's answer to *acquire* or *start*.
 
     ``kind``: ``"ok"`` (granted: send at ``slot``), ``"pause"`` (wait ``wait`` seconds),
-    ``"full"`` (the limit is taken), ``"lost"`` (the permit expired meanwhile).
+    ``"full"`` (the limit is taken), ``"lost"`` (the permit expired meanwhile), ``"late"``
+    (woke up too long after the reserved start: given back, to queue again).
     """
 
-    kind: Literal["ok", "pause", "full", "lost"]
+    kind: Literal["ok", "pause", "full", "lost", "late"]
     now: float
     slot: float = 0.0
     wait: float = 0.0
@@ -180,9 +184,10 @@ class LaneStore(abc.ABC):
         """Past the pause, take a permit and reserve a start (``"ok"``), or say why not."""
 
     @abc.abstractmethod
-    def start(self, lane: LaneRef, permit: str) -> Step:
-        """At the reserved start: ``"ok"`` (with the level), or ``"pause"`` / ``"lost"`` with
-        the start and the permit given back."""
+    def start(self, lane: LaneRef, permit: str, *, even_late: bool = False) -> Step:
+        """At the reserved start: ``"ok"`` (with the level), or ``"pause"`` / ``"lost"`` /
+        ``"late"`` (woke more than the guard past the start, and not ``even_late``) with the
+        start and the permit given back."""
 
     @abc.abstractmethod
     def refresh(self, lane: LaneRef, permits: list[str]) -> int:
@@ -372,18 +377,23 @@ class SharedLane:
     async def _take(self, permit: SharedPermit) -> None:
         """Hold a permit in the store and sleep until its start; the store's state is
         cleaned up when anything (a cancellation, the store) fails on the way."""
+        late = 0
         while True:
             step = await self._grant(permit)
             try:
                 if step.slot <= step.now:
                     break
                 await anyio.sleep(step.slot - step.now)
-                started = await self._call(self._store.start, self._ref, permit.ident)
+                started = await self._call(self._store.start, self._ref, permit.ident,
+                                           even_late=late >= LATE_TRIES)
                 if started.kind == "ok":
                     step = attrs.evolve(step, now=started.now, level=started.level)
                     break
                 if started.kind == "pause":
                     self._note_pause(started.wait)
+                elif started.kind == "late":
+                    late += 1
+                    await self._call(self._widen_sync)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._release_quietly(permit)
@@ -488,6 +498,17 @@ class SharedLane:
         if started and permit.outcome is not None:
             self._note_pause(after.paused_until - now)
             self._emit(PauseStarted(lane=self.name, seconds=permit.outcome[0]))
+
+    def _widen_sync(self) -> None:
+        """After a start taken too late: widen the guard (compare and set, as settling)."""
+        for _ in range(SETTLE_TRIES):
+            seen = self._store.observe(self._ref)
+            before = from_fields(seen.fields, self.config)
+            after = policy.after_late_start(before, self.config)
+            changed = {"guard": to_fields(after)["guard"]}
+            if self._store.apply(self._ref, "", seen.version, changed):
+                self._guard = after.guard
+                return
 
     def _settle_sync(self, permit: SharedPermit
                      ) -> tuple[policy.Control, policy.Control, bool, float] | None:
