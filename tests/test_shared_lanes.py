@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -468,7 +469,7 @@ def test_fingerprints_are_stable_and_hide_the_key() -> None:
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     with anyio.fail_after(GUARD):
-        while text not in caplog.text:  # noqa: ASYNC110 - waiting for another thread's log
+        while text not in caplog.text:
             await anyio.sleep(0.02)
 
 
@@ -553,3 +554,30 @@ def test_a_start_taken_too_late_is_given_back_to_queue_again(store: LaneStore) -
     started = store.start(ref, "third", even_late=True)  # too often late: it goes
     assert started.kind == "ok"
     assert started.level == 2  # 'first' and itself
+
+
+async def test_a_lane_falling_back_pauses_and_counts_in_process() -> None:
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        with RedisLanes(url, on_unavailable="local", timeout=0.5) as store:
+            lane = shared_lane(store, new_key(), LaneConfig(max_concurrency=4))
+            async with lane.permit() as permit:
+                assert lane.sending == 1
+                assert lane.rejected(permit, wait=5.0) is True
+            assert lane.paused_for > 4
+            assert lane.consecutive_rejections == 1
+            assert lane.limit == 1  # the in-process lane cut its limit
+
+
+def test_the_state_round_trips_through_the_stores_text() -> None:
+    from aiomusic._core import _lane_policy as policy
+    from aiomusic._core._shared_lanes import from_fields, to_fields
+
+    config = LaneConfig(max_concurrency=8, rate=10)
+    control = policy.Control(limit=5.5, guard=0.04, slow_start=False, ceiling=7.0, proven=3,
+                             rtt=0.2, last_cut=12.5, paused_until=20.0, pause_started=15.0,
+                             consecutive=2)
+    assert from_fields(to_fields(control), config) == control
+    assert from_fields({}, config) == policy.initial(config)
+    assert to_fields(policy.initial(config))["ceiling"] == "inf"

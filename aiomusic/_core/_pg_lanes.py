@@ -229,9 +229,6 @@ class PostgresLanes(LaneStore):
         self._timeout = timeout
         self._ready = False
 
-    def describe(self) -> str:
-        return self._where
-
     def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self._refuse_if_closed()
         try:

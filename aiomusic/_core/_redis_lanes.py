@@ -229,9 +229,6 @@ class RedisLanes(LaneStore):
         self._apply = self._client.register_script(APPLY)
         self._release = self._client.register_script(RELEASE)
 
-    def describe(self) -> str:
-        return self._where
-
     def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self._refuse_if_closed()
         try:

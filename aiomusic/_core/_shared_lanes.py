@@ -210,10 +210,6 @@ class LaneStore(abc.ABC):
     def _close_driver(self) -> None:
         """Close the connections."""
 
-    @abc.abstractmethod
-    def describe(self) -> str:
-        """The server, for messages (no password)."""
-
     # -- lifecycle and the lease keeper -----------------------------------------------------
 
     def close(self) -> None:
