@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._errors import ConfigurationError
-from ._shared_lanes import LaneRef, LaneStore, LaneStoreError, Observation, Step, store_arguments
+from ._shared_lanes import LaneRef, LaneStore, Observation, Step, store_arguments
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 __all__ = ["PostgresLanes"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 SCHEMA = """
 SELECT pg_advisory_xact_lock(hashtext('aiomusic_lanes_schema'));
@@ -219,7 +216,7 @@ class PostgresLanes(LaneStore):
             raise ConfigurationError("not a PostgreSQL URL: use postgresql://user@host/db"
                                      ) from exc
         self._where = f"PostgreSQL at {info.get('host', 'localhost')}:{info.get('port', 5432)}"
-        self._errors: tuple[type[Exception], ...] = (psycopg.Error, OSError)
+        self._errors = (psycopg.Error, OSError)
         self._new_pool: Callable[[], ConnectionPool[Any]] = lambda: ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=timeout, open=False,
             name="aiomusic-lanes",
@@ -229,17 +226,9 @@ class PostgresLanes(LaneStore):
         self._timeout = timeout
         self._ready = False
 
-    def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        self._refuse_if_closed()
-        try:
-            if not self._ready:
-                self._prepare()
-            return fn(*args, **kwargs)
-        except self._errors as exc:
-            raise LaneStoreError(
-                f"the shared lanes' {self._where} failed ({type(exc).__name__}: {exc}); nothing "
-                "was sent. Check that PostgreSQL runs and the URL is right, or pass "
-                "on_unavailable='local' to fall back to in-process lanes") from exc
+    def _connect(self) -> None:
+        if not self._ready:
+            self._prepare()
 
     def _prepare(self) -> None:
         if self._pool.closed:

@@ -14,19 +14,16 @@ Lua numbers into integers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._errors import ConfigurationError
-from ._shared_lanes import LaneRef, LaneStore, LaneStoreError, Observation, Step, store_arguments
+from ._shared_lanes import LaneRef, LaneStore, Observation, Step, store_arguments
 
 if TYPE_CHECKING:
     import redis
 
 __all__ = ["RedisLanes"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 #: Milliseconds an unused lane's keys live.
 TTL_MS = 86_400_000
@@ -210,7 +207,7 @@ class RedisLanes(LaneStore):
         except ImportError as exc:  # pragma: no cover - the extra is installed in the tests
             raise ConfigurationError('shared lanes in Redis need redis-py: '
                                      'pip install "aiomusic[redis]"') from exc
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._errors = (redis.RedisError, OSError)
         try:
             # No retries inside redis-py: a script whose answer was lost must not run twice.
             self._client: redis.Redis = redis.Redis.from_url(
@@ -228,16 +225,6 @@ class RedisLanes(LaneStore):
         self._observe = self._client.register_script(OBSERVE)
         self._apply = self._client.register_script(APPLY)
         self._release = self._client.register_script(RELEASE)
-
-    def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        self._refuse_if_closed()
-        try:
-            return fn(*args, **kwargs)
-        except self._errors as exc:
-            raise LaneStoreError(
-                f"the shared lanes' {self._where} failed ({type(exc).__name__}: {exc}); nothing "
-                "was sent. Check that Redis runs and the URL is right, or pass "
-                "on_unavailable='local' to fall back to in-process lanes") from exc
 
     def check(self) -> None:
         self._run(self._client.ping)

@@ -221,10 +221,27 @@ class LaneStore(abc.ABC):
             keeper.join()
         self._close_driver()
 
-    def _refuse_if_closed(self) -> None:
+    #: The driver's errors, and the server as messages name it (set by each store).
+    _errors: tuple[type[Exception], ...] = ()
+    _where = "the server"
+
+    def _connect(self) -> None:  # noqa: B027 - a hook, empty unless a store connects lazily
+        """Called before each step, inside the error mapping."""
+
+    def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` with the driver's errors turned into `LaneStoreError`."""
         if self._closed.is_set():
             raise LaneStoreError(f"this {type(self).__name__} was closed; nothing was sent. "
                                  "Create a new one (or a new session from a URL)")
+        try:
+            self._connect()
+            return fn(*args, **kwargs)
+        except self._errors as exc:
+            server = self._where.partition(" ")[0]
+            raise LaneStoreError(
+                f"the shared lanes' {self._where} failed ({type(exc).__name__}: {exc}); nothing "
+                f"was sent. Check that {server} runs and the URL is right, or pass "
+                "on_unavailable='local' to fall back to in-process lanes") from exc
 
     def __enter__(self) -> LaneStore:
         return self
