@@ -103,12 +103,3 @@ def test_a_rate_refusal_at_the_widest_guard_keeps_the_limit() -> None:
                                             sending=8, wait=1.0, limit="rate")
     assert (after.limit, after.guard, started) == (8.0, 0.1, True)
 
-
-def test_a_late_start_widens_the_guard_up_to_its_widest() -> None:
-    config = LaneConfig(rate=10, per=1.0)
-    control = policy.initial(config)
-    guards = []
-    for _ in range(4):
-        control = policy.after_late_start(control, config)
-        guards.append(control.guard)
-    assert guards == pytest.approx([0.04, 0.08, 0.1, 0.1])

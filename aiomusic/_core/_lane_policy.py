@@ -19,8 +19,7 @@ import attrs
 
 from ._lanes import BETA, GUARD_MAX, GUARD_START, PROBE_RTTS, LaneConfig
 
-__all__ = ["Control", "Sent", "after_late_start", "after_rejection", "after_success",
-           "initial", "limit_of"]
+__all__ = ["Control", "Sent", "after_rejection", "after_success", "initial", "limit_of"]
 
 #: What the service said was exceeded, when it said so.
 Exceeded = Literal["rate", "concurrency"] | None
@@ -123,10 +122,3 @@ def after_rejection(control: Control, config: LaneConfig, sent: Sent, *, now: fl
         return c, False
     return attrs.evolve(c, pause_started=now, paused_until=until), True
 
-
-def after_late_start(control: Control, config: LaneConfig) -> Control:
-    """The state after a caller woke up later than the guard allows past its reserved start
-    (a busy process, a slow store): widen the guard as a refusal at the edge of a full window
-    does, so that later reservations leave room for such delays. The shared lanes give the
-    late caller's start back and queue it again while the guard can still widen."""
-    return attrs.evolve(control, guard=min(GUARD_MAX * config.per, 2 * control.guard))

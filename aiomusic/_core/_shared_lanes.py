@@ -406,7 +406,6 @@ class SharedLane:
                     self._note_pause(started.wait)
                 elif started.kind == "late":
                     late += 1
-                    await self._call(self._widen_sync)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._release_quietly(permit)
@@ -511,17 +510,6 @@ class SharedLane:
         if started and permit.outcome is not None:
             self._note_pause(after.paused_until - now)
             self._emit(PauseStarted(lane=self.name, seconds=permit.outcome[0]))
-
-    def _widen_sync(self) -> None:
-        """After a start taken too late: widen the guard (compare and set, as settling)."""
-        for _ in range(SETTLE_TRIES):
-            seen = self._store.observe(self._ref)
-            before = from_fields(seen.fields, self.config)
-            after = policy.after_late_start(before, self.config)
-            changed = {"guard": to_fields(after)["guard"]}
-            if self._store.apply(self._ref, "", seen.version, changed):
-                self._guard = after.guard
-                return
 
     def _settle_sync(self, permit: SharedPermit
                      ) -> tuple[policy.Control, policy.Control, bool, float] | None:
