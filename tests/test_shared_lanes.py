@@ -581,3 +581,13 @@ def test_the_state_round_trips_through_the_stores_text() -> None:
     assert from_fields(to_fields(control), config) == control
     assert from_fields({}, config) == policy.initial(config)
     assert to_fields(policy.initial(config))["ceiling"] == "inf"
+
+
+def test_a_lane_of_a_service_without_a_key_has_a_fingerprint_all_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUNO_API_KEY", raising=False)
+    with RedisLanes("redis://127.0.0.1:1/0") as store:  # never reached: lanes connect lazily
+        session = MusicSession(lane_store=store, aimlapi_key="k")
+        lane = session.lane(Service.SUNO, LaneKind.POLL)
+        assert isinstance(lane, SharedLane)
+        assert lane._ref.ident == f"{fingerprint('')}:suno.poll"
