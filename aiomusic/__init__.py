@@ -49,6 +49,7 @@ from ._core._events import (
     RequestStarted,
     RetryScheduled,
 )
+from ._core._lane_store import LaneStore, LaneStoreError
 from ._core._lanes import LaneConfig
 from ._core._models import (
     UPLOAD_RETENTION,
@@ -71,7 +72,6 @@ from ._core._pg_lanes import PostgresLanes
 from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
-from ._core._shared_lanes import LaneStore, LaneStoreError
 from ._version import __version__
 from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
 from .batch._journal import JournalError

@@ -17,7 +17,8 @@ import sys
 import anyio
 
 from aiomusic import LaneConfig, PostgresLanes, RedisLanes
-from aiomusic._core._shared_lanes import LaneRef, LaneStore, SharedLane, fingerprint
+from aiomusic._core._lane_store import LaneRef, LaneStore, fingerprint
+from aiomusic._core._shared_lanes import SharedLane
 
 
 def make_store(url: str, **options: float) -> LaneStore:

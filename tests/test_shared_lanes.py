@@ -39,7 +39,8 @@ from aiomusic import (
 )
 from aiomusic._core import _shared_lanes
 from aiomusic._core._config import LaneKind
-from aiomusic._core._shared_lanes import LaneRef, SharedLane, SharedPermit, fingerprint
+from aiomusic._core._lane_store import LaneRef, fingerprint
+from aiomusic._core._shared_lanes import SharedLane, SharedPermit
 
 from .servers import Proxy
 from .shared_lane_child import make_store, shared_lane
@@ -572,7 +573,7 @@ async def test_a_lane_falling_back_pauses_and_counts_in_process() -> None:
 
 def test_the_state_round_trips_through_the_stores_text() -> None:
     from aiomusic._core import _lane_policy as policy
-    from aiomusic._core._shared_lanes import from_fields, to_fields
+    from aiomusic._core._lane_store import from_fields, to_fields
 
     config = LaneConfig(max_concurrency=8, rate=10)
     control = policy.Control(limit=5.5, guard=0.04, slow_start=False, ceiling=7.0, proven=3,

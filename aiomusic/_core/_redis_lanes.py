@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._errors import ConfigurationError
-from ._shared_lanes import LaneRef, LaneStore, Observation, Step, store_arguments
+from ._lane_store import LaneRef, LaneStore, Observation, Step, store_arguments
 
 if TYPE_CHECKING:
     import redis

@@ -27,10 +27,11 @@ from ._errors import (
     TransportError,
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
+from ._lane_store import LaneRef, LaneStore, LaneStoreError, fingerprint
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import configure_from_env, logger, redact
 from ._retry import RetryPolicy
-from ._shared_lanes import LaneRef, LaneStore, LaneStoreError, SharedLane, fingerprint
+from ._shared_lanes import SharedLane
 
 if TYPE_CHECKING:
     from ..minimax.client import MiniMaxClient
