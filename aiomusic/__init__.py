@@ -54,6 +54,7 @@ from ._core._events import (
     RetryScheduled,
 )
 from ._core._json import JsonLimits
+from ._core._lane_store import LaneStore, LaneStoreError
 from ._core._lanes import LaneConfig
 from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
@@ -73,6 +74,8 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
+from ._core._pg_lanes import PostgresLanes
+from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
 from ._core._task import Cost
@@ -131,6 +134,8 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LaneStore",
+    "LaneStoreError",
     "Ledger",
     "LocalFileError",
     "MaintenanceError",
@@ -143,9 +148,11 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresLanes",
     "Progress",
     "Purpose",
     "RateLimitError",
+    "RedisLanes",
     "ReferenceUpload",
     "RequestFinished",
     "RequestStarted",

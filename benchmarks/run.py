@@ -232,13 +232,19 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if "--scale" in args_in:  # S1, shared lanes across processes: options of its own
+        from benchmarks import bench_scale
+
+        return bench_scale.main([a for a in args_in if a != "--scale"])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     epilog="--scale runs S1 instead (benchmarks/bench_scale.py)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, a few seconds each: a smoke test, not a measurement")
     parser.add_argument("--json", type=Path, help="where to write the results")
     parser.add_argument("--only", nargs="+", choices=IDS, default=list(IDS),
                         help="run only these benchmarks")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     target = args.json or ROOT / "benchmarks" / "results" / (
         "quick.json" if args.quick else "full.json")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,11 +25,21 @@ Run it against the emulator (``pip install "aiomusic[all]" fastapi``)::
 
 Against the real services, leave ``AIOMUSIC_BASE_URL`` unset, set real keys, and set
 ``AIOMUSIC_PUBLIC_URL`` to the https URL where Suno can reach this app.
+
+Several worker processes (``uvicorn --workers 4``) share one key's limits when
+``AIOMUSIC_LANES`` names a Redis (``redis://127.0.0.1:6379/0``, ``pip install
+"aiomusic[redis]"``) or a PostgreSQL (``postgresql://...``): every worker's session then takes
+its permits and starts from there (see docs/scale.md). Without it each worker would spend the
+whole budget by itself. ``AIOMUSIC_LANE_LIMITS`` overrides lane limits as JSON, e.g.
+``{"aimlapi.submit": {"rate": 60, "per": 60, "max_concurrency": 10}}``. Job state (``GET
+/songs/{id}``) stays in the worker that took the job: give each worker's jobs to a shared store
+or route a client back to its worker if it polls.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -85,6 +95,11 @@ class Settings:
     """Seconds a background generation may take, retries included."""
     instrumental_timeout: float = 900.0
     """Seconds to follow a Suno task before giving up on it (it goes on at the service)."""
+    lanes: str | None = None
+    """Where worker processes share the keys' limits: a ``redis://`` or ``postgresql://`` URL
+    (``AIOMUSIC_LANES``); ``None``: each process alone."""
+    lane_limits: Mapping[str, aiomusic.LaneConfig] = dataclasses.field(default_factory=dict)
+    """Lane limits to override (``AIOMUSIC_LANE_LIMITS``, JSON by lane name)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +109,9 @@ class Settings:
             public_url=env.get("AIOMUSIC_PUBLIC_URL") or cls.public_url,
             songs_dir=Path(env.get("AIOMUSIC_SONGS_DIR") or cls.songs_dir),
             callback_token=env.get("AIOMUSIC_CALLBACK_TOKEN") or None,
+            lanes=env.get("AIOMUSIC_LANES") or None,
+            lane_limits={name: aiomusic.LaneConfig(**limits) for name, limits in
+                         json.loads(env.get("AIOMUSIC_LANE_LIMITS") or "{}").items()},
         )
 
 
@@ -105,7 +123,8 @@ def open_session(settings: Settings) -> aiomusic.MusicSession:
         hosts = (httpx.URL(settings.base_url).host,)
     return aiomusic.MusicSession(
         base_url=settings.base_url, aimlapi_key=settings.aimlapi_key,
-        suno_key=settings.suno_key, retry=settings.retry, allow_http_hosts=hosts)
+        suno_key=settings.suno_key, retry=settings.retry, allow_http_hosts=hosts,
+        lanes=settings.lane_limits, lane_store=settings.lanes)
 # --8<-- [end:session]
 
 
@@ -162,7 +181,7 @@ _BAD_INPUT = (aiomusic.InputError, aiomusic.BadRequestError, aiomusic.ContentPol
 # Our own set-up is at fault: the details go to the log, never to the client.
 _OURS = (aiomusic.AuthenticationError, aiomusic.PermissionDeniedError,
          aiomusic.ConfigurationError, aiomusic.NotFoundError, aiomusic.SessionClosedError,
-         aiomusic.InsufficientCreditsError)
+         aiomusic.InsufficientCreditsError, aiomusic.LaneStoreError)
 _TIMEOUTS = (aiomusic.DeadlineExceededError, aiomusic.GenerationTimeoutError,
              aiomusic.TransferTimeoutError)
 

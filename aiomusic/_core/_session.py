@@ -18,9 +18,11 @@ from ._errors import (
 from ._events import Event
 from ._guard import HostPolicy, install_pinning
 from ._json import DEFAULT_JSON_LIMITS, JsonLimits
+from ._lane_store import LaneStore, LaneStoreError
 from ._lanes import Lane, LaneConfig
-from ._log import configure_from_env
+from ._log import configure_from_env, logger
 from ._retry import RetryPolicy
+from ._shared_lanes import SharedLane
 from ._transport import Transport
 
 if TYPE_CHECKING:
@@ -87,6 +89,10 @@ class MusicSession:
         minimax_via: Which host serves music-01: ``"aimlapi"`` (default) or ``"minimax"``.
         minimax_plan: ``"paid"`` or ``"free"``: picks MiniMax's documented limits.
         lanes: Lane limits to override, keyed ``"service.lane"`` (``"suno.poll"``, ...).
+        lane_store: Share the lanes with every process that uses the same keys: a
+            [`RedisLanes`][aiomusic.RedisLanes] or [`PostgresLanes`][aiomusic.PostgresLanes]
+            (yours to close), or a ``redis://`` / ``postgresql://`` URL (the session opens and
+            closes the store). ``None``: lanes of this process only.
         retry: The session's retry policy; each call can override it.
         timeout: Per-phase httpx timeouts (a float sets all phases); the default waits up to
             300 s for a byte of a slow generation but only 10 s to connect.
@@ -116,6 +122,7 @@ class MusicSession:
         minimax_via: Literal["aimlapi", "minimax"] = "aimlapi",
         minimax_plan: Literal["paid", "free"] = "paid",
         lanes: Mapping[str, LaneConfig] | None = None,
+        lane_store: LaneStore | str | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -157,12 +164,18 @@ class MusicSession:
         self._timeout = (DEFAULT_TIMEOUT if timeout is None else
                          timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
         self._own_client = http_client is None
+        self._own_store = isinstance(lane_store, str)
+        store = _open_store(lane_store) if isinstance(lane_store, str) else lane_store
+        if store is not None and not isinstance(store, LaneStore):
+            raise TypeError(f"lane_store must be a LaneStore or a URL, "
+                            f"got {type(lane_store).__name__}")
+        self._store = store
         self._transport = Transport(
             endpoints=self.endpoints, keys=self._keys, minimax_service=self.minimax_service,
             retry=self.retry, allow_http_hosts=self.allow_http_hosts,
             allow_private_hosts=self.allow_private_hosts, json_limits=self.json_limits,
             suno_callback_url=suno_callback_url, lane_configs=self._lane_configs,
-            listeners=[on_event] if on_event else [])
+            listeners=[on_event] if on_event else [], lane_store=store)
         self._transport._client = http_client
         self._minimax: MiniMaxClient | None = None
         self._suno: SunoClient | None = None
@@ -178,7 +191,7 @@ class MusicSession:
         return self._transport._client
 
     @property
-    def _lanes(self) -> dict[tuple[Service, LaneKind], Lane]:
+    def _lanes(self) -> dict[tuple[Service, LaneKind], Lane | SharedLane]:
         return self._transport._lanes
 
     def __repr__(self) -> str:
@@ -191,6 +204,7 @@ class MusicSession:
         if self._state != "new":
             raise SessionClosedError("a MusicSession can be entered only once; "
                                      "create a new one")
+        await self._check_store()
         transport = self._transport
         if transport._client is None:
             connections = sum(c.max_concurrency for c in self._lane_configs.values())
@@ -220,9 +234,25 @@ class MusicSession:
         if transport._state == "closed":
             return
         transport._state = "closed"
-        if self._own_client and transport._client is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if self._own_client and transport._client is not None:
                 await transport._client.aclose()
+            if self._own_store and self._store is not None:
+                await anyio.to_thread.run_sync(self._store.close)
+
+    async def _check_store(self) -> None:
+        """Fail closed when the shared lanes' store is unreachable (unless it falls back)."""
+        store = self._store
+        if store is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(store.check)
+        except LaneStoreError as exc:
+            if store.on_unavailable != "local":
+                if self._own_store:
+                    await anyio.to_thread.run_sync(store.close)
+                raise
+            logger.warning("lanes: %s; falling back to in-process lanes until it answers", exc)
 
     @property
     def closed(self) -> bool:
@@ -268,7 +298,7 @@ class MusicSession:
         """Deliver ``event`` to every listener; a failing listener is logged, not raised."""
         self._transport.emit(event)
 
-    def lane(self, service: Service, kind: LaneKind) -> Lane:
+    def lane(self, service: Service, kind: LaneKind) -> Lane | SharedLane:
         """The lane of ``service`` for calls of ``kind`` (created on first use)."""
         return self._transport.lane(service, kind)
 
@@ -285,3 +315,18 @@ def _version() -> str:
     from .._version import __version__
 
     return __version__
+
+
+def _open_store(url: str) -> LaneStore:
+    """The store a URL names: Redis or PostgreSQL."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        from ._redis_lanes import RedisLanes
+
+        return RedisLanes(url)
+    if scheme in ("postgresql", "postgres"):
+        from ._pg_lanes import PostgresLanes
+
+        return PostgresLanes(url)
+    raise ConfigurationError("lane_store must be a redis://, rediss://, unix:// or "
+                             "postgresql:// URL, or a RedisLanes / PostgresLanes")

@@ -35,9 +35,11 @@ from ._errors import (
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
 from ._json import DEFAULT_JSON_LIMITS, JsonLimits
+from ._lane_store import LaneRef, LaneStore, fingerprint
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import logger, redact
 from ._retry import RetryPolicy
+from ._shared_lanes import SharedLane
 
 __all__ = ["Transport"]
 
@@ -63,6 +65,7 @@ class Transport:
                  suno_callback_url: str | None,
                  lane_configs: dict[tuple[Service, LaneKind], LaneConfig],
                  listeners: list[Callable[[Event], None]],
+                 lane_store: LaneStore | None = None,
                  allow_private_hosts: tuple[str, ...] = (),
                  json_limits: JsonLimits = DEFAULT_JSON_LIMITS) -> None:
         self.endpoints = endpoints
@@ -74,7 +77,8 @@ class Transport:
         self.json_limits = json_limits
         self.suno_callback_url = suno_callback_url
         self._lane_configs = lane_configs
-        self._lanes: dict[tuple[Service, LaneKind], Lane] = {}
+        self._lanes: dict[tuple[Service, LaneKind], Lane | SharedLane] = {}
+        self._store = lane_store
         self._listeners = listeners
         self._client: httpx.AsyncClient | None = None
         self._state: Literal["new", "open", "closed"] = "new"
@@ -103,14 +107,27 @@ class Transport:
             except Exception:  # noqa: BLE001 - a display bug must never break a paid call
                 logger.exception("event listener %r failed on %r", listener, event)
 
-    def lane(self, service: Service, kind: LaneKind) -> Lane:
+    def lane(self, service: Service, kind: LaneKind) -> Lane | SharedLane:
         """The lane of ``service`` for calls of ``kind`` (created on first use)."""
         key = (service, kind)
         found = self._lanes.get(key)
         if found is None:
-            found = Lane(f"{service.value}.{kind.value}", self._lane_configs[key], emit=self.emit)
+            name, config = f"{service.value}.{kind.value}", self._lane_configs[key]
+            if self._store is None:
+                found = Lane(name, config, emit=self.emit)
+            else:
+                # rate limits belong to the key: its fingerprint names the shared lane
+                ref = LaneRef(ident=f"{fingerprint(self._secret(service))}:{name}",
+                              config=config)
+                found = SharedLane(name, config, self._store, ref, emit=self.emit)
             self._lanes[key] = found
         return found
+
+    def _secret(self, service: Service) -> str:
+        try:
+            return self._keys.for_service(service)
+        except ConfigurationError:
+            return ""  # calls of this lane need no key (or fail for the lack of one)
 
     def classifier(self, service: Service) -> Classifier:
         """The pure answer classifier of ``service``."""
@@ -202,7 +219,7 @@ class Transport:
                     await anyio.sleep(wait)
                 # a rate limit paused the whole lane: the next permit waits it out
 
-    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane, attempt: int,
+    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane | SharedLane, attempt: int,
                        sent: list[bool]) -> T:
         client = self._http()
         async with lane.permit() as permit:
@@ -248,7 +265,7 @@ class Transport:
         return client.build_request(call.method, url, params=call.params, json=call.json,
                                     headers=headers, **extra)
 
-    def _feedback(self, lane: Lane, permit: Permit, error: AiomusicError) -> None:
+    def _feedback(self, lane: Lane | SharedLane, permit: Permit, error: AiomusicError) -> None:
         if isinstance(error, RateLimitError):
             wait = error.retry_after
             if wait is None:
@@ -258,7 +275,7 @@ class Transport:
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
                             lane.name, wait, lane.limit)
 
-    def _finished(self, call: Call, lane: Lane, attempt: int, began: float,
+    def _finished(self, call: Call, lane: Lane | SharedLane, attempt: int, began: float,
                   status: int | None, error: BaseException | None) -> None:
         seconds = time.perf_counter() - began
         logger.info("<- %s %s in %.3f s%s", call.operation, status, seconds,
