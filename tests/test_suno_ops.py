@@ -343,7 +343,7 @@ def test_audio_is_told_by_its_first_bytes() -> None:
 
 
 def test_the_stems_folder_swap(tmp_path: Path) -> None:
-    from aiomusic.suno._handles import _swap
+    from aiomusic._io._folders import _swap
 
     staging, target = tmp_path / "new", tmp_path / "stems"
     staging.mkdir()
