@@ -13,7 +13,7 @@ import httpx
 
 from ._call import Call, Classifier, Handler, json_handler
 from ._classify import classify_aimlapi, classify_minimax, classify_suno
-from ._config import DEFAULT_TIMEOUT, Endpoints, Keys, LaneKind, Service
+from ._config import DEFAULT_TIMEOUT, MINIMAX_HOSTS, Endpoints, Keys, LaneKind, Service
 from ._errors import (
     AiomusicError,
     APIError,
@@ -52,14 +52,17 @@ def default_lanes(*, minimax_plan: Literal["paid", "free"] = "paid"
     """The documented limits, split into lanes so that one kind of call never starves another.
 
     MiniMax music allows 120 requests/min and 20 concurrent on paid plans (6/min and 3 on free
-    ones); the AI/ML API publishes no numbers, so the same are used. Suno allows 20 requests per
+    ones, and for the ``-free`` models in the ``free`` lane); the AI/ML API publishes no numbers,
+    so the same are used. Suno allows 20 requests per
     10 s per key, shared here as 8 for submissions and 10 for polls (2 spare).
     """
     paid = minimax_plan == "paid"
-    generate = LaneConfig(max_concurrency=20 if paid else 3, rate=120 if paid else 6, per=60.0)
+    free = LaneConfig(max_concurrency=3, rate=6, per=60.0)
+    generate = LaneConfig(max_concurrency=20, rate=120, per=60.0) if paid else free
     lanes: dict[tuple[Service, LaneKind], LaneConfig] = {}
     for service in (Service.AIMLAPI, Service.MINIMAX):
         lanes[service, LaneKind.SUBMIT] = generate
+        lanes[service, LaneKind.FREE] = free  # the -free models: the free plan's limits
         lanes[service, LaneKind.TRANSFER] = LaneConfig(max_concurrency=4, adaptive=False)
         lanes[service, LaneKind.POLL] = LaneConfig(max_concurrency=8)
     lanes[Service.SUNO, LaneKind.SUBMIT] = LaneConfig(max_concurrency=8, rate=8, per=10.0)
@@ -99,6 +102,8 @@ class MusicSession:
         base_url: One URL for every service (an emulator).
         minimax_via: Which host serves music-01: ``"aimlapi"`` (default) or ``"minimax"``.
         minimax_plan: ``"paid"`` or ``"free"``: picks MiniMax's documented limits.
+        minimax_region: ``"cn"`` sends MiniMax's own calls to its mainland China host
+            (``api.minimaxi.com``) instead of the global one; ``endpoints``/``base_url`` win.
         lanes: Lane limits to override, keyed ``"service.lane"`` (``"suno.poll"``, ...).
         retry: The session's retry policy; each call can override it.
         timeout: Per-phase httpx timeouts (a float sets all phases); the default waits up to
@@ -120,6 +125,7 @@ class MusicSession:
         base_url: str | None = None,
         minimax_via: Literal["aimlapi", "minimax"] = "aimlapi",
         minimax_plan: Literal["paid", "free"] = "paid",
+        minimax_region: Literal["global", "cn"] = "global",
         lanes: Mapping[str, LaneConfig] | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float | None = None,
@@ -136,7 +142,11 @@ class MusicSession:
         if minimax_plan not in ("paid", "free"):
             raise ConfigurationError(f"minimax_plan must be 'paid' or 'free', "
                                      f"got {minimax_plan!r}")
-        self.endpoints = Endpoints.local(base_url) if base_url else endpoints or Endpoints()
+        if minimax_region not in MINIMAX_HOSTS:
+            raise ConfigurationError(f"minimax_region must be 'global' or 'cn', "
+                                     f"got {minimax_region!r}")
+        self.endpoints = Endpoints.local(base_url) if base_url else endpoints or (
+            Endpoints.china() if minimax_region == "cn" else Endpoints())
         self._keys = Keys.resolve(aimlapi=aimlapi_key, minimax=minimax_key, suno=suno_key)
         self.minimax_service = Service.AIMLAPI if minimax_via == "aimlapi" else Service.MINIMAX
         self.retry = retry or RetryPolicy()
@@ -215,7 +225,7 @@ class MusicSession:
 
     @property
     def minimax(self) -> MiniMaxClient:
-        """MiniMax music-01: reference uploads and generations."""
+        """MiniMax: music-01, and the current models (songs, covers, lyrics, quota)."""
         if self._minimax is None:
             from ..minimax.client import MiniMaxClient
 

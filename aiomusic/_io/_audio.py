@@ -1,4 +1,4 @@
-"""Probing and validating reference audio (WAV or MP3) before it is uploaded.
+"""Probing and validating reference audio (WAV, MP3 or FLAC) before it is uploaded.
 
 The format is told from the content, never from the name. Nothing reads a whole file into memory:
 a WAV needs only its chunk headers and the file's size; an MP3 is measured from its Xing/Info/VBRI
@@ -36,14 +36,14 @@ class AudioInfo:
     """What a reference file holds.
 
     Attributes:
-        format: ``"wav"`` or ``"mp3"``, from the content.
+        format: ``"wav"``, ``"mp3"`` or ``"flac"``, from the content.
         duration: Seconds of audio.
         sample_rate: Samples per second, when known.
         channels: 1 for mono, 2 for stereo, ..., when known.
         size: Bytes of the file (from the file object's position for file objects).
     """
 
-    format: Literal["wav", "mp3"]
+    format: Literal["wav", "mp3", "flac"]
     duration: float
     sample_rate: int | None
     channels: int | None
@@ -88,14 +88,17 @@ def probe_audio(source: Source, *, name: str | None = None) -> AudioInfo:
 
 
 def validate_reference(source: Source, *, name: str | None = None, min_duration: float = 10.0,
-                       max_duration: float = 600.0) -> AudioInfo:
-    """Check that a file is usable as a MiniMax reference: WAV or MP3, of an accepted length.
+                       max_duration: float = 600.0,
+                       formats: tuple[str, ...] = ("wav", "mp3")) -> AudioInfo:
+    """Check that a file is usable as a MiniMax reference: audio of ``formats``, of an accepted
+    length (the defaults are music-01's: WAV or MP3, more than 10 s, at most 10 minutes).
 
     Args:
         source: As for `probe_audio()`.
         name: How to name the file in errors.
         min_duration: The duration must be more than this (seconds).
         max_duration: The duration must be at most this (seconds).
+        formats: The formats accepted (``wav``, ``mp3``, ``flac``).
 
     Returns:
         What `probe_audio()` found.
@@ -105,6 +108,10 @@ def validate_reference(source: Source, *, name: str | None = None, min_duration:
     """
     label = name or _label(source)
     info = probe_audio(source, name=label)
+    if info.format not in formats:
+        raise AudioValidationError(
+            f"{label}: is {info.format.upper()} audio; this call takes "
+            f"{' or '.join(f.upper() for f in formats)}", source=label, duration=info.duration)
     if not min_duration < info.duration <= max_duration:
         most = f"{max_duration / 60:g} min" if max_duration >= 60 else f"{max_duration:g} s"
         raise AudioValidationError(
@@ -158,6 +165,8 @@ def _probe(f: IO[bytes], label: str) -> AudioInfo:
         raise AudioValidationError(f"{label}: the file is empty", source=label)
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return _probe_wav(f, size, label)
+    if head[:4] == b"fLaC":
+        return _probe_flac(f, size, label)
     info = _probe_mp3(f, size, label)
     if info is None:
         raise AudioValidationError(
@@ -204,6 +213,47 @@ def _probe_wav(f: IO[bytes], size: int, label: str) -> AudioInfo:
             f"{label}: damaged WAV: its fmt chunk gives a zero rate or channel count",
             source=label)
     return AudioInfo(format="wav", duration=data[0] / byte_rate, sample_rate=rate,
+                     channels=channels, size=size)
+
+
+# -- FLAC ---------------------------------------------------------------------------------
+
+_FLAC_SYNC = 0xFFF8  # a frame header's first 15 bits (the 16th is the blocking strategy)
+
+
+def _probe_flac(f: IO[bytes], size: int, label: str) -> AudioInfo:
+    """Read STREAMINFO, skip the other metadata blocks, and find the first audio frame."""
+    pos = 4
+    info: tuple[int, int, int] | None = None  # sample rate, channels, total samples
+    last = False
+    while not last:
+        f.seek(pos)
+        header = f.read(4)
+        if len(header) < 4:
+            raise AudioValidationError(f"{label}: truncated FLAC: its metadata ends early",
+                                       source=label)
+        last, kind = bool(header[0] & 0x80), header[0] & 0x7F
+        length = int.from_bytes(header[1:4], "big")
+        if kind == 0 and length >= 18:  # STREAMINFO: 20 bits rate, 3 channels, 36 samples
+            block = f.read(18)
+            if len(block) < 18:
+                raise AudioValidationError(f"{label}: truncated FLAC: STREAMINFO is cut off",
+                                           source=label)
+            bits = int.from_bytes(block[10:18], "big")
+            info = (bits >> 44, ((bits >> 41) & 7) + 1, bits & 0xFFFFFFFFF)
+        pos += 4 + length
+    if info is None:
+        raise AudioValidationError(f"{label}: damaged FLAC: no STREAMINFO block", source=label)
+    rate, channels, samples = info
+    f.seek(pos)
+    sync = f.read(2)
+    if len(sync) < 2 or int.from_bytes(sync, "big") & 0xFFFE != _FLAC_SYNC:
+        raise AudioValidationError(f"{label}: truncated FLAC: no audio after its metadata",
+                                   source=label)
+    if not rate or not samples:
+        raise AudioValidationError(f"{label}: FLAC without a sample rate or a sample count in "
+                                   "STREAMINFO: its length cannot be told", source=label)
+    return AudioInfo(format="flac", duration=samples / rate, sample_rate=rate,
                      channels=channels, size=size)
 
 
