@@ -12,7 +12,7 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _minimax, _suno, _uploads
+from . import _minimax, _minimax_music, _minimax_tools, _suno, _uploads
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
@@ -27,7 +27,7 @@ log = logging.getLogger("aiomusic.emulator")
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
 #: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
-HANDLERS = (_minimax, _suno, _uploads)
+HANDLERS = (_minimax, _minimax_music, _minimax_tools, _suno, _uploads)
 
 
 class EmulatorApp:
