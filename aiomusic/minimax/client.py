@@ -22,6 +22,7 @@ from .._io._files import AtomicFile, Batcher, Writer, write_behind
 from .._io._hexstream import HexAudioScanner
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._music import MusicMethods
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
@@ -35,12 +36,13 @@ _PROGRESS_STEP = 256 * 1024
 """Decoded bytes between two ``decoding`` progress events of a generation to a path."""
 
 
-class MiniMaxClient:
-    """MiniMax music-01 calls of one [`MusicSession`][aiomusic.MusicSession].
+class MiniMaxClient(MusicMethods):
+    """MiniMax calls of one [`MusicSession`][aiomusic.MusicSession].
 
     music-01 works in two steps: `upload_reference()` sends a reference track and returns a
     voice id and/or an instrumental id; `generate()` writes a new song from lyrics in the
-    style of those references.
+    style of those references. The current models (`generate_song()`, `cover()`,
+    `write_lyrics()`, `quota()`...) come from `MusicMethods`.
     """
 
     def __init__(self, session: MusicSession) -> None:
