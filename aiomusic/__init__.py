@@ -1,8 +1,9 @@
 """aiomusic: an async client for AI music generation services.
 
-MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and the Suno API's Add
-Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads, incremental
-hex decoding into files, and a local emulator of both services.
+MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and its current models
+(music-2.6 and friends, covers, lyrics, streamed as they are generated), and the Suno API's
+Add Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads,
+incremental hex decoding into files, and a local emulator of both services.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
+from .minimax._results import (
+    CoverFeatures,
+    LinkDownloadError,
+    Lyrics,
+    ModelQuota,
+    MusicLink,
+    Quota,
+    SongResult,
+    WrittenSong,
+)
 from .minimax.client import AudioStream
 from .suno import PollSchedule, SunoTask
 
@@ -96,6 +107,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "CoverFeatures",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
@@ -113,9 +125,13 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LinkDownloadError",
     "LocalFileError",
+    "Lyrics",
     "MaintenanceError",
     "MiniMaxJob",
+    "ModelQuota",
+    "MusicLink",
     "MusicSession",
     "NotFoundError",
     "OutputFile",
@@ -125,6 +141,7 @@ __all__ = [
     "PollSchedule",
     "Progress",
     "Purpose",
+    "Quota",
     "RateLimitError",
     "ReferenceUpload",
     "RequestFinished",
@@ -136,6 +153,7 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "SongResult",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -148,6 +166,7 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "WrittenSong",
     "__version__",
     "load_jobs",
     "parse_callback",

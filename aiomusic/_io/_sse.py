@@ -66,7 +66,7 @@ class SseAudioReader:
         self._held: list[bytes] = []
         self._held_size = 0
         self._spilled = False
-        self._error: ResponseError | None = None
+        self._error: Exception | None = None  # the stream failed: every later call raises it
         self.final: Mapping[str, Any] | None = None
         """The final (status 2) event's document, once it arrived."""
         self.events = 0
@@ -94,7 +94,7 @@ class SseAudioReader:
         out: list[bytes] = []
         try:
             self._lines_of(chunk, out)
-        except ResponseError as exc:
+        except Exception as exc:  # on_event's refusal too: the stream is over either way
             self._error = exc
             raise
         self.audio_bytes += sum(map(len, out))
@@ -114,7 +114,7 @@ class SseAudioReader:
         if self.final is None and self._lines:
             try:
                 self._dispatch([])  # its audio, if it is not the final event, is moot
-            except ResponseError as exc:
+            except Exception as exc:
                 self._error = exc
                 raise
         if self.final is None:

@@ -11,7 +11,7 @@ for a link; ``formatted_lyrics`` or ``lyrics`` for a preprocessed track).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,9 @@ def _source(field: str, value: object, checks: Checks) -> None:
         url = httpx.URL(value) if value.isprintable() else None
         if url is None or url.scheme not in ("http", "https") or not url.host:
             checks.fail(field, f"must be an http(s) URL or a local file, got {value!r}"[:200])
+    elif isinstance(value, bytes | bytearray | memoryview | AsyncIterable) or \
+            hasattr(value, "read"):
+        return  # the library's other sources: the client checks their content
     elif not isinstance(value, str | os.PathLike) or not os.fspath(value):
         checks.fail(field, "must be an http(s) URL or a local file "
                            f"({COVER_RULE}), got {value!r}"[:200])
