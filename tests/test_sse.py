@@ -122,12 +122,14 @@ def test_every_event_is_checked_before_its_audio_is_handed_out() -> None:
     error = {"data": None, "trace_id": "t-9",
              "base_resp": {"status_code": 2013, "status_msg": "invalid params"}}
     body = Event(b"ok").wire() + b"data: " + json.dumps(error).encode() + b"\n\n"
-    with pytest.raises(BadRequestError, match="code 2013") as info:
-        reader.feed(body)
-    assert info.value.trace_id == "t-9"
+    assert reader.feed(body) == b"ok"  # the event before the refusal is whole
     assert [d["data"] for d in seen] == [{"audio": "", "status": 1}, None]
-    with pytest.raises(BadRequestError):  # the same error again: the stream is over
+    with pytest.raises(BadRequestError, match="code 2013") as info:
         reader.feed(Event(b"more").wire())
+    assert info.value.trace_id == "t-9"
+    with pytest.raises(BadRequestError):  # the same error again: the stream is over
+        reader.close()
+    assert len(seen) == 2
 
 
 @pytest.mark.parametrize(("data", "error", "message"), [

@@ -82,6 +82,9 @@ class SseAudioReader:
     def feed(self, chunk: bytes) -> bytes:
         """Consume the next piece of the body; the audio of the events it completed.
 
+        When an event fails after others completed in the same chunk, their audio is returned
+        and the failure is raised by the next call (`feed()` or `close()`).
+
         Raises:
             ResponseError: an event is not a JSON object, breaks a limit, or ``on_event``
                 refused it (then whatever ``on_event`` raised).
@@ -96,7 +99,9 @@ class SseAudioReader:
             self._lines_of(chunk, out)
         except Exception as exc:  # on_event's refusal too: the stream is over either way
             self._error = exc
-            raise
+            if not out:
+                raise
+            # the events before the failure are whole: their audio first, the error next time
         self.audio_bytes += sum(map(len, out))
         return out[0] if len(out) == 1 else b"".join(out)
 

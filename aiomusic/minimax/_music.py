@@ -21,7 +21,13 @@ import httpx
 
 from .._core._call import Call
 from .._core._config import Service
-from .._core._errors import AudioValidationError, DeadlineExceededError, DownloadError, InputError
+from .._core._errors import (
+    AiomusicError,
+    AudioValidationError,
+    DeadlineExceededError,
+    DownloadError,
+    InputError,
+)
 from .._core._events import Progress
 from .._core._models import AudioSetting, ExtraInfo
 from .._core._operation import Context
@@ -214,11 +220,13 @@ class MusicMethods:
             got = await download_url(self._session, link.url, path, key=os.fspath(path),
                                      overwrite=overwrite, max_bytes=max_bytes, timeout=timeout,
                                      retry=retry)
-        except DownloadError as exc:
+        except AiomusicError as exc:  # a refused URL, the network, the deadline: all the same
+            url = exc.url if isinstance(exc, DownloadError) else \
+                str(httpx.URL(link.url).copy_with(query=None))
             raise LinkDownloadError(
                 f"the song was generated (and paid for) but its download failed: {exc}; its "
                 f"link works until {link.expires_at:%Y-%m-%d %H:%M} UTC: retry with "
-                "session.minimax.download_link(error.link, path)", link=link, url=exc.url,
+                "session.minimax.download_link(error.link, path)", link=link, url=url,
                 retryable=exc.retryable) from exc
         return SongResult(status=2, extra_info=link.extra_info, trace_id=link.trace_id,
                           path=path, bytes_written=got.bytes_written, sha256=got.sha256,

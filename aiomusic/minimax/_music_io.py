@@ -12,6 +12,7 @@ catches a silent connection, and the caller's total ``timeout`` still applies.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -121,7 +122,8 @@ def sse_reader(session: MusicSession, decode: HexDecode, sent: list[float]) -> R
         raw = response.headers.get("content-encoding", "identity").lower() in ("", "identity") \
             and not response.is_stream_consumed
         chunks = response.aiter_raw() if raw else response.aiter_bytes()
-        with anyio.CancelScope() as guard:
+        start = anyio.current_time() + idle if idle is not None else math.inf
+        with anyio.CancelScope(deadline=start) as guard:
             try:
                 async for chunk in chunks:
                     if idle is not None:  # no read timeout while bytes flow; this one if not
