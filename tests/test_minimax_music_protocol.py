@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomusic import InputError, ResponseError
+from aiomusic import APIError, InputError, PermissionDeniedError, ResponseError, UsageLimitError
+from aiomusic._core._classify import classify_minimax
 from aiomusic._core._config import LaneKind, Service
 from aiomusic._core._operation import Checks, Context, Delivery, Output, find, operations
 from aiomusic._io import _b64json
@@ -511,3 +513,16 @@ def test_quota_answers() -> None:
 def test_unreadable_quota_answers(body: dict[str, Any], message: str) -> None:
     with pytest.raises(ResponseError, match=message):
         answers.read_quota(body)
+
+
+@pytest.mark.parametrize(("code", "error", "advice"), [
+    pytest.param(1028, UsageLimitError, "session.minimax.quota()", id="1028"),
+    pytest.param(1030, UsageLimitError, "use a -free model meanwhile", id="1030"),
+    pytest.param(2061, PermissionDeniedError, "need the Max plan", id="2061"),
+])
+def test_plan_codes_are_typed_with_what_to_do(code: int, error: type[APIError],
+                                              advice: str) -> None:
+    with pytest.raises(error, match=re.escape(advice)) as info:
+        classify_minimax(200, {}, {"base_resp": {"status_code": code, "status_msg": "no"}})
+    assert info.value.retryable is False
+    assert info.value.provider_code == code

@@ -22,6 +22,7 @@ from aiomusic import (
     Progress,
     RateLimitError,
     RetryPolicy,
+    ServerError,
 )
 from aiomusic._core._config import LaneKind, Service
 from aiomusic._core._session import default_lanes
@@ -128,6 +129,25 @@ async def test_an_error_event_after_audio_ends_the_stream_unretried() -> None:
     assert bytes(received) == b"abc"
     assert info.value.retryable is False
     assert route.call_count == 1
+
+
+@respx.mock
+async def test_an_error_event_after_audio_is_not_resent_into_a_file(tmp_path: Path) -> None:
+    # 1000 is a retryable code, but the service was generating: paid work, never sent again
+    error = b"data: " + json.dumps({"base_resp": {"status_code": 1000,
+                                                  "status_msg": "unknown error"}}).encode()
+    route = respx.post(GEN).mock(return_value=sse(event(b"abc"), error + b"\n\n"))
+    async with session() as s:
+        with pytest.raises(ServerError, match="code 1000") as info:
+            await s.minimax.generate_song(tmp_path / "a.mp3", **SONG, stream=True)
+    assert info.value.retryable is False
+    assert route.call_count == 1
+    assert list(tmp_path.iterdir()) == []
+    # before any audio, the same refusal is retried (nothing was generated)
+    respx.post(GEN).mock(side_effect=[sse(error + b"\n\n"), sse(event(b"abc"), final(3))])
+    async with session() as s:
+        song = await s.minimax.generate_song(tmp_path / "b.mp3", **SONG, stream=True)
+    assert (song.bytes_written, len(respx.calls)) == (3, 3)  # one, then two attempts
 
 
 @respx.mock

@@ -177,6 +177,7 @@ async def _song(app: App, req: Req, params: dict[str, Any]) -> None:
             await app.reject(req, "minimax", "concurrency", retry_after=1.0)
             return
         app.state.count_submission(key, req.operation)
+        state.charge(key, p["model"])
         await _answer(app, req, p)
     finally:
         app.state.leave(key)

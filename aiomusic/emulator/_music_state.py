@@ -76,21 +76,24 @@ class MusicState:
         return feature_id
 
     def plan_refusal(self, key: str, model: str) -> tuple[int, str] | None:
-        """(code, message) when the key's plan or quota refuses ``model``; else charge it."""
+        """(code, message) when the key's plan or quota refuses ``model``."""
         if model.endswith("-free"):
             return None
         if "plus" in key and model in MAX_PLAN_ONLY:
             return 2061, f"model {model} is not available on your current Token Plan"
-        total = _number(_QUOTA, key, 500)
-        weekly = _number(_WEEKLY, key, 5000)
         with self.lock:
-            if self.used[key, model] >= total:
+            if self.used[key, model] >= _number(_QUOTA, key, 500):
                 return 1028, "quota exhausted for the current interval"
-            if self.weekly[key, model] >= weekly:
+            if self.weekly[key, model] >= _number(_WEEKLY, key, 5000):
                 return 1030, "weekly quota exhausted"
-            self.used[key, model] += 1
-            self.weekly[key, model] += 1
         return None
+
+    def charge(self, key: str, model: str) -> None:
+        """Count an accepted generation against the key's quota (the free models use none)."""
+        if not model.endswith("-free"):
+            with self.lock:
+                self.used[key, model] += 1
+                self.weekly[key, model] += 1
 
     def remains(self, key: str) -> list[dict[str, object]]:
         """``model_remains`` of ``/v1/token_plan/remains`` for ``key``."""

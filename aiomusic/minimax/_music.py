@@ -24,7 +24,6 @@ from .._core._config import Service
 from .._core._errors import (
     AiomusicError,
     AudioValidationError,
-    DeadlineExceededError,
     DownloadError,
     InputError,
 )
@@ -85,13 +84,9 @@ def _setting(audio_setting: AudioSetting | None) -> dict[str, Any]:
 
 
 def _remaining(deadline: float | None) -> float | None:
-    if deadline is None:
-        return None
-    left = deadline - anyio.current_time()
-    if left <= 0:
-        raise DeadlineExceededError("minimax: the deadline passed before the download",
-                                    timeout=0.0)
-    return left
+    # at least a moment: a deadline passed already fails inside the download, which keeps
+    # the paid link in the error (LinkDownloadError)
+    return None if deadline is None else max(deadline - anyio.current_time(), 1e-3)
 
 
 class MusicMethods:

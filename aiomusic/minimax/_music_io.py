@@ -123,28 +123,36 @@ def sse_reader(session: MusicSession, decode: HexDecode, sent: list[float]) -> R
             and not response.is_stream_consumed
         chunks = response.aiter_raw() if raw else response.aiter_bytes()
         start = anyio.current_time() + idle if idle is not None else math.inf
-        with anyio.CancelScope(deadline=start) as guard:
-            try:
-                async for chunk in chunks:
-                    if idle is not None:  # no read timeout while bytes flow; this one if not
-                        guard.deadline = anyio.current_time() + idle
-                    audio = reader.feed(chunk)
-                    if not audio:
-                        continue
-                    if first is None:
-                        first = anyio.current_time() - sent[0]
-                        session.emit(Progress(operation=call.operation, key=call.key or "",
-                                              stage="first-audio", done=len(audio)))
-                    await write(audio)
-                    if call.key and reader.audio_bytes - reported >= _PROGRESS_STEP:
-                        reported = reader.audio_bytes
-                        session.emit(Progress(operation=call.operation, key=call.key,
-                                              stage="decoding", done=reported))
-            finally:
-                await aclose(chunks)
-        if guard.cancelled_caught:
-            raise httpx.ReadTimeout(f"the stream sent nothing for {idle:g} s")
-        final = reader.close()
+        try:
+            with anyio.CancelScope(deadline=start) as guard:
+                try:
+                    async for chunk in chunks:
+                        if idle is not None:  # no read timeout while bytes flow; this if not
+                            guard.deadline = anyio.current_time() + idle
+                        audio = reader.feed(chunk)
+                        if not audio:
+                            continue
+                        if first is None:
+                            first = anyio.current_time() - sent[0]
+                            session.emit(Progress(operation=call.operation,
+                                                  key=call.key or "", stage="first-audio",
+                                                  done=len(audio)))
+                        await write(audio)
+                        if call.key and reader.audio_bytes - reported >= _PROGRESS_STEP:
+                            reported = reader.audio_bytes
+                            session.emit(Progress(operation=call.operation, key=call.key,
+                                                  stage="decoding", done=reported))
+                finally:
+                    await aclose(chunks)
+            if guard.cancelled_caught:
+                raise httpx.ReadTimeout(f"the stream sent nothing for {idle:g} s")
+            final = reader.close()
+        except APIError as exc:
+            # an error event after audio: the service did (and may charge for) work, so the
+            # paid request is not sent again, whatever the code says
+            if reader.audio_bytes:
+                exc.retryable = False
+            raise
         await write(b"")
         extra, trace = proto.check_generation(final)
         _check_size(extra, reader.audio_bytes, trace)
