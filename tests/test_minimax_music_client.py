@@ -33,7 +33,7 @@ from aiomusic import (
 from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 from aiomusic.emulator._audio import render
 from aiomusic.minimax import _catalog as catalog
-from aiomusic.minimax import _music
+from aiomusic.minimax import _music_parts
 from aiomusic.minimax._ops import LyricsParams, SongParams
 from aiomusic.testing import emulator_factory  # noqa: F401 - a fixture
 
@@ -219,8 +219,9 @@ async def test_a_failed_download_keeps_the_paid_link(emulator: Emulator, tmp_pat
 
 async def test_a_deadline_passed_before_the_download_keeps_the_paid_link(
         emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _music._remaining(None) is None
-    monkeypatch.setattr(_music, "_remaining", lambda deadline: 1e-9)  # spent by the generation
+    assert _music_parts._remaining(None) is None
+    # the generation spent the whole deadline: nothing of it is left for the download
+    monkeypatch.setattr(_music_parts, "_remaining", lambda deadline: 1e-9)
     async with session(emulator) as s:
         with pytest.raises(LinkDownloadError, match="deadline") as info:
             await s.minimax.generate_song(tmp_path / "a.mp3", **SONG, output_format="url",
