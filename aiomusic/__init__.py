@@ -8,6 +8,7 @@ incremental hex decoding into files, and a local emulator of both services.
 
 from __future__ import annotations
 
+from ._core._budget import Admission, Budget, BudgetGuard, Verdict
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
@@ -51,6 +52,7 @@ from ._core._events import (
     RetryScheduled,
 )
 from ._core._lanes import LaneConfig
+from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,
@@ -70,8 +72,11 @@ from ._core._models import (
 )
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._task import Cost
 from ._version import __version__
-from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
+from .aimlapi.client import AimlapiResult, AimlapiTask
+from .batch._jobfile import JobFileError, load_jobs
+from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
@@ -91,6 +96,9 @@ from .suno import PollSchedule, SunoTask
 __all__ = [
     "UPLOAD_RETENTION",
     "APIError",
+    "Admission",
+    "AimlapiResult",
+    "AimlapiTask",
     "AiomusicError",
     "AudioDecodeError",
     "AudioFormat",
@@ -101,12 +109,15 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchSummary",
+    "Budget",
+    "BudgetGuard",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "Cost",
     "CoverFeatures",
     "DeadlineExceededError",
     "DownloadError",
@@ -125,6 +136,7 @@ __all__ = [
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "Ledger",
     "LinkDownloadError",
     "LocalFileError",
     "Lyrics",
@@ -154,6 +166,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SessionClosedError",
     "SongResult",
+    "Spending",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -166,8 +179,10 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "Verdict",
     "WrittenSong",
     "__version__",
     "load_jobs",
     "parse_callback",
+    "spent_between",
 ]

@@ -293,7 +293,8 @@ async def test_callbacks_arrive_at_the_mounted_receiver(emulator: Emulator,
                                                         tmp_path: Path) -> None:
     async with MusicSession(suno_key=KEY, base_url=emulator.url) as direct:
         vocals = (await direct.suno.upload(make_wav(3.0), name="vocals.wav")).download_url
-    # polls only every minute: within the guard, only a callback can finish the task
+    # polls only every minute: within the guard, only a callback can finish the task (then
+    # one record-info call confirms it: callbacks are hints)
     slow_polls = PollSchedule(initial=60, maximum=60)
     with serve(emulator, tmp_path, poll=slow_polls) as served:
         async with client(served) as http:
@@ -307,7 +308,7 @@ async def test_callbacks_arrive_at_the_mounted_receiver(emulator: Emulator,
             assert (await http.get("/healthz")).json()["callbacks_accepted"] >= 1
     param = emulator.app.state.tasks[task_id].param
     assert param["callBackUrl"].startswith(f"{served.url}/suno/callbacks/")
-    assert emulator.counters.requests.get("/api/v1/generate/record-info", 0) == 0
+    assert emulator.counters.requests.get("/api/v1/generate/record-info", 0) == 1
     assert emulator.counters.paid(operation="suno.add_instrumental") == 1
 
 

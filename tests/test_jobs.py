@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from aiomusic._core._errors import InputError
 from aiomusic._core._models import AudioFormat, AudioSetting, Purpose
-from aiomusic.batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs, parse_jobs
+from aiomusic.batch._jobfile import JobFileError, load_jobs, parse_jobs
+from aiomusic.batch._jobs import MiniMaxJob, SunoJob
 
 URL = "https://cdn.example.com/vocals.mp3"
 
@@ -219,12 +220,12 @@ def test_fields_of_the_other_service_are_unknown(folder: Path) -> None:
 @pytest.mark.parametrize("service", [None, "Minimax", "udio", 3, ["suno"]])
 def test_service_must_be_known(folder: Path, service: object) -> None:
     found = problems_of(folder, {"id": "a", "service": service})
-    assert found == [(1, "service", f'must be "minimax" or "suno", got {service!r}')]
+    assert found == [(1, "service", f'must be "minimax", "suno" or "aimlapi", got {service!r}')]
 
 
 def test_missing_service(folder: Path) -> None:
     assert problems_of(folder, {"id": "a"}) == \
-        [(1, "service", 'must be "minimax" or "suno", got None')]
+        [(1, "service", 'must be "minimax", "suno" or "aimlapi", got None')]
 
 
 @pytest.mark.parametrize("field", ["source", "title", "tags", "negative_tags"])
@@ -439,7 +440,8 @@ def test_missing_suno_source_file(folder: Path) -> None:
 def test_a_folder_is_not_a_reference(folder: Path) -> None:
     (folder / "dir.wav").mkdir()
     line, field, text = only_problem(folder, minimax(reference="dir.wav"))
-    assert (line, field) == (1, "reference") and "is not a file" in text
+    # said as it is (before: "is not a file", as for a missing one)
+    assert (line, field) == (1, "reference") and "'dir.wav' is a folder, not a file" in text
 
 
 def test_absolute_reference_paths_are_kept(folder: Path, tmp_path_factory: Any) -> None:
@@ -954,3 +956,11 @@ def test_fuzz_load_jobs_on_arbitrary_lines(folder: Path, lines: list[str]) -> No
         assert error.problems and error.path == str(path)
         return
     assert all(isinstance(j, MiniMaxJob | SunoJob) for j in jobs)
+
+
+def test_every_value_problem_of_a_suno_line_is_reported(folder: Path) -> None:
+    """Before: only the first value error of a line (the title) was reported."""
+    found = problems_of(folder, suno(title="x" * 101, vocal_gender="x", style_weight=0.333,
+                                     model="v5"))
+    assert [field for _, field, _ in found] == ["title", "model", "vocal_gender",
+                                                "style_weight"]

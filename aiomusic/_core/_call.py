@@ -16,6 +16,7 @@ import httpx
 
 from ._config import LaneKind, Service
 from ._errors import ResponseError, SubmissionUnknownError
+from ._log import MIN_SECRET_LENGTH
 
 __all__ = ["Call", "Classifier", "Handler", "json_handler", "no_body", "read_capped",
            "without_key"]
@@ -154,9 +155,6 @@ def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
     return handle
 
 
-#: Shorter "keys" are placeholders (tests, examples): replacing every such substring of an
-#: answer would corrupt it, and no real key is that short.
-MIN_SECRET_LENGTH = 8
 
 
 def sent_key(response: httpx.Response) -> str | None:

@@ -107,6 +107,11 @@ SUNO_CODES: Mapping[int, Rule] = {
 }
 
 _NAMES = {"aimlapi": "The AI/ML API", "minimax": "MiniMax", "suno": "Suno"}
+#: Where each service's key comes from, named in authentication errors.
+_KEY_SOURCES = {
+    "aimlapi": "the AI/ML API key (the AIMLAPI_KEY environment variable or aimlapi_key=...)",
+    "minimax": "the MiniMax key (the MINIMAX_API_KEY environment variable or minimax_key=...)",
+    "suno": "the Suno key (the SUNO_API_KEY environment variable or suno_key=...)"}
 
 
 def _text(value: object) -> str | None:
@@ -117,6 +122,8 @@ def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
            message: str | None, trace_id: str | None, headers: Mapping[str, str],
            body: Mapping[str, Any] | None) -> APIError:
     said = f": {message!r}" if message else ""
+    advice = rule.advice.replace("the API key (argument or environment variable)",
+                                 _KEY_SOURCES[provider])
     where = f"code {code}" if code is not None else f"HTTP {status_code}"
     trace = f" [trace {trace_id}]" if trace_id else ""
     retry_after = parse_retry_after(headers)
@@ -124,7 +131,7 @@ def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
     if error_cls is ServerError and message and "maintenance" in message.lower():
         error_cls = MaintenanceError
     return error_cls(
-        f"{_NAMES[provider]} refused the call ({where}){said}{trace}; {rule.advice}",
+        f"{_NAMES[provider]} refused the call ({where}){said}{trace}; {advice}",
         provider=provider, status_code=status_code, provider_code=code,
         provider_message=message, trace_id=trace_id, retry_after=retry_after,
         retryable=rule.retryable, body=body,

@@ -108,6 +108,10 @@ class Endpoints:
         """The base URL of ``service``."""
         return str(getattr(self, service.value))
 
+    def for_service_name(self, name: str) -> str:
+        """The base URL of the service named ``name`` (``"suno_upload"``...)."""
+        return self.for_service(Service(name))
+
 
 @attrs.frozen(repr=False)
 class Keys:

@@ -6,12 +6,9 @@ import datetime as dt
 import enum
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from ..suno.client import SunoClient
 
 __all__ = [
     "UPLOAD_RETENTION",
@@ -49,6 +46,21 @@ class AudioFormat(enum.StrEnum):
     MP3 = "mp3"
     WAV = "wav"
     PCM = "pcm"
+
+
+class Downloader(Protocol):
+    """What a track needs to download itself: the Suno client of the session that made it.
+
+    A protocol, so that these result types never import a client (the client imports them).
+    """
+
+    async def download(self, track: Track, destination: str | os.PathLike[str], *,
+                       overwrite: bool = ..., max_bytes: int | None = ...,
+                       timeout: float | None = ...) -> DownloadResult: ...
+
+    async def download_all(self, result: TaskResult, folder: str | os.PathLike[str], *,
+                           overwrite: bool = ..., timeout: float | None = ...
+                           ) -> tuple[DownloadResult, ...]: ...
 
 
 SAMPLE_RATES = (16000, 24000, 32000, 44100)
@@ -200,7 +212,7 @@ class Track:
     create_time: dt.datetime | None = None
     duration: float | None = None
 
-    def _suno(self) -> SunoClient:
+    def _suno(self) -> Downloader:
         from ._errors import ConfigurationError
 
         raise ConfigurationError(

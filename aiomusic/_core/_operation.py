@@ -78,7 +78,7 @@ class Output(enum.StrEnum):
 
 
 Kind = Literal["text", "int", "float", "bool", "choice", "url", "file", "source", "texts",
-               "weight", "id"]
+               "weight", "id", "mapping"]
 
 
 def param(*, help: str, kind: Kind = "text", default: Any = attrs.NOTHING,
@@ -92,7 +92,8 @@ def param(*, help: str, kind: Kind = "text", default: Any = attrs.NOTHING,
         kind: How job files and the command line read it: ``text``, ``int``, ``float``,
             ``bool``, ``choice`` (one of ``choices``), ``url`` (absolute http(s)), ``file`` (a
             local file), ``source`` (a URL, or a local file uploaded first), ``texts`` (a
-            list of strings), ``weight`` (0-1 in steps of 0.01), ``id`` (a non-empty id).
+            list of strings), ``weight`` (0-1 in steps of 0.01), ``id`` (a non-empty id),
+            ``mapping`` (a JSON object, e.g. extra fields sent as they are).
         default: The default (none: the parameter is required).
         wire: The service's name for it, when the builder sends it as is.
         choices: The documented values of a ``choice``; others pass with a warning when the
@@ -377,10 +378,11 @@ def operations(service: str | None = None) -> Iterator[Operation]:
     for name in (service,) if service else tuple(_DECLARATIONS):
         _load(name)
     seen: set[int] = set()
-    for (svc, _name), op in _REGISTRY.items():
-        if (service is None or svc == service) and id(op) not in seen:
-            seen.add(id(op))
-            yield op
+    for name in (service,) if service else tuple(_DECLARATIONS):
+        for (svc, _name), op in _REGISTRY.items():
+            if svc == name and id(op) not in seen:
+                seen.add(id(op))
+                yield op
 
 
 def find(service: str, name: str) -> Operation | None:

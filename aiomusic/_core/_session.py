@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
 import httpx
 
-from ._call import Call, Classifier, Handler, json_handler
-from ._classify import classify_aimlapi, classify_minimax, classify_suno
+from ._call import Classifier
 from ._config import DEFAULT_TIMEOUT, MINIMAX_HOSTS, Endpoints, Keys, LaneKind, Service
 from ._errors import (
-    AiomusicError,
-    APIError,
     ConfigurationError,
-    ConnectionFailedError,
-    DeadlineExceededError,
-    RateLimitError,
     SessionClosedError,
-    SubmissionUnknownError,
-    TransferTimeoutError,
-    TransportError,
 )
-from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
-from ._lanes import Lane, LaneConfig, Permit
-from ._log import configure_from_env, logger, redact
+from ._events import Event
+from ._lanes import Lane, LaneConfig
+from ._log import configure_from_env
 from ._retry import RetryPolicy
+from ._transport import Transport
 
 if TYPE_CHECKING:
+    from ..aimlapi.client import AimlapiClient
     from ..minimax.client import MiniMaxClient
     from ..suno.client import SunoClient
 
@@ -39,12 +30,6 @@ __all__ = ["MusicSession", "default_lanes"]
 
 T = TypeVar("T")
 
-_CLASSIFIERS: Mapping[Service, Classifier] = {
-    Service.AIMLAPI: classify_aimlapi,
-    Service.MINIMAX: classify_minimax,
-    Service.SUNO: classify_suno,
-    Service.SUNO_UPLOAD: classify_suno,
-}
 
 
 def default_lanes(*, minimax_plan: Literal["paid", "free"] = "paid"
@@ -158,16 +143,31 @@ class MusicSession:
                 raise TypeError(f"lanes[{name!r}] must be a LaneConfig, "
                                 f"got {type(config).__name__}")
             self._lane_configs[_lane_key(name)] = config
-        self._lanes: dict[tuple[Service, LaneKind], Lane] = {}
-        self._listeners: list[Callable[[Event], None]] = [on_event] if on_event else []
         self._timeout = (DEFAULT_TIMEOUT if timeout is None else
                          timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout))
         self._own_client = http_client is None
-        self._client = http_client
-        self._state: Literal["new", "open", "closed"] = "new"
+        self._transport = Transport(
+            endpoints=self.endpoints, keys=self._keys, minimax_service=self.minimax_service,
+            retry=self.retry, allow_http_hosts=self.allow_http_hosts,
+            suno_callback_url=suno_callback_url, lane_configs=self._lane_configs,
+            listeners=[on_event] if on_event else [])
+        self._transport._client = http_client
         self._minimax: MiniMaxClient | None = None
         self._suno: SunoClient | None = None
+        self._aimlapi: AimlapiClient | None = None
         configure_from_env()
+
+    @property
+    def _state(self) -> Literal["new", "open", "closed"]:
+        return self._transport._state
+
+    @property
+    def _client(self) -> httpx.AsyncClient | None:
+        return self._transport._client
+
+    @property
+    def _lanes(self) -> dict[tuple[Service, LaneKind], Lane]:
+        return self._transport._lanes
 
     def __repr__(self) -> str:
         return (f"<MusicSession {self._state} minimax_via={self.minimax_service.value} "
@@ -179,9 +179,10 @@ class MusicSession:
         if self._state != "new":
             raise SessionClosedError("a MusicSession can be entered only once; "
                                      "create a new one")
-        if self._client is None:
+        transport = self._transport
+        if transport._client is None:
             connections = sum(c.max_concurrency for c in self._lane_configs.values())
-            self._client = httpx.AsyncClient(
+            transport._client = httpx.AsyncClient(
                 timeout=self._timeout,
                 limits=httpx.Limits(max_connections=connections,
                                     max_keepalive_connections=connections,
@@ -191,7 +192,7 @@ class MusicSession:
                 follow_redirects=False,
                 headers={"User-Agent": f"aiomusic/{_version()}"},
             )
-        self._state = "open"
+        transport._state = "open"
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -200,26 +201,18 @@ class MusicSession:
 
     async def aclose(self) -> None:
         """Close the session (and its HTTP client, when the session created it)."""
-        if self._state == "closed":
+        transport = self._transport
+        if transport._state == "closed":
             return
-        self._state = "closed"
-        if self._own_client and self._client is not None:
+        transport._state = "closed"
+        if self._own_client and transport._client is not None:
             with anyio.CancelScope(shield=True):
-                await self._client.aclose()
+                await transport._client.aclose()
 
     @property
     def closed(self) -> bool:
         """Whether the session was closed."""
         return self._state == "closed"
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._state != "open" or self._client is None:
-            what = "closed" if self._state == "closed" else "not open yet"
-            raise SessionClosedError(
-                f"this MusicSession is {what}: use it inside 'async with MusicSession(...) "
-                "as session:'"
-            )
-        return self._client
 
     # -- providers -----------------------------------------------------------------------------
 
@@ -229,7 +222,7 @@ class MusicSession:
         if self._minimax is None:
             from ..minimax.client import MiniMaxClient
 
-            self._minimax = MiniMaxClient(self)
+            self._minimax = MiniMaxClient(self._transport)
         return self._minimax
 
     @property
@@ -238,218 +231,40 @@ class MusicSession:
         if self._suno is None:
             from ..suno.client import SunoClient
 
-            self._suno = SunoClient(self)
+            self._suno = SunoClient(self._transport)
         return self._suno
 
-    # -- events and lanes ----------------------------------------------------------------------
+    @property
+    def aimlapi(self) -> AimlapiClient:
+        """The AI/ML API's asynchronous music models: submit, follow, download, costs."""
+        if self._aimlapi is None:
+            from ..aimlapi.client import AimlapiClient
+
+            self._aimlapi = AimlapiClient(self._transport)
+        return self._aimlapi
+
+    # -- events, lanes and the choke point (the transport's) ---------------------------------
 
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``listener`` with every event from now on; returns a function to unsubscribe."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._transport.subscribe(listener)
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to every listener; a failing listener is logged, not raised."""
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # noqa: BLE001 - a display bug must never break a paid call
-                logger.exception("event listener %r failed on %r", listener, event)
+        self._transport.emit(event)
 
     def lane(self, service: Service, kind: LaneKind) -> Lane:
         """The lane of ``service`` for calls of ``kind`` (created on first use)."""
-        key = (service, kind)
-        found = self._lanes.get(key)
-        if found is None:
-            found = Lane(f"{service.value}.{kind.value}", self._lane_configs[key], emit=self.emit)
-            self._lanes[key] = found
-        return found
+        return self._transport.lane(service, kind)
 
     def classifier(self, service: Service) -> Classifier:
         """The pure answer classifier of ``service``."""
-        return _CLASSIFIERS[service]
+        return self._transport.classifier(service)
 
-    # -- the choke point ---------------------------------------------------------------------
-
-    @overload
-    async def _send(self, call: Call, handler: None = None, *, timeout: float | None = None,
-                   retry: RetryPolicy | None = None) -> Mapping[str, Any]: ...
-
-    @overload
-    async def _send(self, call: Call, handler: Handler[T], *, timeout: float | None = None,
-                   retry: RetryPolicy | None = None) -> T: ...
-
-    async def _send(self, call: Call, handler: Handler[Any] | None = None, *,
-                   timeout: float | None = None, retry: RetryPolicy | None = None) -> Any:
-        """Send ``call`` through its lane with retries; ``handler`` reads the streamed answer.
-
-        Without a handler the answer is read as JSON and classified (the result is then the
-        decoded body). ``timeout`` bounds the whole operation, retries and waits included.
-
-        Raises:
-            DeadlineExceededError: ``timeout`` passed.
-            SubmissionUnknownError: a paid call may have reached the service unanswered.
-            AiomusicError: any other failure, typed.
-        """
-        self._http()
-        if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        read = handler or json_handler(self.classifier(call.service))
-        policy = retry or self.retry
-        started = anyio.current_time()
-        deadline = math.inf if timeout is None else started + timeout
-        sent = [False]
-        with anyio.CancelScope(deadline=deadline) as scope:
-            return await self._retrying(call, read, policy, deadline, sent)
-        assert scope.cancelled_caught
-        assert timeout is not None
-        if call.paid and sent[0]:
-            raise SubmissionUnknownError(
-                f"{call.operation}: the {timeout:g} s deadline passed while waiting for the "
-                "answer to a paid request; it may still be generating (and charged). Check your "
-                "account before re-submitting", operation=call.operation, reason="deadline")
-        raise DeadlineExceededError(f"{call.operation}: gave up after the {timeout:g} s "
-                                    "deadline", timeout=timeout)
-
-    async def _retrying(self, call: Call, handler: Handler[T], policy: RetryPolicy,
-                        deadline: float, sent: list[bool]) -> T:
-        lane = self.lane(call.service, call.lane)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt(call, handler, lane, attempt, sent)
-            except AiomusicError as error:
-                self._scrub(error)
-                wait = policy.wait_for(error, attempt=attempt, paid=call.paid)
-                if wait is None:
-                    raise
-                if isinstance(error, RateLimitError):
-                    wait = max(wait, lane.paused_for)
-                if anyio.current_time() + wait > deadline:
-                    error.retry_after = wait
-                    raise
-                logger.info("%s: attempt %d failed (%s); retrying in %.2f s", call.operation,
-                            attempt, type(error).__name__, wait)
-                self.emit(RetryScheduled(operation=call.operation, attempt=attempt, wait=wait,
-                                         reason=type(error).__name__))
-                if not isinstance(error, RateLimitError):
-                    await anyio.sleep(wait)
-                # a rate limit paused the whole lane: the next permit waits it out
-
-    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane, attempt: int,
-                       sent: list[bool]) -> T:
-        client = self._http()
-        async with lane.permit() as permit:
-            self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt,
-                                    paid=call.paid, key=call.key))
-            began = time.perf_counter()
-            status: int | None = None
-            try:
-                with call.body() as extra:
-                    request = self._build(client, call, extra)
-                    logger.debug("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
-                                 call.operation, attempt)
-                    sent[0] = True
-                    response = await client.send(request, stream=True)
-                try:
-                    status = response.status_code
-                    result = await handler(response, call)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await response.aclose()
-            except httpx.HTTPError as exc:
-                error = self._transport_error(call, exc)
-                self._finished(call, lane, attempt, began, status, error)
-                raise error from exc
-            except AiomusicError as error:
-                self._feedback(lane, permit, error)
-                self._finished(call, lane, attempt, began, status, error)
-                raise
-            lane.succeeded(permit)
-            self._finished(call, lane, attempt, began, status, None)
-            return result
-
-    def _build(self, client: httpx.AsyncClient, call: Call, extra: dict[str, Any]
-               ) -> httpx.Request:
-        absolute = call.url.startswith(("http://", "https://"))
-        url = call.url if absolute else self.endpoints.for_service(call.service) + call.url
-        headers = dict(call.headers or {})
-        if call.auth:
-            headers["Authorization"] = f"Bearer {self._keys.for_service(call.service)}"
-        return client.build_request(call.method, url, params=call.params, json=call.json,
-                                    headers=headers, **extra)
-
-    def _feedback(self, lane: Lane, permit: Permit, error: AiomusicError) -> None:
-        if isinstance(error, RateLimitError):
-            wait = error.retry_after
-            if wait is None:
-                wait = self.retry.backoff(lane.consecutive_rejections + 1)
-            wait = min(wait, self.retry.max_retry_after)
-            if lane.rejected(permit, wait=wait):
-                logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
-                            lane.name, wait, lane.limit)
-
-    def _finished(self, call: Call, lane: Lane, attempt: int, began: float,
-                  status: int | None, error: BaseException | None) -> None:
-        seconds = time.perf_counter() - began
-        logger.debug("<- %s %s in %.3f s%s", call.operation, status, seconds,
-                     f" ({type(error).__name__})" if error else "")
-        self.emit(RequestFinished(operation=call.operation, lane=lane.name, attempt=attempt,
-                                  seconds=seconds, status_code=status,
-                                  error=type(error).__name__ if error else None,
-                                  paid=call.paid, key=call.key))
-
-    def _transport_error(self, call: Call, exc: httpx.HTTPError) -> AiomusicError:
-        op = call.operation
-        detail = redact(str(exc) or type(exc).__name__, self._keys.secrets())
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return ConfigurationError(f"{op}: the URL cannot be used: {detail}")
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-            return ConnectionFailedError(
-                f"{op}: could not connect ({detail}); nothing was sent, so it is safe to retry",
-                operation=op)
-        if isinstance(exc, httpx.WriteError | httpx.WriteTimeout):
-            return TransportError(f"{op}: the request could not be sent completely ({detail})",
-                                  operation=op)
-        reason = "read timeout" if isinstance(exc, httpx.ReadTimeout) else "connection lost"
-        if call.paid:
-            return SubmissionUnknownError(
-                f"{op}: {reason} after the paid request was sent ({detail}); the service may "
-                "still be generating (and charging for) it, so aiomusic does not re-send it. "
-                "Check your account, then re-submit on purpose with "
-                "RetryPolicy(resubmit_unknown=True) if you accept paying twice",
-                operation=op, reason=reason)
-        if isinstance(exc, httpx.TimeoutException):
-            return TransferTimeoutError(f"{op}: {reason} ({detail})", operation=op)
-        return TransportError(f"{op}: {reason} ({detail})", operation=op)
-
-    def _scrub(self, error: AiomusicError) -> None:
-        """Redact the keys from ``error``, every string attribute of it, and its causes."""
-        secrets = self._keys.secrets()
-        if not secrets:
-            return
-        seen: set[int] = set()
-        current: BaseException | None = error
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            _scrub_one(current, secrets)
-            current = current.__cause__ or current.__context__
-
-
-def _scrub_one(error: BaseException, secrets: tuple[str, ...]) -> None:
-    error.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in error.args)
-    for name, value in list(vars(error).items()):
-        if isinstance(value, str):
-            setattr(error, name, redact(value, secrets))
-    if isinstance(error, APIError) and error.body is not None and \
-            any(s in repr(error.body) for s in secrets):
-        error.body = None
-
-
-def _safe_url(url: httpx.URL) -> str:
-    return str(url.copy_with(query=None))
-
+    @property
+    def _send(self) -> Any:
+        """The transport's choke point (``Transport._send``)."""
+        return self._transport._send
 
 def _version() -> str:
     from .._version import __version__

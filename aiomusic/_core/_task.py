@@ -48,15 +48,31 @@ class Phase(enum.StrEnum):
 class Cost:
     """What a call cost, in the service's own unit.
 
+    A service that reports one charge in two units (the AI/ML API's ``credits_used`` and
+    ``usd_spent``) gives one `Cost` in its own unit (credits) with the dollar figure beside
+    it in ``usd``; `in_unit()` reads either. Credits of different services are different
+    currencies: costs are added up per service, never across services.
+
     Attributes:
         amount: How much.
         unit: ``credits``, ``usd`` or ``submissions``.
         service: Which account paid.
+        usd: The same charge in US dollars, when the service says so besides ``amount``.
     """
 
     amount: float
     unit: str
     service: str
+    usd: float | None = None
+
+    def in_unit(self, unit: str) -> float | None:
+        """The charge in ``unit`` when the service reported it in that unit, else ``None``
+        (aiomusic never converts between units: the rate is the service's business)."""
+        if unit == self.unit:
+            return self.amount
+        if unit == "usd":
+            return self.usd
+        return None
 
 
 @attrs.frozen
@@ -148,6 +164,10 @@ class TaskSpec:
         retention: How long the service keeps the outputs, when documented.
         resume_hint: How a user resumes a task by id (shown when a wait gives up), with
             ``{task_id}`` in it.
+        label: How messages name such a task (``Suno task``).
+        initial_status: The status a task has right after its submission was accepted.
+        needs_assets: Whether success must name something to download (a lyrics task's
+            result is in its record, not in a file).
     """
 
     name: str
@@ -159,3 +179,6 @@ class TaskSpec:
     timeout: float = 900.0
     retention: dt.timedelta | None = None
     resume_hint: str = "resume it by its id ({task_id})"
+    label: str = "task"
+    initial_status: str = "PENDING"
+    needs_assets: bool = True

@@ -23,6 +23,8 @@ import mutagen.mp3
 
 from aiomusic._core._errors import AudioValidationError
 
+from ._flac import probe_flac
+
 __all__ = ["AudioInfo", "probe_audio", "validate_reference"]
 
 _READ = 64 * 1024
@@ -166,9 +168,9 @@ def _probe(f: IO[bytes], label: str) -> AudioInfo:
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return _probe_wav(f, size, label)
     if head[:4] == b"fLaC":
-        from ._flac import probe_flac  # imported here: it builds on this module's AudioInfo
-
-        return probe_flac(f, size, label)
+        duration, rate, channels = probe_flac(f, label)
+        return AudioInfo(format="flac", duration=duration, sample_rate=rate,
+                         channels=channels, size=size)
     info = _probe_mp3(f, size, label)
     if info is None:
         raise AudioValidationError(

@@ -27,7 +27,7 @@ from ._files import AtomicFile, Writer, write_behind
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename"]
 
@@ -142,7 +142,7 @@ def _accepted_type(content_type: str | None) -> bool:
 
 
 async def download_url(
-    session: MusicSession,
+    session: Transport,
     url: str,
     destination: str | os.PathLike[str],
     *,
@@ -152,8 +152,11 @@ async def download_url(
     max_bytes: int | None = None,
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
+    service: Service = Service.SUNO,
+    operation: str = "suno.download",
 ) -> DownloadResult:
-    """Stream ``url`` into ``destination`` atomically (see the module docstring).
+    """Stream ``url`` into ``destination`` atomically (see the module docstring), in the
+    transfer lane of ``service``; ``operation`` names it in events and errors.
 
     Raises:
         DownloadError: refused URL (also after a redirect), too many redirects, not audio,
@@ -177,12 +180,12 @@ async def download_url(
             if deadline is not None:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
-                    raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
+                    raise DeadlineExceededError(f"{operation}: gave up after the {timeout:g} s "
                                                 "deadline", timeout=timeout or 0.0)
             headers = {"Accept-Encoding": "identity"}
             if state.written:
                 headers["Range"] = f"bytes={state.written}-"
-            call = Call(service=Service.SUNO, lane=LaneKind.TRANSFER, operation="suno.download",
+            call = Call(service=service, lane=LaneKind.TRANSFER, operation=operation,
                         method="GET", url=current, auth=False, headers=headers, key=key)
             handler = _handler(session, state, write, limit, key)
             try:
@@ -190,7 +193,7 @@ async def download_url(
                 break
             except DeadlineExceededError as exc:
                 # _send saw only what was left of the deadline: report the caller's own
-                raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
+                raise DeadlineExceededError(f"{operation}: gave up after the {timeout:g} s "
                                             "deadline", timeout=timeout or 0.0) from exc
             except _Redirect as moved:
                 redirects += 1
@@ -203,16 +206,16 @@ async def download_url(
                 if state.resumes > MAX_RESUMES:
                     raise DownloadError(f"the connection dropped {state.resumes} times; giving "
                                         "up", url=_strip(current), retryable=True) from None
-                session.emit(Progress(operation="suno.download", key=key, stage="resuming",
+                session.emit(Progress(operation=operation, key=key, stage="resuming",
                                       done=state.written, total=state.total))
-    session.emit(Progress(operation="suno.download", key=key, stage="downloaded",
+    session.emit(Progress(operation=operation, key=key, stage="downloaded",
                           done=out.bytes_written, total=out.bytes_written))
     return DownloadResult(path=path, bytes_written=out.bytes_written, sha256=out.sha256,
                           url=_strip(current), content_type=state.content_type,
                           track_id=track_id, resumes=state.resumes)
 
 
-def _handler(session: MusicSession, state: _State, write: Writer, limit: int, key: str
+def _handler(session: Transport, state: _State, write: Writer, limit: int, key: str
              ) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code
@@ -263,7 +266,7 @@ def _handler(session: MusicSession, state: _State, write: Writer, limit: int, ke
                 progressed = True
                 if state.written - state.reported >= _PROGRESS_STEP:
                     state.reported = state.written
-                    session.emit(Progress(operation="suno.download", key=key,
+                    session.emit(Progress(operation=call.operation, key=key,
                                           stage="downloading", done=state.written,
                                           total=total))
         except httpx.TransportError as exc:

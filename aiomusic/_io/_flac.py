@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import IO
 
 from .._core._errors import AudioValidationError
-from ._audio import AudioInfo
 
 __all__ = ["probe_flac"]
 
 _FLAC_SYNC = 0xFFF8  # a frame header's first 15 bits (the 16th is the blocking strategy)
 
 
-def probe_flac(f: IO[bytes], size: int, label: str) -> AudioInfo:
-    """Read STREAMINFO, skip the other metadata blocks, and find the first audio frame."""
+def probe_flac(f: IO[bytes], label: str) -> tuple[float, int, int]:
+    """(duration, sample rate, channels) from STREAMINFO, once the other metadata blocks are
+    skipped and the first audio frame found."""
     pos = 4
     info: tuple[int, int, int] | None = None  # sample rate, channels, total samples
     last = False
@@ -49,5 +49,4 @@ def probe_flac(f: IO[bytes], size: int, label: str) -> AudioInfo:
     if not rate or not samples:
         raise AudioValidationError(f"{label}: FLAC without a sample rate or a sample count in "
                                    "STREAMINFO: its length cannot be told", source=label)
-    return AudioInfo(format="flac", duration=samples / rate, sample_rate=rate,
-                     channels=channels, size=size)
+    return samples / rate, rate, channels

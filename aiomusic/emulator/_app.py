@@ -12,7 +12,7 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _minimax, _minimax_music, _minimax_tools, _suno, _uploads
+from . import _aimlapi, _minimax, _minimax_music, _minimax_tools, _suno, _uploads
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
@@ -27,7 +27,7 @@ log = logging.getLogger("aiomusic.emulator")
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
 #: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
-HANDLERS = (_minimax, _minimax_music, _minimax_tools, _suno, _uploads)
+HANDLERS = (_aimlapi, _minimax, _minimax_music, _minimax_tools, _suno, _uploads)
 
 
 class EmulatorApp:
@@ -41,8 +41,10 @@ class EmulatorApp:
         self.task_group: TaskGroup | None = None
         self.client: httpx.AsyncClient | None = None
         self.routes: Routes = {}
+        self.prefixes: Routes = {}  # (method, path prefix): for paths that carry a name
         for module in HANDLERS:
             self.routes.update(module.ROUTES)
+            self.prefixes.update(getattr(module, "PREFIXES", {}))
 
     # -- runtime control -------------------------------------------------------------------
 
@@ -74,6 +76,9 @@ class EmulatorApp:
         req = Req(scope, receive, send)
         self.state.count_request(req.path)
         route = self.routes.get((req.method, req.path))
+        if route is None:
+            route = next((r for (method, prefix), r in self.prefixes.items()
+                          if method == req.method and req.path.startswith(prefix)), None)
         if route is not None:
             req.operation = route[0]
             await route[1](self, req)
@@ -226,6 +231,8 @@ _AIML = {
     "maintenance": (500, "Model is under maintenance"),
     "server_error": (503, "Service unavailable"),
     "invalid": (400, "Body validation error!"),
+    "not_found": (404, "Generation not found"),
+    "credits": (403, "Insufficient credits: top up your balance"),
 }
 _MINIMAX = {
     "auth": (1004, "authorization failed: api key missing or wrong"),

@@ -20,8 +20,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog="aiomusic emulator",
         description="Serve a local emulator of the AI/ML API, MiniMax and Suno music APIs.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to serve on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="the port (default: %(default)s; 0 picks a free one)")
     p.add_argument(
         "--api-key",
         action="append",

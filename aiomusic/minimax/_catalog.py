@@ -17,9 +17,18 @@ import attrs
 from .._core._log import logger
 
 __all__ = [
+    "COVER_FORMATS",
+    "COVER_MAX_BYTES",
+    "COVER_MAX_SECONDS",
+    "COVER_MIN_SECONDS",
     "COVER_MODELS",
+    "COVER_RULE",
     "DEFAULT_COVER_MODEL",
     "DEFAULT_MODEL",
+    "LYRICS_MODES",
+    "MAX_LYRICS",
+    "MAX_PROMPT",
+    "MAX_SEED",
     "MODELS",
     "SONG_MODELS",
     "STRUCTURE_TAGS",
@@ -28,6 +37,19 @@ __all__ = [
     "spec",
     "unknown_tags",
 ]
+
+#: The longest prompt and lyrics of the current models (per model: `ModelSpec`).
+MAX_PROMPT = 2000
+MAX_LYRICS = 3500
+#: A cover's seed, for reproducible results.
+MAX_SEED = 1_000_000
+#: A cover's reference track.
+COVER_MIN_SECONDS = 6.0
+COVER_MAX_SECONDS = 360.0
+COVER_MAX_BYTES = 50 * 1024 * 1024
+COVER_FORMATS = ("mp3", "wav", "flac")
+COVER_RULE = "mp3, wav or flac, 6 s to 6 min, at most 50 MB"
+LYRICS_MODES = ("write_full_song", "edit")
 
 #: The section tags the service reads in lyrics; anything else in brackets is sung.
 STRUCTURE_TAGS = ("Intro", "Verse", "Pre Chorus", "Chorus", "Interlude", "Bridge", "Outro",
@@ -58,9 +80,9 @@ class ModelSpec:
     kind: str
     free: bool = False
     documented: bool = True
-    prompt_max: int | None = 2000
+    prompt_max: int | None = MAX_PROMPT
     prompt_min: int = 0
-    lyrics_max: int | None = 3500
+    lyrics_max: int | None = MAX_LYRICS
     lyrics_min: int = 0
     instrumental: bool = True
     optimizer: bool = True

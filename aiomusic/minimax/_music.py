@@ -31,6 +31,7 @@ from .._io._sources import AudioSource
 from . import _catalog as catalog
 from . import _music_answers as answers
 from . import _music_protocol as music
+from ._audio_stream import AudioStream
 from ._music_parts import OPS, Destination, MusicParts
 from ._ops import (
     CoverParams,
@@ -51,7 +52,6 @@ from ._results import (
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .client import AudioStream
 
 __all__ = ["MusicMethods"]
 
@@ -188,7 +188,8 @@ class MusicMethods(MusicParts):
         try:
             got = await download_url(self._session, link.url, path, key=os.fspath(path),
                                      overwrite=overwrite, max_bytes=max_bytes, timeout=timeout,
-                                     retry=retry)
+                                     retry=retry, service=Service.MINIMAX,
+                                     operation="minimax.download")
         except AiomusicError as exc:  # a refused URL, the network, the deadline: all the same
             url = exc.url if isinstance(exc, DownloadError) else \
                 str(httpx.URL(link.url).copy_with(query=None))

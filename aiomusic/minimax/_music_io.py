@@ -29,12 +29,12 @@ from .._core._models import ExtraInfo
 from .._io._files import AtomicFile, Batcher, Writer, write_behind
 from .._io._sse import SseAudioReader
 from . import _protocol as proto
+from ._audio_stream import AudioStream
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
     from ._results import SongResult
-    from .client import AudioStream
 
 __all__ = ["Decoded", "Reader", "sse_reader", "stream_call", "streaming", "to_file",
            "to_path"]
@@ -57,10 +57,10 @@ Result = Callable[[Decoded, Path | None, int, str], "SongResult"]
 HexDecode = Callable[[httpx.Response, Call, Writer], Awaitable[tuple[ExtraInfo, str | None]]]
 
 
-def stream_call(session: MusicSession, call: Call) -> tuple[Call, list[float]]:
+def stream_call(session: Transport, call: Call) -> tuple[Call, list[float]]:
     """``call`` without a read timeout, and the clock time each attempt's request went out."""
     sent = [anyio.current_time()]
-    base = session._timeout
+    base = session._http().timeout  # the session's, or the caller's own client's
     timeout = httpx.Timeout(connect=base.connect, read=None, write=base.write, pool=base.pool)
     inner = call.body
 
@@ -98,7 +98,7 @@ def hex_reader(decode: HexDecode) -> Reader:
     return read
 
 
-def sse_reader(session: MusicSession, decode: HexDecode, sent: list[float]) -> Reader:
+def sse_reader(session: Transport, decode: HexDecode, sent: list[float]) -> Reader:
     """Read a streamed answer: events as they arrive; one JSON answer is read as hex."""
     fallback = hex_reader(decode)
 
@@ -116,7 +116,7 @@ def sse_reader(session: MusicSession, decode: HexDecode, sent: list[float]) -> R
             classify(response.status_code, response.headers, document)
 
         reader = SseAudioReader(on_event=check)
-        idle = session._timeout.read
+        idle = session._http().timeout.read
         first: float | None = None
         reported = 0
         raw = response.headers.get("content-encoding", "identity").lower() in ("", "identity") \
@@ -213,13 +213,11 @@ def to_file(read: Reader, handle: IO[bytes], result: Result
 
 
 @asynccontextmanager
-async def streaming(session: MusicSession, call: Call, read: Reader, result: Result, *,
+async def streaming(session: Transport, call: Call, read: Reader, result: Result, *,
                     batch: int | None, timeout: float | None, retry: RetryPolicy | None
                     ) -> AsyncIterator[AudioStream]:
     """The audio as an `AudioStream` while it arrives (``batch``: gather into pieces of that
     size; ``None``: hand on each piece as decoded). Never re-sent once audio was handed out."""
-    from .client import AudioStream  # the client imports this module first
-
     send, receive = anyio.create_memory_object_stream[bytes](4)
     stream = AudioStream(receive)
 

@@ -25,6 +25,7 @@ from .._io._sources import local_source
 from . import _music_answers as answers
 from . import _music_io as music_io
 from . import _music_protocol as music
+from ._audio_stream import AudioStream
 from ._ops import (
     COVER,
     COVER_PREPROCESS,
@@ -41,8 +42,7 @@ from ._results import MusicLink, SongResult
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
-    from .client import AudioStream
+    from .._core._transport import Transport
 
 __all__ = ["OPS", "Destination", "MusicParts"]
 
@@ -62,7 +62,7 @@ class MusicParts:
     """What `MusicMethods` is built on (the session's MiniMax client provides ``_session``,
     the hex decoder ``_decode`` and `download_link()`)."""
 
-    _session: MusicSession
+    _session: Transport
 
     if TYPE_CHECKING:
         async def _decode(self, response: httpx.Response, call: Call, write: Writer

@@ -10,6 +10,14 @@ for a link; ``formatted_lyrics`` or ``lyrics`` for a preprocessed track).
 
 from __future__ import annotations
 
+__all__ = [
+    "COVER_FORMATS", "COVER_MAX_BYTES", "COVER_MAX_SECONDS", "COVER_MIN_SECONDS", "COVER_RULE",
+    "LYRICS_MODES", "MAX_LYRICS", "MAX_PROMPT", "MAX_SEED", "cover_call", "cover_payload",
+    "lyrics_call", "music_call", "preprocess_call", "preprocess_json_call",
+    "preprocess_payload", "quota_call", "song_call", "song_payload", "validate_cover",
+    "validate_lyrics", "validate_nothing", "validate_preprocess", "validate_song", "with_file",
+]
+
 import os
 from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
@@ -24,22 +32,24 @@ from .._core._models import BITRATES, SAMPLE_RATES, AudioFormat
 from .._core._operation import Checks, Context
 from .._io._b64json import base64_json
 from . import _catalog as catalog
+from ._catalog import (
+    COVER_FORMATS,
+    COVER_MAX_BYTES,
+    COVER_MAX_SECONDS,
+    COVER_MIN_SECONDS,
+    COVER_RULE,
+    LYRICS_MODES,
+    MAX_LYRICS,
+    MAX_PROMPT,
+    MAX_SEED,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import IO
 
-    from ._ops import CoverParams, CoverPreprocessParams, LyricsParams, SongParams
+    from ._music_params import CoverParams, CoverPreprocessParams, LyricsParams, SongParams
 
-MAX_PROMPT = 2000
-MAX_LYRICS = 3500
-MAX_SEED = 1_000_000
-COVER_MIN_SECONDS = 6.0
-COVER_MAX_SECONDS = 360.0
-COVER_MAX_BYTES = 50 * 1024 * 1024
-COVER_FORMATS = ("mp3", "wav", "flac")
-COVER_RULE = "mp3, wav or flac, 6 s to 6 min, at most 50 MB"
-LYRICS_MODES = ("write_full_song", "edit")
 GENERATE, PREPROCESS = "/v1/music_generation", "/v1/music_cover_preprocess"
 LYRICS, QUOTA = "/v1/lyrics_generation", "/v1/token_plan/remains"
 _IDENTITY = {"Accept-Encoding": "identity"}  # hex is decoded as it streams: no compression

@@ -22,11 +22,12 @@ from .._io._files import AtomicFile, Batcher, Writer, write_behind
 from .._io._hexstream import HexAudioScanner
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._audio_stream import AudioStream
 from ._music import MusicMethods
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["AudioStream", "MiniMaxClient"]
 
@@ -45,7 +46,7 @@ class MiniMaxClient(MusicMethods):
     `write_lyrics()`, `quota()`...) come from `MusicMethods`.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
 
     async def upload_reference(self, source: AudioSource, *, purpose: Purpose | str,
@@ -134,9 +135,21 @@ class MiniMaxClient(MusicMethods):
                                        refer_voice=refer_voice,
                                        refer_instrumental=refer_instrumental,
                                        audio_setting=audio_setting)
-        key = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
-        call = proto.generate_call(self._session.minimax_service, payload, key=key)
+        call = proto.generate_call(self._session.minimax_service, payload, key=None)
+        return await self.write(call, destination, overwrite=overwrite, timeout=timeout,
+                                retry=retry)
+
+    async def write(self, call: Call, destination: Destination, *, overwrite: bool = True,
+                    timeout: float | None = None, retry: RetryPolicy | None = None
+                    ) -> GenerationResult:
+        """Send a paid generation ``call`` and write its hex audio to ``destination``.
+
+        The engine under `generate()`, for any operation whose answer carries the audio as
+        hex in JSON (batches run declared operations through it). The arguments are those of
+        `generate()`.
+        """
         if isinstance(destination, str | os.PathLike):
+            call = attrs.evolve(call, key=os.fspath(destination))
             path = Path(destination)
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
@@ -299,26 +312,6 @@ class MiniMaxClient(MusicMethods):
                 f"the answer decoded to {written} bytes of audio but extra_info says "
                 f"{claimed}; the audio is incomplete or the answer inconsistent",
                 trace_id=trace)
-
-
-class AudioStream:
-    """Decoded audio bytes of a generation, as an async iterator; `result` at the end."""
-
-    def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
-        self._receive = receive
-        self.result: GenerationResult | None = None
-        self.error: AiomusicError | None = None
-
-    def __aiter__(self) -> AudioStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            if self.error is not None:
-                raise self.error from None
-            raise StopAsyncIteration from None
 
 
 class _Tally:

@@ -16,26 +16,51 @@ import attrs
 from .._core._call import Call
 from .._core._config import LaneKind, Service
 from .._core._errors import InputError
-from .._core._models import TaskRecord, TaskStatus
+from .._core._models import CallbackEvent, CallbackType, TaskRecord, TaskStatus
 from .._core._operation import Checks, Context, Delivery, Operation, Output, param, register
 from .._core._task import Asset, Phase, PollSchedule, TaskSnapshot, TaskSpec
 from . import _protocol as proto
 
-__all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_snapshot"]
+__all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_hint",
+           "music_snapshot"]
 
 _PHASES = {TaskStatus.PENDING: Phase.PENDING, TaskStatus.TEXT_SUCCESS: Phase.RUNNING,
            TaskStatus.FIRST_SUCCESS: Phase.RUNNING, TaskStatus.SUCCESS: Phase.SUCCEEDED}
 
 
 def music_snapshot(record: TaskRecord) -> TaskSnapshot:
-    """A generation-family record (``generate/record-info``) as a task snapshot."""
+    """A generation-family record (``generate/record-info``) as a task snapshot.
+
+    ``CALLBACK_EXCEPTION`` means the service failed to *deliver its callback*, not to
+    generate: when every track it reports has its audio, the task succeeded (the raw status
+    stays visible); without audio it is a failure like the others.
+    """
     status = record.status
     phase = _PHASES.get(status, Phase.FAILED)
     assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
                    for t in record.tracks if t.audio_url)
+    if status is TaskStatus.CALLBACK_EXCEPTION and record.tracks and \
+            len(assets) == len(record.tracks):
+        phase = Phase.SUCCEEDED
     return TaskSnapshot(task_id=record.task_id, phase=phase, status=record.raw_status or status,
                         rank=status.rank, assets=assets, error_code=record.error_code,
                         error_message=record.error_message, record=record)
+
+
+_HINTS = {CallbackType.TEXT: TaskStatus.TEXT_SUCCESS, CallbackType.FIRST: TaskStatus.FIRST_SUCCESS,
+          CallbackType.COMPLETE: TaskStatus.SUCCESS}
+
+
+def music_hint(event: CallbackEvent) -> TaskSnapshot:
+    """A staged callback of the generation family as a hint (confirmed before it counts)."""
+    if event.callback_type is CallbackType.ERROR or event.code != 200:
+        return TaskSnapshot(task_id=event.task_id, phase=Phase.FAILED, status="error",
+                            rank=3, error_code=event.code, error_message=event.msg or None)
+    status = _HINTS[event.callback_type]
+    assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
+                   for t in event.tracks if t.audio_url)
+    return TaskSnapshot(task_id=event.task_id, phase=_PHASES[status], status=status,
+                        rank=status.rank, assets=assets)
 
 
 def _read_music(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
@@ -44,10 +69,9 @@ def _read_music(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
 
 #: The generation family's task: ``generate/record-info``, polled in the poll lane.
 MUSIC_TASK = TaskSpec(
-    name="suno.music", service=Service.SUNO, status_call=proto.record_info_call,
-    read_status=_read_music, poll=PollSchedule(), timeout=900.0,
-    resume_hint="resume it with session.suno.task({task_id!r}) or "
-                "`aiomusic task {task_id} --wait`")
+    name="suno.task", label="Suno task", service=Service.SUNO,
+    status_call=proto.record_info_call, read_status=_read_music, poll=PollSchedule(),
+    timeout=900.0, resume_hint="resume it later with session.suno.task({task_id!r})")
 
 
 @attrs.frozen
@@ -89,7 +113,8 @@ def _validate_add_instrumental(p: AddInstrumentalParams, checks: Checks) -> None
             weirdness_constraint=p.weirdness_constraint, audio_weight=p.audio_weight,
             model=p.model)
     except InputError as exc:
-        checks.fail(exc.field, exc.message)
+        for problem in getattr(exc, "problems", (exc,)):
+            checks.fail(problem.field, problem.message)
 
 
 def _add_instrumental_call(p: AddInstrumentalParams, ctx: Context) -> Call:

@@ -136,24 +136,38 @@ def check_add_instrumental(
     Raises:
         InputError: a field is missing or invalid (the message names it).
     """
+    problems: list[InputError] = []  # every problem, not the first: a job file lists all
+
+    def checked(check: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except InputError as exc:
+            problems.append(exc)
+            return None
+
     payload: dict[str, Any] = {
-        "uploadUrl": check_http_url(upload_url, field="upload_url"),
-        "title": _text(title, field="title", limit=MAX_TITLE),
-        "tags": _text(tags, field="tags"),
-        "negativeTags": _text(negative_tags, field="negative_tags"),
-        "callBackUrl": check_http_url(callback_url, field="callback_url"),
-        "model": check_model(model),
+        "uploadUrl": checked(check_http_url, upload_url, field="upload_url"),
+        "title": checked(_text, title, field="title", limit=MAX_TITLE),
+        "tags": checked(_text, tags, field="tags"),
+        "negativeTags": checked(_text, negative_tags, field="negative_tags"),
+        "callBackUrl": checked(check_http_url, callback_url, field="callback_url"),
+        "model": checked(check_model, model),
     }
     if vocal_gender is not None:
         if vocal_gender not in ("m", "f"):
-            raise InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
-                             field="vocal_gender")
+            problems.append(InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
+                                       field="vocal_gender"))
         payload["vocalGender"] = vocal_gender
     values = {"style_weight": style_weight, "weirdness_constraint": weirdness_constraint,
               "audio_weight": audio_weight}
     for name, wire in _WEIGHTS:
         if values[name] is not None:
-            payload[wire] = check_weight(values[name], field=name)
+            payload[wire] = checked(check_weight, values[name], field=name)
+    if problems:
+        first = problems[0]
+        error = InputError(first.message, field=first.field)
+        error.problems = tuple(problems)  # type: ignore[attr-defined]
+        raise error
     return payload
 
 

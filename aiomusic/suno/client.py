@@ -20,7 +20,7 @@ from ._tasks import PollSchedule, SunoTask
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
     from ..callbacks import CallbackReceiver
 
 __all__ = ["SunoClient"]
@@ -35,7 +35,7 @@ class SunoClient:
         poll_schedule: How tasks poll ``record-info`` unless a call says otherwise.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
         self.poll_schedule = PollSchedule()
         self._receiver: CallbackReceiver | None = None
