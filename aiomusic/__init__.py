@@ -1,8 +1,9 @@
 """aiomusic: an async client for AI music generation services.
 
-MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and the Suno API's Add
-Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads, incremental
-hex decoding into files, and a local emulator of both services.
+MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and its current models
+(music-2.6 and friends, covers, lyrics, streamed as they are generated), and the Suno API's
+Add Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads,
+incremental hex decoding into files, and a local emulator of both services.
 """
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
+from .minimax._results import (
+    CoverFeatures,
+    LinkDownloadError,
+    Lyrics,
+    ModelQuota,
+    MusicLink,
+    Quota,
+    SongResult,
+    WrittenSong,
+)
 from .minimax.client import AudioStream
 from .suno import PollSchedule, SunoTask
 
@@ -114,6 +125,7 @@ __all__ = [
     "ConnectionFailedError",
     "ContentPolicyError",
     "Cost",
+    "CoverFeatures",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
@@ -137,10 +149,14 @@ __all__ = [
     "LaneStore",
     "LaneStoreError",
     "Ledger",
+    "LinkDownloadError",
     "LocalFileError",
+    "Lyrics",
     "MaintenanceError",
     "MiniMaxJob",
     "MissingTracksError",
+    "ModelQuota",
+    "MusicLink",
     "MusicSession",
     "NotFoundError",
     "OutputFile",
@@ -151,6 +167,7 @@ __all__ = [
     "PostgresLanes",
     "Progress",
     "Purpose",
+    "Quota",
     "RateLimitError",
     "RedisLanes",
     "ReferenceUpload",
@@ -163,6 +180,7 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "SongResult",
     "Spending",
     "SubmissionUnknownError",
     "SunoJob",
@@ -177,6 +195,7 @@ __all__ = [
     "UploadedFile",
     "UsageLimitError",
     "Verdict",
+    "WrittenSong",
     "__version__",
     "load_jobs",
     "parse_callback",

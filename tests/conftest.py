@@ -63,6 +63,16 @@ def make_wav(seconds: float, *, rate: int = 8000) -> bytes:
     return buf.getvalue()
 
 
+def make_flac(seconds: float, *, rate: int = 44100, channels: int = 2,
+              frames: bytes = b"\xff\xf8\x69\x08" + bytes(200)) -> bytes:
+    """A FLAC file as far as its metadata goes: STREAMINFO for ``seconds``, then ``frames``
+    (a frame's sync code and padding: what probing reads, not decodable audio)."""
+    samples = int(seconds * rate)
+    bits = (rate << 44) | ((channels - 1) << 41) | (15 << 36) | samples
+    info = struct.pack(">HH", 4096, 4096) + bytes(6) + bits.to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80, 0, 0, 34]) + info + frames
+
+
 @pytest.fixture(scope="session")
 def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("refs") / "reference.wav"

@@ -43,6 +43,8 @@ _FIX_KEY = "check the API key (argument or environment variable); it is not retr
 _TOP_UP = "top up the account's credits; it is not retried"
 _BACKED_OFF = "aiomusic pauses the lane and retries; lower the concurrency if it persists"
 _TRANSIENT = "a transient service failure; aiomusic retries with backoff"
+_QUOTA = ("the Token Plan's quota is used up: see session.minimax.quota() for when it comes "
+          "back, use a -free model meanwhile, or upgrade the plan; not retried")
 
 #: MiniMax ``base_resp.status_code`` values (api-contracts.md section 2.5).
 MINIMAX_CODES: Mapping[int, Rule] = {
@@ -54,6 +56,9 @@ MINIMAX_CODES: Mapping[int, Rule] = {
     1024: Rule(ServerError, True, _TRANSIENT),
     1026: Rule(ContentPolicyError, False, "the input was flagged as sensitive; change it"),
     1027: Rule(ContentPolicyError, False, "the output was flagged as sensitive; change the input"),
+    # 1028/1030/2061: api-contracts-2026-11.md section 1.5 (MiniMax's own CLI)
+    1028: Rule(UsageLimitError, False, _QUOTA),
+    1030: Rule(UsageLimitError, False, _QUOTA),
     1033: Rule(ServerError, True, _TRANSIENT),
     1039: Rule(RateLimitError, True, "token limit reached; " + _BACKED_OFF),
     1041: Rule(RateLimitError, True, "connection limit reached; " + _BACKED_OFF),
@@ -65,6 +70,9 @@ MINIMAX_CODES: Mapping[int, Rule] = {
     2049: Rule(AuthenticationError, False, _FIX_KEY),
     2056: Rule(UsageLimitError, False, "the plan's usage window is spent; wait for the next "
                                        "5-hour window or upgrade the plan"),
+    2061: Rule(PermissionDeniedError, False, "the model is not on the key's Token Plan "
+                                             "(music-2.6 and music-cover need the Max plan): use "
+                                             "its -free variant or upgrade the plan; not retried"),
 }
 
 #: HTTP statuses (AI/ML API; also any service answering with a non-2xx).

@@ -296,6 +296,12 @@ class Operation:
         models: The documented model names, when the operation takes a ``model``; others pass
             through with a warning.
         aliases: Other names the job file and command line accept.
+        perform: For an operation whose client decides how the result arrives (MiniMax's
+            songs: hex, SSE or a link, by their parameters): ``await perform(session, params,
+            destination)`` does the whole operation, writing a file result to
+            ``destination`` (a path, for a ``FILE`` output) or returning the document
+            (``destination`` is ``None``). Batches and the command line then call it instead of
+            the generic delivery.
         on_refused: When the service refuses the paid request in a way that means the work
             exists already (Suno's WAV conversion answers 409 "already exists"), this finds
             it: ``await on_refused(session, params, error)`` gives the existing task's id,
@@ -317,6 +323,7 @@ class Operation:
     models: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     on_refused: Callable[[Any, Any, Exception], Awaitable[str | None]] | None = None
+    perform: Callable[[Any, Any, Path | None], Awaitable[Any]] | None = None
 
     @property
     def qualified(self) -> str:

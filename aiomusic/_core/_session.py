@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
@@ -10,7 +11,7 @@ import anyio
 import httpx
 
 from ._call import Classifier
-from ._config import DEFAULT_TIMEOUT, Endpoints, Keys, LaneKind, Service
+from ._config import DEFAULT_TIMEOUT, MINIMAX_HOSTS, Endpoints, Keys, LaneKind, Service
 from ._errors import (
     ConfigurationError,
     SessionClosedError,
@@ -41,14 +42,17 @@ def default_lanes(*, minimax_plan: Literal["paid", "free"] = "paid"
     """The documented limits, split into lanes so that one kind of call never starves another.
 
     MiniMax music allows 120 requests/min and 20 concurrent on paid plans (6/min and 3 on free
-    ones); the AI/ML API publishes no numbers, so the same are used. Suno allows 20 requests per
+    ones, and for the ``-free`` models in the ``free`` lane); the AI/ML API publishes no numbers,
+    so the same are used. Suno allows 20 requests per
     10 s per key, shared here as 8 for submissions and 10 for polls (2 spare).
     """
     paid = minimax_plan == "paid"
-    generate = LaneConfig(max_concurrency=20 if paid else 3, rate=120 if paid else 6, per=60.0)
+    free = LaneConfig(max_concurrency=3, rate=6, per=60.0)
+    generate = LaneConfig(max_concurrency=20, rate=120, per=60.0) if paid else free
     lanes: dict[tuple[Service, LaneKind], LaneConfig] = {}
     for service in (Service.AIMLAPI, Service.MINIMAX):
         lanes[service, LaneKind.SUBMIT] = generate
+        lanes[service, LaneKind.FREE] = free  # the -free models: the free plan's limits
         lanes[service, LaneKind.TRANSFER] = LaneConfig(max_concurrency=4, adaptive=False)
         lanes[service, LaneKind.POLL] = LaneConfig(max_concurrency=8)
     lanes[Service.SUNO, LaneKind.SUBMIT] = LaneConfig(max_concurrency=8, rate=8, per=10.0)
@@ -88,6 +92,8 @@ class MusicSession:
         base_url: One URL for every service (an emulator).
         minimax_via: Which host serves music-01: ``"aimlapi"`` (default) or ``"minimax"``.
         minimax_plan: ``"paid"`` or ``"free"``: picks MiniMax's documented limits.
+        minimax_region: ``"cn"`` sends MiniMax's own calls to its mainland China host
+            (``api.minimaxi.com``) instead of the global one; ``endpoints``/``base_url`` win.
         lanes: Lane limits to override, keyed ``"service.lane"`` (``"suno.poll"``, ...).
         lane_store: Share the lanes with every process that uses the same keys: a
             [`RedisLanes`][aiomusic.RedisLanes] or [`PostgresLanes`][aiomusic.PostgresLanes]
@@ -121,6 +127,7 @@ class MusicSession:
         base_url: str | None = None,
         minimax_via: Literal["aimlapi", "minimax"] = "aimlapi",
         minimax_plan: Literal["paid", "free"] = "paid",
+        minimax_region: Literal["global", "cn"] = "global",
         lanes: Mapping[str, LaneConfig] | None = None,
         lane_store: LaneStore | str | None = None,
         retry: RetryPolicy | None = None,
@@ -140,11 +147,21 @@ class MusicSession:
         if minimax_plan not in ("paid", "free"):
             raise ConfigurationError(f"minimax_plan must be 'paid' or 'free', "
                                      f"got {minimax_plan!r}")
-        self.endpoints = Endpoints.local(base_url) if base_url else endpoints or Endpoints()
+        if minimax_region not in MINIMAX_HOSTS:
+            raise ConfigurationError(f"minimax_region must be 'global' or 'cn', "
+                                     f"got {minimax_region!r}")
+        self.endpoints = Endpoints.local(base_url) if base_url else endpoints or (
+            Endpoints.china() if minimax_region == "cn" else Endpoints())
         self._keys = Keys.resolve(aimlapi=aimlapi_key, minimax=minimax_key, suno=suno_key)
         self.minimax_service = Service.AIMLAPI if minimax_via == "aimlapi" else Service.MINIMAX
         self.retry = retry or RetryPolicy()
-        self.allow_http_hosts = frozenset(h.lower() for h in allow_http_hosts)
+        # a loopback endpoint over plain http (an emulator) also serves its files over it;
+        # any other plain-http host still needs to be named
+        own = {host for host in (httpx.URL(self.endpoints.for_service(s)).host.lower()
+                                 for s in Service
+                                 if self.endpoints.for_service(s).startswith("http://"))
+               if _loopback(host)}
+        self.allow_http_hosts = frozenset({h.lower() for h in allow_http_hosts} | own)
         try:
             HostPolicy.build(allow_private_hosts)
         except ValueError as exc:
@@ -263,7 +280,7 @@ class MusicSession:
 
     @property
     def minimax(self) -> MiniMaxClient:
-        """MiniMax music-01: reference uploads and generations."""
+        """MiniMax: music-01, and the current models (songs, covers, lyrics, quota)."""
         if self._minimax is None:
             from ..minimax.client import MiniMaxClient
 
@@ -330,3 +347,12 @@ def _open_store(url: str) -> LaneStore:
         return PostgresLanes(url)
     raise ConfigurationError("lane_store must be a redis://, rediss://, unix:// or "
                              "postgresql:// URL, or a RedisLanes / PostgresLanes")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

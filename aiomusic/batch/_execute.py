@@ -64,8 +64,9 @@ async def with_uploads(op: Operation, params: Any,
 
 
 async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | None
-                  ) -> tuple[tuple[OutputFile, ...], str | None]:
-    """Run ``job`` to its files; returns them and the service's trace or task id.
+                  ) -> tuple[tuple[OutputFile, ...], str | None, Any]:
+    """Run ``job`` to its files; returns them, the service's trace or task id, and the
+    document of an operation whose result is one (lyrics, a quota), else ``None``.
 
     ``resume`` is the task id (or link) an earlier run recorded after its paid request was
     taken: the job is followed from there, never paid again.
@@ -74,18 +75,33 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
     session = steps.session
     if resume is None:
         params = await with_uploads(op, job.params, lambda path: steps.suno_upload(run, path))
-        call = op.call(params, context_for(session, op, params))  # checked before paying
-    if op.delivery in WRITES_DURING_CALL:
+        # every local check before paying (a client that performs the operation checks its
+        # own, local reference files included)
+        call = None if op.perform else op.call(params, context_for(session, op, params))
+    if op.perform is not None and op.output is not Output.FILE and resume is None:
+        # a document the client makes (lyrics, a cover's features, a quota)
+        async with steps.limiter:
+            if op.paid:
+                await steps.mark(run, JobState.SUBMITTING)  # the intent
+            steps.emit(run, "queued")
+            answer = await op.perform(session, params, None)
+        return await _document(steps, run, job, answer), None, answer
+    if op.delivery in WRITES_DURING_CALL or op.perform is not None:
         dest = steps.out / job.out
         async with steps.limiter:
             existed = await steps.prepare_dest(dest)
             await steps.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
             steps.emit(run, "queued")
-            result = await session.minimax.write(call, dest, timeout=steps.generate_timeout)
+            if op.perform is not None:  # the client picks hex, SSE or a link
+                result = await op.perform(session, params, dest)
+            else:
+                assert call is not None
+                result = await session.minimax.write(call, dest,
+                                                     timeout=steps.generate_timeout)
         assert result.sha256 is not None
         record = FileRecord(job.out, result.sha256, result.bytes_written)
         await steps.mark(run, JobState.COMPLETED, files=(record,), trace_id=result.trace_id)
-        return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id
+        return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id, None
     handle = resume
     if handle is None:
         async with steps.limiter:
@@ -93,7 +109,7 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
             steps.emit(run, "queued")
             answer = await _submit(session, op, params, call, steps.generate_timeout)
         if op.delivery is Delivery.JSON:
-            return await _document(steps, run, job, answer), None
+            return await _document(steps, run, job, answer), None, answer
         handle = str(answer.url if op.delivery is Delivery.URL and hasattr(answer, "url")
                      else answer)
         await steps.mark(run, JobState.SUBMITTED, task_id=handle)  # resumable from here
@@ -109,7 +125,8 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         poll = steps.poll or (session.suno.poll_schedule
                               if op.task.service is Service.SUNO else None)
         snap = await task.wait(timeout=steps.task_timeout, poll=poll)
-    return await _fetch(steps, run, job, snap), handle
+    files = await _fetch(steps, run, job, snap)
+    return files, handle, snap.record if op.output is Output.DOCUMENT else None
 
 
 async def _fetch(steps: Steps, run: Run, job: OperationJob, snap: TaskSnapshot
@@ -172,7 +189,11 @@ async def _stems(steps: Steps, job: OperationJob, assets: tuple[Asset, ...]
 
 async def _document(steps: Steps, run: Run, job: OperationJob, value: object
                     ) -> tuple[OutputFile, ...]:
-    """Write a JSON result (lyrics, timings, a persona) atomically to the job's output."""
+    """Write a JSON result (lyrics, timings, a persona) atomically to the job's output
+    (none for an operation that leaves nothing on disk: a quota look-up)."""
+    if job.op.output is Output.NOTHING:
+        await steps.mark(run, JobState.COMPLETED, files=())
+        return ()
     data = json.dumps(_plain(value), indent=2, ensure_ascii=False, default=str).encode()
     dest = steps.out / job.out
     await steps.prepare_dest(dest)

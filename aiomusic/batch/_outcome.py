@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -33,6 +33,8 @@ class JobOutcome:
         retries: Retries absorbed by this job's requests.
         resumed: Whether a Suno task was resumed by its id instead of being submitted.
         note: A remark, e.g. why a completed job was redone.
+        document: The result of an operation whose result is a document (lyrics, a quota),
+            as the service's answer was read.
     """
 
     job: Job
@@ -44,6 +46,7 @@ class JobOutcome:
     retries: int = 0
     resumed: bool = False
     note: str = ""
+    document: Any = None
 
     @property
     def ok(self) -> bool:

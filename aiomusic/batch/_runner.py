@@ -287,11 +287,12 @@ class Batch:
             files = await steps.suno(run, job, resume=resume)
             return JobOutcome(job, "completed", files=files, task_id=run.task_id,
                               retries=run.retries, resumed=resumed, note=note)
-        files, handle = await execute(steps, run, job, resume=resume)
+        files, handle, document = await execute(steps, run, job, resume=resume)
         is_task = job.op.delivery is Delivery.TASK
         return JobOutcome(job, "completed", files=files, retries=run.retries, note=note,
                           task_id=handle if is_task else None,
-                          trace_id=None if is_task else handle, resumed=resumed)
+                          trace_id=None if is_task else handle, resumed=resumed,
+                          document=document)
 
     async def _adopt(self, steps: Steps, run: Run, record: JobRecord) -> JobOutcome | None:
         """A generation that completed just before its process died is kept, not re-paid."""

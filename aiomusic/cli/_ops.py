@@ -9,8 +9,11 @@ downloads and files as ``aiomusic batch``. Adding an operation needs no edit her
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from .._core._operation import Delivery, Operation, Output, ParamInfo, find, operations
 from .._core._operation import params_of as declared
@@ -148,8 +151,11 @@ def run_operation_command(args: argparse.Namespace) -> int:
                     raise outcome.error
                 for file in outcome.files:
                     printer.say(f"wrote {file.path}: {file.size} bytes, sha256 {file.sha256}")
+                if outcome.document is not None and not outcome.files:  # a quota, say
+                    printer.say(json.dumps(_plain(outcome.document), indent=2, default=str))
                 printer.data({"job": op.qualified, "status": outcome.status,
                               "task_id": outcome.task_id,
+                              "document": _plain(outcome.document),
                               "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256}
                                         for f in outcome.files]})
 
@@ -180,6 +186,10 @@ def follow_command(op: Operation, task_id: str) -> str:
             "lyrics": "lyrics"}.get(op.name, "music")
     extra = "" if kind == "music" else f" --kind {kind}"
     return f"aiomusic task {task_id}{extra} --wait --out ."
+
+
+def _plain(value: Any) -> Any:
+    return attrs.asdict(value) if attrs.has(type(value)) else value
 
 
 def _job_id(out: Path) -> str:

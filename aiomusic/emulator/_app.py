@@ -12,7 +12,17 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _aimlapi, _minimax, _suno, _suno_family, _suno_followups, _suno_sync, _uploads
+from . import (
+    _aimlapi,
+    _minimax,
+    _minimax_music,
+    _minimax_tools,
+    _suno,
+    _suno_family,
+    _suno_followups,
+    _suno_sync,
+    _uploads,
+)
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
@@ -27,7 +37,8 @@ log = logging.getLogger("aiomusic.emulator")
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
 #: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
-HANDLERS = (_aimlapi, _minimax, _suno, _suno_family, _suno_followups, _suno_sync, _uploads)
+HANDLERS = (_aimlapi, _minimax, _minimax_music, _minimax_tools, _suno, _suno_family,
+            _suno_followups, _suno_sync, _uploads)
 
 
 class EmulatorApp:

@@ -22,6 +22,8 @@ from .._io._files import AtomicFile
 from .._io._hexstream import HexAudioScanner
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._audio_stream import AudioStream
+from ._music import MusicMethods
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
@@ -41,12 +43,13 @@ _FILE_BATCH = 256 * 1024
 """Decoded bytes per batch handed to a path's writer thread: small, so that little is held."""
 
 
-class MiniMaxClient:
-    """MiniMax music-01 calls of one [`MusicSession`][aiomusic.MusicSession].
+class MiniMaxClient(MusicMethods):
+    """MiniMax calls of one [`MusicSession`][aiomusic.MusicSession].
 
     music-01 works in two steps: `upload_reference()` sends a reference track and returns a
     voice id and/or an instrumental id; `generate()` writes a new song from lyrics in the
-    style of those references.
+    style of those references. The current models (`generate_song()`, `cover()`,
+    `write_lyrics()`, `quota()`...) come from `MusicMethods`.
     """
 
     def __init__(self, session: Transport) -> None:
@@ -330,26 +333,6 @@ class MiniMaxClient:
                 f"the answer decoded to {written} bytes of audio but extra_info says "
                 f"{claimed}; the audio is incomplete or the answer inconsistent",
                 trace_id=trace)
-
-
-class AudioStream:
-    """Decoded audio bytes of a generation, as an async iterator; `result` at the end."""
-
-    def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
-        self._receive = receive
-        self.result: GenerationResult | None = None
-        self.error: AiomusicError | None = None
-
-    def __aiter__(self) -> AudioStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            if self.error is not None:
-                raise self.error from None
-            raise StopAsyncIteration from None
 
 
 class _Tally:
