@@ -1,35 +1,37 @@
 """aiomusic: an async client for AI music generation services.
 
-MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and the Suno API's Add
-Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads, incremental
-hex decoding into files, and a local emulator of both services.
+MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and its current models
+(music-2.6 and friends, covers, lyrics, streamed as they are generated), and the Suno API's
+Add Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads,
+incremental hex decoding into files, and a local emulator of both services.
 """
 
 from __future__ import annotations
 
+from ._core._budget import Admission, Budget, BudgetGuard, Verdict
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
-    AlreadyPaidError,
     APIError,
     AudioDecodeError,
     AudioValidationError,
     AuthenticationError,
     BadRequestError,
-    BatchStoppedError,
     ConfigurationError,
     ConnectionFailedError,
     ContentPolicyError,
     DeadlineExceededError,
     DownloadError,
+    EncodingError,
     GenerationTimeoutError,
     InputError,
     InsufficientCreditsError,
+    JsonError,
     LocalFileError,
     MaintenanceError,
+    MissingTracksError,
     NotFoundError,
     PermissionDeniedError,
-    PreflightError,
     RateLimitError,
     ResponseError,
     ServerError,
@@ -52,7 +54,10 @@ from ._core._events import (
     RequestStarted,
     RetryScheduled,
 )
+from ._core._json import JsonLimits
+from ._core._lane_store import LaneStore, LaneStoreError
 from ._core._lanes import LaneConfig
+from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,
@@ -70,20 +75,38 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
+from ._core._paid_errors import AlreadyPaidError, BatchStoppedError, PreflightError
+from ._core._pg_lanes import PostgresLanes
+from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._task import Cost
 from ._version import __version__
+from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError, JournalWriteError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
+from .minimax._results import (
+    CoverFeatures,
+    LinkDownloadError,
+    Lyrics,
+    ModelQuota,
+    MusicLink,
+    Quota,
+    SongResult,
+    WrittenSong,
+)
 from .minimax.client import AudioStream
 from .suno import PollSchedule, SunoTask
 
 __all__ = [
     "UPLOAD_RETENTION",
     "APIError",
+    "Admission",
+    "AimlapiResult",
+    "AimlapiTask",
     "AiomusicError",
     "AlreadyPaidError",
     "AudioDecodeError",
@@ -96,15 +119,20 @@ __all__ = [
     "Batch",
     "BatchStoppedError",
     "BatchSummary",
+    "Budget",
+    "BudgetGuard",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "Cost",
+    "CoverFeatures",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
+    "EncodingError",
     "Endpoints",
     "Event",
     "ExtraInfo",
@@ -117,12 +145,22 @@ __all__ = [
     "JobProgress",
     "JournalError",
     "JournalWriteError",
+    "JsonError",
+    "JsonLimits",
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LaneStore",
+    "LaneStoreError",
+    "Ledger",
+    "LinkDownloadError",
     "LocalFileError",
+    "Lyrics",
     "MaintenanceError",
     "MiniMaxJob",
+    "MissingTracksError",
+    "ModelQuota",
+    "MusicLink",
     "MusicSession",
     "NotFoundError",
     "OutputFile",
@@ -130,10 +168,13 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresLanes",
     "PreflightError",
     "Progress",
     "Purpose",
+    "Quota",
     "RateLimitError",
+    "RedisLanes",
     "ReferenceUpload",
     "RequestFinished",
     "RequestStarted",
@@ -144,6 +185,8 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "SongResult",
+    "Spending",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -156,7 +199,10 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "Verdict",
+    "WrittenSong",
     "__version__",
     "load_jobs",
     "parse_callback",
+    "spent_between",
 ]

@@ -187,7 +187,8 @@ class Task:
 
     def _failed(self, snap: TaskSnapshot) -> TaskFailedError:
         code, message = snap.error_code, snap.error_message
-        said = f" (error {code}: {message})" if code is not None or message else ""
+        said = f" (error {code}: {message})" if code is not None and message else \
+            f" (error {code})" if code is not None else f" ({message})" if message else ""
         return TaskFailedError(f"{self.spec.label} {self.task_id} failed with "
                                f"{snap.status}{said}", task_id=self.task_id,
                                status=snap.status, error_code=code, error_message=message)

@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from aiomusic import Batch, JobOutcome, MusicSession, PollSchedule, RetryPolicy
-from aiomusic._core._operation import Checks, Operation, Output, find, param
+from aiomusic._core._operation import Checks, Operation, Output, find, operations, param
 from aiomusic.batch._fields import Fields, read_params
 from aiomusic.batch._jobfile import JobFileError, parse_jobs
 from aiomusic.batch._jobs import OperationJob, SunoJob
@@ -153,8 +153,10 @@ def test_op_names_the_operation_and_an_unknown_one_lists_the_choices(tmp_path: P
     assert isinstance(job, SunoJob) and job.op is ADD_INSTRUMENTAL
     with pytest.raises(JobFileError) as caught:
         parse_jobs([(1, {**line, "op": "remix"})], base=tmp_path)
+    choices = ", ".join(op.name for op in operations("suno"))
+    assert choices.startswith("add-instrumental, generate, ")
     assert caught.value.problems == [
-        (1, "op", "suno has no operation 'remix'; use one of: add-instrumental")]
+        (1, "op", f"suno has no operation 'remix'; use one of: {choices}"[:300])]
 
 
 @attrs.frozen
@@ -212,3 +214,40 @@ def test_generic_reader_builds_the_parameters(tmp_path: Path) -> None:
     params = read_params(FAKE, fields, tmp_path)
     assert params == _Params(prompt="p", tags=("a", "b"), ref=tmp_path / "r.wav", loud=True,
                              weight=0.5, seconds=7)
+
+
+async def test_minimax_current_models_as_jobs_every_delivery(emulator: Emulator,
+                                                             tmp_path: Path) -> None:
+    """A song's delivery depends on its parameters (hex, SSE, a link): the declaration lets
+    its client perform it, so every variant is a job; a quota look-up writes no file."""
+    lines = [
+        {"id": "hex", "service": "minimax", "op": "song", "prompt": "calm",
+         "is_instrumental": True},
+        {"id": "sse", "service": "minimax", "op": "song", "prompt": "calm",
+         "is_instrumental": True, "stream": True},
+        {"id": "url", "service": "minimax", "op": "song", "prompt": "calm",
+         "is_instrumental": True, "output_format": "url"},
+        {"id": "words", "service": "minimax", "op": "lyrics", "prompt": "rain"},
+        {"id": "left", "service": "minimax", "op": "quota"},
+    ]
+    jobs = parse_jobs(list(enumerate(lines, 1)), base=tmp_path)
+    async with MusicSession(minimax_key=KEY, base_url=emulator.url, retry=FAST) as s:
+        batch = Batch(s, jobs, out=tmp_path / "out", journal=tmp_path / "j.sqlite")
+        found = {o.job.id: o async for o in _outcomes(batch)}
+    assert {k: o.status for k, o in found.items()} == dict.fromkeys(found, "completed")
+    for name in ("hex", "sse", "url"):
+        [file] = found[name].files
+        head = file.path.read_bytes()[:3]
+        assert file.path.name == f"{name}.mp3"
+        assert head == b"ID3" or (head[0] == 0xFF and head[1] & 0xE0 == 0xE0)  # MP3
+    assert json.loads((tmp_path / "out" / "words.json").read_text())["lyrics"]
+    assert found["left"].files == () and found["left"].document is not None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "hex.mp3", "sse.mp3", "url.mp3", "words.json"]
+    assert emulator.counters.paid(operation="minimax.generate") == 3
+
+
+async def _outcomes(batch: Batch) -> Any:
+    async with batch.results() as results:
+        async for outcome in results:
+            yield outcome

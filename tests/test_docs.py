@@ -190,6 +190,7 @@ def redirected(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
         original(self, *args, **kwargs)
         if real:  # the shared emulator finishes a task at once: the first poll finds it done
             self.suno.poll_schedule = PollSchedule(initial=0.02, maximum=0.1)
+            self.aimlapi.poll_schedule = PollSchedule(initial=0.02, maximum=0.1)
 
     monkeypatch.setattr(MusicSession, "__init__", init)
     return emulator

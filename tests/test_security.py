@@ -52,7 +52,8 @@ pytestmark = pytest.mark.anyio
 KEY = "sk-SECRET-echo-0123456789abcdef"
 NEVER = PollSchedule(initial=3600, maximum=3600, jitter=0)
 PACKAGE = Path(__file__).resolve().parent.parent / "aiomusic"
-AUDIO = bytes(range(256)) * 16
+#: An MP3 by its first bytes (an ID3 tag): downloads refuse what does not start like audio.
+AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + (bytes(range(256)) * 16)[10:]
 
 # -- keys never leak, even from a server that echoes them back --------------------------------
 
@@ -376,8 +377,8 @@ async def test_every_redirect_is_checked_again(tmp_path: Path, hops: int, last: 
         return chain(request)
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    async with MusicSession(suno_key=KEY, http_client=client,
-                            allow_http_hosts=("127.0.0.1",)) as s:
+    async with MusicSession(suno_key=KEY, http_client=client, allow_http_hosts=("127.0.0.1",),
+                            allow_private_hosts=("127.0.0.1",)) as s:
         track = Track(id="t", audio_url="https://hop.example/0")
         if ok:
             got = await s.suno.download(track, tmp_path / "t.mp3")

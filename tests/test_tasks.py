@@ -186,7 +186,7 @@ async def test_failure_is_raised_and_the_first_end_is_final() -> None:
         with pytest.raises(TaskFailedError) as caught:
             await task.wait()
         assert caught.value.error_code == 501 and caught.value.status == "failed"
-        assert str(caught.value) == "Fake task t1 failed with failed (error 501: None)"
+        assert str(caught.value) == "Fake task t1 failed with failed (error 501)"
         task._absorb_status(_read({"data": DONE}, "t1"))  # a later success changes nothing
         with pytest.raises(TaskFailedError):
             await task.wait()
@@ -323,3 +323,26 @@ async def test_suno_wait_survives_one_malformed_record_info(bad: dict[str, Any])
     async with session_for(routed) as s:
         result = await s.suno.task("s1").wait(timeout=10, poll=FAST)
     assert [t.duration for t in result.tracks] == [3.0] and len(asked) == 2
+
+
+async def test_suno_success_with_a_track_missing_its_audio_is_asked_again() -> None:
+    """Issue 16: a Suno SUCCESS with no tracks, or a track without audio, was taken as a
+    (silently empty or partial) success."""
+    half = {"code": 200, "msg": "success", "data": {
+        "taskId": "s1", "status": "SUCCESS", "response": {"sunoData": [
+            {"id": "a", "audioUrl": "https://cdn.example/a.mp3"}, {"id": "b"}]}}}
+    none = {"code": 200, "msg": "success", "data": {"taskId": "s1", "status": "SUCCESS"}}
+    good = {"code": 200, "msg": "success", "data": {
+        "taskId": "s1", "status": "SUCCESS", "response": {"sunoData": [
+            {"id": "a", "audioUrl": "https://cdn.example/a.mp3"},
+            {"id": "b", "audioUrl": "https://cdn.example/b.mp3"}]}}}
+    handle, asked = answers(httpx.Response(200, json=none), httpx.Response(200, json=half),
+                            httpx.Response(200, json=good))
+
+    def routed(request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_merge_params({"id": request.url.params["taskId"]})
+        return handle(request)
+
+    async with session_for(routed) as s:
+        result = await s.suno.task("s1").wait(timeout=10, poll=FAST)
+    assert [t.id for t in result.tracks] == ["a", "b"] and len(asked) == 3

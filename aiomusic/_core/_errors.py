@@ -18,7 +18,10 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── SubmissionUnknownError                            a paid request may have been taken
     ├── DeadlineExceededError         (also TimeoutError) the caller's total timeout passed
     ├── ResponseError                                     the answer could not be understood
-    │   └── AudioDecodeError                              invalid / odd-length / short hex
+    │   ├── AudioDecodeError                              invalid / odd-length / short / no hex
+    │   ├── JsonError                                     JSON too large, too deep, or not JSON
+    │   ├── EncodingError                                 a compressed body that cannot be undone
+    │   └── MissingTracksError                            a Suno task "succeeded" without tracks
     ├── APIError                                          the service said no
     │   ├── BadRequestError                               400, 2013, Suno 400/413
     │   ├── AuthenticationError                           401, 1004, 2049
@@ -47,25 +50,25 @@ from typing import Any
 __all__ = [
     "APIError",
     "AiomusicError",
-    "AlreadyPaidError",
     "AudioDecodeError",
     "AudioValidationError",
     "AuthenticationError",
     "BadRequestError",
-    "BatchStoppedError",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
     "DeadlineExceededError",
     "DownloadError",
+    "EncodingError",
     "GenerationTimeoutError",
     "InputError",
     "InsufficientCreditsError",
+    "JsonError",
     "LocalFileError",
     "MaintenanceError",
+    "MissingTracksError",
     "NotFoundError",
     "PermissionDeniedError",
-    "PreflightError",
     "RateLimitError",
     "ResponseError",
     "ServerError",
@@ -134,26 +137,6 @@ class AudioValidationError(InputError):
         super().__init__(message, field="source")
         self.source = source
         self.duration = duration
-
-
-class PreflightError(InputError, ConfigurationError):
-    """A local check failed before the first paid byte: nothing was sent (nor paid for).
-
-    The destination's folder is missing, not writable or too full; outputs collide with each
-    other, the journal, the job file or an input; an extension does not match the format; a
-    key is missing or refused; a local source is not audio. The message lists every problem
-    and what to do.
-
-    Attributes:
-        problems: Every problem found, one sentence each.
-        path: The file or folder at fault, when there is one.
-    """
-
-    def __init__(self, message: str, *, problems: tuple[str, ...] = (),
-                 path: str | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or (message,)
-        self.path = path
 
 
 class TransportError(AiomusicError):
@@ -234,7 +217,38 @@ class ResponseError(AiomusicError):
 
 
 class AudioDecodeError(ResponseError):
-    """The audio in the answer is not valid hex, or is shorter than the service claimed."""
+    """The audio in the answer is not valid hex, is empty, or is shorter than the service
+    claimed."""
+
+
+class JsonError(ResponseError):
+    """A JSON answer or callback body that is too large, nested too deeply, or not JSON.
+
+    Attributes:
+        reason: ``"too large"``, ``"too deep"``, ``"too many values"`` or ``"not JSON"``.
+    """
+
+    def __init__(self, message: str, *, reason: str, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.reason = reason
+
+
+class EncodingError(ResponseError):
+    """A compressed body aiomusic cannot decode (an unknown encoding, ``br`` without the
+    brotli package, or corrupt or cut-off data)."""
+
+
+class MissingTracksError(ResponseError):
+    """A Suno task reported ``SUCCESS`` but its answer holds no track (or a track without an
+    audio URL): success without audio is not success. Looking the task up again may find them.
+
+    Attributes:
+        task_id: The task.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message, retryable=True)
+        self.task_id = task_id
 
 
 class APIError(AiomusicError):
@@ -326,48 +340,6 @@ class GenerationTimeoutError(APIError, TimeoutError):
     """The service timed out generating; retried with backoff."""
 
     retryable = True
-
-
-class AlreadyPaidError(AiomusicError):
-    """A batch job that an earlier run paid for, which aiomusic does not pay for again
-    without your say: the service took its request and then failed, or its finished file
-    was deleted or changed.
-
-    Send it again with ``Batch(resubmit=...)`` (``--pay-again``): ``"failed-after-taken"``,
-    ``"missing"`` or the job's id. You may pay twice.
-
-    Attributes:
-        job_id: The job.
-        fate: ``"failed after taken"`` or ``"missing"``.
-        trace_id: The service's trace id of the paid request, when known.
-        task_id: Its task id, when there was one.
-        previous: The error type the earlier run recorded, when there was one.
-    """
-
-    def __init__(self, message: str, *, job_id: str, fate: str, trace_id: str | None = None,
-                 task_id: str | None = None, previous: str | None = None) -> None:
-        super().__init__(message, retryable=False)
-        self.job_id = job_id
-        self.fate = fate
-        self.trace_id = trace_id
-        self.task_id = task_id
-        self.previous = previous
-
-
-class BatchStoppedError(AiomusicError):
-    """A batch stopped sending paid requests before every job ran.
-
-    The reason is its ``__cause__``: the journal or the disk could not be written, a key was
-    refused, or the output folder ran out of room. Jobs in flight ended normally; the others
-    were not sent and stay ``pending``. Fix the cause, then run the same batch again.
-
-    Attributes:
-        reason: The cause's error type name.
-    """
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message, retryable=False)
-        self.reason = reason
 
 
 class TaskFailedError(AiomusicError):

@@ -69,12 +69,17 @@ BITRATES = (32000, 64000, 128000, 256000)
 
 @attrs.frozen
 class AudioSetting:
-    """``audio_setting`` of a music-01 generation; checked against the documented enums."""
+    """``audio_setting`` of a generation; checked against the documented enums.
+
+    ``channel`` (1 or 2) is taken by the current models only; music-01 does not send it.
+    """
 
     format: AudioFormat = attrs.field(default=AudioFormat.MP3, converter=AudioFormat)
     sample_rate: int = attrs.field(default=44100,
                                    validator=attrs.validators.in_(SAMPLE_RATES))
     bitrate: int = attrs.field(default=256000, validator=attrs.validators.in_(BITRATES))
+    channel: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_((1, 2))))
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ import hashlib
 import importlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -78,7 +78,7 @@ class Output(enum.StrEnum):
 
 
 Kind = Literal["text", "int", "float", "bool", "choice", "url", "file", "source", "texts",
-               "weight", "id"]
+               "weight", "id", "mapping"]
 
 
 def param(*, help: str, kind: Kind = "text", default: Any = attrs.NOTHING,
@@ -92,7 +92,8 @@ def param(*, help: str, kind: Kind = "text", default: Any = attrs.NOTHING,
         kind: How job files and the command line read it: ``text``, ``int``, ``float``,
             ``bool``, ``choice`` (one of ``choices``), ``url`` (absolute http(s)), ``file`` (a
             local file), ``source`` (a URL, or a local file uploaded first), ``texts`` (a
-            list of strings), ``weight`` (0-1 in steps of 0.01), ``id`` (a non-empty id).
+            list of strings), ``weight`` (0-1 in steps of 0.01), ``id`` (a non-empty id),
+            ``mapping`` (a JSON object, e.g. extra fields sent as they are).
         default: The default (none: the parameter is required).
         wire: The service's name for it, when the builder sends it as is.
         choices: The documented values of a ``choice``; others pass with a warning when the
@@ -295,6 +296,16 @@ class Operation:
         models: The documented model names, when the operation takes a ``model``; others pass
             through with a warning.
         aliases: Other names the job file and command line accept.
+        perform: For an operation whose client decides how the result arrives (MiniMax's
+            songs: hex, SSE or a link, by their parameters): ``await perform(session, params,
+            destination)`` does the whole operation, writing a file result to
+            ``destination`` (a path, for a ``FILE`` output) or returning the document
+            (``destination`` is ``None``). Batches and the command line then call it instead of
+            the generic delivery.
+        on_refused: When the service refuses the paid request in a way that means the work
+            exists already (Suno's WAV conversion answers 409 "already exists"), this finds
+            it: ``await on_refused(session, params, error)`` gives the existing task's id,
+            or ``None`` to let the refusal stand. Nothing is paid twice either way.
     """
 
     service: str
@@ -311,6 +322,8 @@ class Operation:
     task: TaskSpec | None = None
     models: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    on_refused: Callable[[Any, Any, Exception], Awaitable[str | None]] | None = None
+    perform: Callable[[Any, Any, Path | None], Awaitable[Any]] | None = None
 
     @property
     def qualified(self) -> str:

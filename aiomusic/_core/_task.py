@@ -48,15 +48,31 @@ class Phase(enum.StrEnum):
 class Cost:
     """What a call cost, in the service's own unit.
 
+    A service that reports one charge in two units (the AI/ML API's ``credits_used`` and
+    ``usd_spent``) gives one `Cost` in its own unit (credits) with the dollar figure beside
+    it in ``usd``; `in_unit()` reads either. Credits of different services are different
+    currencies: costs are added up per service, never across services.
+
     Attributes:
         amount: How much.
         unit: ``credits``, ``usd`` or ``submissions``.
         service: Which account paid.
+        usd: The same charge in US dollars, when the service says so besides ``amount``.
     """
 
     amount: float
     unit: str
     service: str
+    usd: float | None = None
+
+    def in_unit(self, unit: str) -> float | None:
+        """The charge in ``unit`` when the service reported it in that unit, else ``None``
+        (aiomusic never converts between units: the rate is the service's business)."""
+        if unit == self.unit:
+            return self.amount
+        if unit == "usd":
+            return self.usd
+        return None
 
 
 @attrs.frozen

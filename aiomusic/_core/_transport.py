@@ -20,6 +20,7 @@ import httpx
 from ._call import Call, Classifier, Handler, json_handler
 from ._classify import classify_aimlapi, classify_minimax, classify_suno
 from ._config import Endpoints, Keys, LaneKind, Service
+from ._encoding import accept_encoding
 from ._errors import (
     AiomusicError,
     APIError,
@@ -34,9 +35,12 @@ from ._errors import (
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
 from ._fate import PAID_ATTEMPTS, Fate, fate_of, fate_of_transport, trace_of, unknown
+from ._json import DEFAULT_JSON_LIMITS, JsonLimits
+from ._lane_store import LaneRef, LaneStore, fingerprint
 from ._lanes import Lane, LaneConfig, Permit
 from ._log import logger, redact
 from ._retry import RetryPolicy
+from ._shared_lanes import SharedLane
 
 __all__ = ["Transport"]
 
@@ -61,15 +65,21 @@ class Transport:
                  retry: RetryPolicy, allow_http_hosts: frozenset[str],
                  suno_callback_url: str | None,
                  lane_configs: dict[tuple[Service, LaneKind], LaneConfig],
-                 listeners: list[Callable[[Event], None]]) -> None:
+                 listeners: list[Callable[[Event], None]],
+                 lane_store: LaneStore | None = None,
+                 allow_private_hosts: tuple[str, ...] = (),
+                 json_limits: JsonLimits = DEFAULT_JSON_LIMITS) -> None:
         self.endpoints = endpoints
         self._keys = keys
         self.minimax_service = minimax_service
         self.retry = retry
         self.allow_http_hosts = allow_http_hosts
+        self.allow_private_hosts = allow_private_hosts
+        self.json_limits = json_limits
         self.suno_callback_url = suno_callback_url
         self._lane_configs = lane_configs
-        self._lanes: dict[tuple[Service, LaneKind], Lane] = {}
+        self._lanes: dict[tuple[Service, LaneKind], Lane | SharedLane] = {}
+        self._store = lane_store
         self._listeners = listeners
         self._client: httpx.AsyncClient | None = None
         self._state: Literal["new", "open", "closed"] = "new"
@@ -98,14 +108,27 @@ class Transport:
             except Exception:  # noqa: BLE001 - a display bug must never break a paid call
                 logger.exception("event listener %r failed on %r", listener, event)
 
-    def lane(self, service: Service, kind: LaneKind) -> Lane:
+    def lane(self, service: Service, kind: LaneKind) -> Lane | SharedLane:
         """The lane of ``service`` for calls of ``kind`` (created on first use)."""
         key = (service, kind)
         found = self._lanes.get(key)
         if found is None:
-            found = Lane(f"{service.value}.{kind.value}", self._lane_configs[key], emit=self.emit)
+            name, config = f"{service.value}.{kind.value}", self._lane_configs[key]
+            if self._store is None:
+                found = Lane(name, config, emit=self.emit)
+            else:
+                # rate limits belong to the key: its fingerprint names the shared lane
+                ref = LaneRef(ident=f"{fingerprint(self._secret(service))}:{name}",
+                              config=config)
+                found = SharedLane(name, config, self._store, ref, emit=self.emit)
             self._lanes[key] = found
         return found
+
+    def _secret(self, service: Service) -> str:
+        try:
+            return self._keys.for_service(service)
+        except ConfigurationError:
+            return ""  # calls of this lane need no key (or fail for the lack of one)
 
     def classifier(self, service: Service) -> Classifier:
         """The pure answer classifier of ``service``."""
@@ -136,13 +159,13 @@ class Transport:
         self._http()
         if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        read = handler or json_handler(self.classifier(call.service))
+        read = handler or json_handler(self.classifier(call.service), self.json_limits)
         policy = retry or self.retry
         started = anyio.current_time()
         deadline = math.inf if timeout is None else started + timeout
         sent = [False]
         with anyio.CancelScope(deadline=deadline) as scope:
-            return await self._retrying(call, read, policy, deadline, sent)
+            return await self._retrying(call, read, policy, deadline, sent, timeout=timeout)
         assert scope.cancelled_caught
         assert timeout is not None
         if call.paid and sent[0]:
@@ -169,11 +192,21 @@ class Transport:
         return await self._send(call, handle, timeout=timeout, retry=retry)
 
     async def _retrying(self, call: Call, handler: Handler[T], policy: RetryPolicy,
-                        deadline: float, sent: list[bool]) -> T:
+                        deadline: float, sent: list[bool], *, timeout: float | None = None
+                        ) -> T:
         lane = self.lane(call.service, call.lane)
         attempt = 0
         while True:
             attempt += 1
+            pause = lane.paused_for
+            if pause > 0 and anyio.current_time() + pause > deadline:
+                # waiting for the permit would only end in "gave up after the deadline"
+                raise DeadlineExceededError(
+                    f"{call.operation}: the service asked to wait {pause:.0f} s (the "
+                    f"{lane.name} lane is paused after a rate limit), longer than the "
+                    f"{deadline - anyio.current_time():.1f} s left before this call's "
+                    "deadline; nothing was sent. Try again later or give a longer timeout",
+                    timeout=timeout or 0.0, retry_after=pause)
             try:
                 return await self._attempt(call, handler, lane, attempt, sent)
             except AiomusicError as error:
@@ -181,10 +214,18 @@ class Transport:
                 wait = policy.wait_for(error, attempt=attempt, paid=call.paid)
                 if wait is None:
                     raise
+                # a Retry-After, or a rate limit (which pauses the lane): the service's say
+                asked = error.retry_after is not None or isinstance(error, RateLimitError)
                 if isinstance(error, RateLimitError):
                     wait = max(wait, lane.paused_for)
-                if anyio.current_time() + wait > deadline:
+                left = deadline - anyio.current_time()
+                if wait > left:
                     error.retry_after = wait
+                    why = (f"the service asked to wait {wait:.0f} s" if asked else
+                           f"the next retry would wait {wait:.1f} s")
+                    error.message = (f"{error.message} ({why}, longer than the {left:.1f} s "
+                                     "left before this call's deadline)")
+                    error.args = (error.message, *error.args[1:])
                     raise
                 logger.info("%s: attempt %d failed (%s); retrying in %.2f s", call.operation,
                             attempt, type(error).__name__, wait)
@@ -194,7 +235,7 @@ class Transport:
                     await anyio.sleep(wait)
                 # a rate limit paused the whole lane: the next permit waits it out
 
-    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane, attempt: int,
+    async def _attempt(self, call: Call, handler: Handler[T], lane: Lane | SharedLane, attempt: int,
                        sent: list[bool]) -> T:
         client = self._http()
         async with lane.permit() as permit:
@@ -212,8 +253,8 @@ class Transport:
             try:
                 with call.body() as extra:
                     request = self._build(client, call, extra)
-                    logger.debug("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
-                                 call.operation, attempt)
+                    logger.info("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
+                                call.operation, attempt)
                     sent[0] = on_wire = True
                     response = await client.send(request, stream=True)
                 answer.append(response)
@@ -266,12 +307,15 @@ class Transport:
         absolute = call.url.startswith(("http://", "https://"))
         url = call.url if absolute else self.endpoints.for_service(call.service) + call.url
         headers = dict(call.headers or {})
+        # only what aiomusic can decode in bounded pieces (httpx would add zstd when installed)
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            headers["Accept-Encoding"] = accept_encoding()
         if call.auth:
             headers["Authorization"] = f"Bearer {self._keys.for_service(call.service)}"
         return client.build_request(call.method, url, params=call.params, json=call.json,
                                     headers=headers, **extra)
 
-    def _feedback(self, lane: Lane, permit: Permit, error: AiomusicError) -> None:
+    def _feedback(self, lane: Lane | SharedLane, permit: Permit, error: AiomusicError) -> None:
         if isinstance(error, RateLimitError):
             wait = error.retry_after
             if wait is None:
@@ -281,11 +325,11 @@ class Transport:
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
                             lane.name, wait, lane.limit)
 
-    def _finished(self, call: Call, lane: Lane, attempt: int, began: float,
+    def _finished(self, call: Call, lane: Lane | SharedLane, attempt: int, began: float,
                   status: int | None, error: BaseException | None) -> None:
         seconds = time.perf_counter() - began
-        logger.debug("<- %s %s in %.3f s%s", call.operation, status, seconds,
-                     f" ({type(error).__name__})" if error else "")
+        logger.info("<- %s %s in %.3f s%s", call.operation, status, seconds,
+                    f" ({type(error).__name__})" if error else "")
         self.emit(RequestFinished(operation=call.operation, lane=lane.name, attempt=attempt,
                                   seconds=seconds, status_code=status,
                                   error=type(error).__name__ if error else None,

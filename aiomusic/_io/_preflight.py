@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .._core._errors import AudioValidationError, PreflightError
+from .._core._errors import AudioValidationError
+from .._core._paid_errors import PreflightError
 from ._audio import probe_audio
 
 __all__ = ["MARGIN", "check_audio_source", "check_destination", "check_extension",

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .._core._operation import Checks, Operation, ParamInfo, params_of
+from .._io._names import name_problem
 
 __all__ = ["COMMON", "Fields", "read_output", "read_params", "unknown_fields"]
 
@@ -67,7 +68,8 @@ class Fields:
             self.bad(name, f"{value[:100]!r} cannot be used as a path ({exc})"[:300])
             return None
         if not found:
-            self.bad(name, f"{value!r} is not a file (paths are relative to the job file's "
+            what = "is a folder, not a file" if path.is_dir() else "is not a file"
+            self.bad(name, f"{value!r} {what} (paths are relative to the job file's "
                            f"folder: {path})"[:400])
             return None
         return path
@@ -92,6 +94,15 @@ class Fields:
             self.bad(name, f"must be a list of non-empty strings, got {value!r}"[:200])
             return None
         return tuple(value)
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            self.bad(name, f"must be a JSON object, got {value!r}"[:200])
+            return None
+        return dict(value)
 
     def source(self, name: str, base: Path, *, required: bool) -> str | Path | None:
         """A URL as it is, or a local file (which must exist)."""
@@ -122,6 +133,8 @@ def _read(fields: Fields, info: ParamInfo, base: Path) -> Any:
         return fields.flag(name)
     if info.kind == "texts":
         return fields.texts(name)
+    if info.kind == "mapping":
+        return fields.mapping(name)
     if info.kind == "file":
         return fields.file(name, base)
     return fields.source(name, base, required=info.required)
@@ -169,9 +182,15 @@ def _check_declared(checks: Checks, info: ParamInfo, value: Any, op: Operation) 
         checks.number(info.name, value, minimum=0, maximum=1)
 
 
-def read_output(fields: Fields) -> str | None:
+def read_output(fields: Fields, job_id: str | None = None) -> str | None:
+    """The line's ``out``, a relative path of portable names; ``None`` when absent (then the
+    id names the output file, so it must be a portable name too) or refused."""
     out = fields.text("out")
     if out is None:
+        problem = None if job_id is None else name_problem(job_id)
+        if problem is not None:
+            fields.bad("id", f"{job_id!r} would name the output file, which is not portable: "
+                             f"{problem}; choose another id or give an 'out'")
         return None
     pure = PurePosixPath(out.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or out.startswith("~") or \
@@ -179,6 +198,12 @@ def read_output(fields: Fields) -> str | None:
         fields.bad("out", f"{out!r} must be a relative path inside the output folder "
                           "(no '..', no drive, no absolute path)")
         return None
+    for part in pure.parts:
+        problem = name_problem(part, max_bytes=200)  # room for "-2.flac" and ".part" suffixes
+        if problem is not None:
+            fields.bad("out", f"{out!r} is not a portable file name: {problem}; use letters, "
+                              "digits and '-', '_', '.' inside the name")
+            return None
     return pure.as_posix()
 
 

@@ -79,6 +79,9 @@ def load_jobs(path: str | Path) -> list[Job]:
             tables = tomllib.loads(text).get("job", [])
         except tomllib.TOMLDecodeError as exc:
             raise JobFileError(str(file), [(1, None, f"not valid TOML: {exc}")]) from exc
+        except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+            raise JobFileError(str(file), [(1, None, "not usable TOML: arrays or tables are "
+                                                     "nested far too deeply")]) from None
         if not isinstance(tables, list):
             raise JobFileError(str(file), [(1, "job", "use [[job]] tables, one per job")])
         return parse_jobs(((i, t) for i, t in enumerate(tables, 1)), base=file.parent,
@@ -173,8 +176,9 @@ def _json_lines(text: str, where: str) -> Iterable[tuple[int, object]]:
 def _operation(fields: Fields, service: object) -> Operation | None:
     known = services()
     if service not in known:
-        names = " or ".join(f'"{s}"' for s in known if any(True for _ in operations(s)))
-        fields.bad("service", f"must be {names}, got {service!r}")
+        names = [f'"{s}"' for s in known if any(True for _ in operations(s))]
+        fields.bad("service", f"must be {', '.join(names[:-1])} or {names[-1]}, "
+                              f"got {service!r}")
         return None
     assert isinstance(service, str)
     name = fields.data.get("op")
@@ -208,7 +212,7 @@ def _build(line: int, item: object, base: Path) -> Job:
         fields.bad("id", f"{job_id!r} must be 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
         job_id = None
-    out = read_output(fields)
+    out = read_output(fields, job_id)
     job: Job | None = None
     if op is not None and legacy is not None:
         job = legacy[1](fields, job_id, out, base, line)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from .._core._log import logger
 from .._core._operation import Output
 from .._io._files import temporary_file_of
+from .._io._folders import staging_of
 from ._jobs import TRACK_NAME, Job
 
 __all__ = ["remove_leftovers", "sha256_file"]
@@ -41,7 +43,8 @@ def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
         dest = out / job.out
         shape = job.op.output
         if shape is Output.STEMS:
-            files.setdefault(dest, set()).add("*")
+            files.setdefault(dest, set()).add("*")  # inside: anything half-written
+            files.setdefault(dest.parent, set()).add(dest.name)  # beside: its staging folder
         else:
             (stems if shape is Output.TRACKS else files).setdefault(dest.parent, set()).add(
                 dest.name)
@@ -54,6 +57,13 @@ def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
         ours, our_stems = files.get(folder, set()), stems.get(folder, set())
         for entry in entries:
             target = temporary_file_of(entry.name)
+            folder_of = staging_of(entry.name)
+            if folder_of is not None and folder_of in ours:
+                # a stems folder being staged when a run was killed: never complete, remove
+                shutil.rmtree(entry.path, ignore_errors=True)
+                logger.info("removed %s, a partial folder left by an earlier run", entry.path)
+                removed.append(Path(entry.path))
+                continue
             if target is None:
                 continue
             track = TRACK_NAME.fullmatch(target)

@@ -125,7 +125,8 @@ def read_add_instrumental(fields: Fields, job_id: str | None, out: str | None, b
             callback_url=callback or _CHECK_CALLBACK, vocal_gender=gender, model=model,
             **weights)
     except InputError as exc:
-        fields.bad(_SUNO_WIRE.get(exc.field or "", exc.field), exc.message)
+        for problem in getattr(exc, "problems", (exc,)):  # every one, not the first
+            fields.bad(_SUNO_WIRE.get(problem.field or "", problem.field), problem.message)
         return None
     return SunoJob(id=job_id, source=source, title=title, tags=tags, negative_tags=negative,
                    vocal_gender=gender, model=model, callback_url=callback, out=out or job_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -37,6 +37,8 @@ class JobOutcome:
         fate: For a job that may have been charged without giving its audio, the fate of its
             paid request: ``"unknown"``, ``"failed after taken"`` or ``"missing"`` (a
             finished job's file is gone); else ``None``.
+        document: The result of an operation whose result is a document (lyrics, a quota),
+            as the service's answer was read.
     """
 
     job: Job
@@ -49,6 +51,7 @@ class JobOutcome:
     resumed: bool = False
     note: str = ""
     fate: str | None = None
+    document: Any = None
 
     @property
     def ok(self) -> bool:

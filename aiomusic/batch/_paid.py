@@ -11,28 +11,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
 import attrs
 
-from .._core._errors import (
-    AiomusicError,
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    PreflightError,
-)
+from .._core._errors import AiomusicError, AuthenticationError, BadRequestError, NotFoundError
 from .._core._fate import Fate
 from .._core._log import redact
 from .._core._operation import Delivery, Output
+from .._core._paid_errors import PreflightError
 from .._io._preflight import MARGIN, expected_audio_bytes, free_bytes
 from ._journal import JobState, JournalWriteError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .._core._session import MusicSession
     from ._jobs import Job
+    from ._journal import Journal
     from ._outcome import Run
-    from ._steps import Steps
+
+
+class Shared(Protocol):
+    """What the jobs of a batch share, as the hook needs it (``_steps.Steps``)."""
+
+    session: MusicSession
+    out: Path
+    journal: Journal | None
+    halt: AiomusicError | None
+    room: Room
+    paid: list[Paid]
+
+    def stop(self, error: AiomusicError) -> None: ...
 
 __all__ = ["RESUBMIT_WORDS", "Halted", "JobAttempts", "Paid", "Resubmit", "Room",
            "expected_bytes", "is_stale"]
@@ -107,7 +118,7 @@ class Room:
     reserved: int = 0
     claims: dict[str, int] = attrs.field(factory=dict)
 
-    async def claim(self, steps: Steps, job_id: str, need: int) -> None:
+    async def claim(self, steps: Shared, job_id: str, need: int) -> None:
         """Claim ``need`` bytes for ``job_id``, or refuse before anything is paid.
 
         Raises:
@@ -156,7 +167,7 @@ def expected_bytes(job: Job) -> int:
 class JobAttempts:
     """The paid-attempt hook of one batch job (see the module's docstring)."""
 
-    steps: Steps
+    steps: Shared
     run: Run
     _row: int = 0
 

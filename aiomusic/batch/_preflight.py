@@ -23,10 +23,10 @@ from .._core._errors import (
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditsError,
-    PreflightError,
 )
 from .._core._log import logger
 from .._core._operation import Output, params_of
+from .._core._paid_errors import PreflightError
 from .._io._audio import validate_reference
 from .._io._preflight import check_audio_source, check_extension, check_folder
 from ._jobs import TRACK_NAME, Job

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._core._errors import AlreadyPaidError, SubmissionUnknownError, TaskFailedError
+from .._core._errors import SubmissionUnknownError, TaskFailedError
 from .._core._fate import Fate
 from .._core._log import logger
 from .._core._operation import Delivery
+from .._core._paid_errors import AlreadyPaidError
 from ._execute import WRITES_DURING_CALL
 from ._jobs import OutputFile
 from ._journal import FileRecord, JobRecord, JobState

@@ -16,30 +16,23 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 
-from .._core._errors import (
-    AiomusicError,
-    AuthenticationError,
-    BatchStoppedError,
-    LocalFileError,
-    PreflightError,
-    SubmissionUnknownError,
-    TaskFailedError,
-)
+from .._core._errors import AiomusicError
 from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
-from .._core._fate import PAID_ATTEMPTS, Fate
+from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
+from .._core._paid_errors import BatchStoppedError, PreflightError
+from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
-from ._outcome import BatchSummary, JobOutcome, Run, Status, summarize
+from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
 from ._rerun import decide
@@ -184,8 +177,12 @@ class Batch:
 
                     async def one(job: Job) -> None:
                         outcome = await self._job(steps, job, records.get(job.id))
-                        if outcome is not None:
-                            outcomes.append(outcome)
+                        if outcome is None:
+                            return  # the batch stopped before this job sent anything
+                        outcomes.append(outcome)
+                        # the reader may have left (Ctrl-C, a break) while this job was ending:
+                        # the outcome still counts in the summary and the journal
+                        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                             send.send_nowait(outcome)
 
                     async def all_jobs() -> None:
@@ -255,10 +252,18 @@ class Batch:
             steps.stop(exc)  # nothing was sent for this one: it stays as it was (pending)
             return None
         except (AiomusicError, OSError) as exc:
-            outcome = await self._failed(steps, run, exc)
+            outcome = await failed(steps, run, exc)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._interrupted(steps, run)
+                await interrupted(steps, run)
+            raise
+        except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the others
+            logger.error("batch job %s: unexpected %s", job.id, type(exc).__name__,
+                         exc_info=exc)
+            outcome = await unexpected(steps, run, exc)
+        except BaseExceptionGroup:  # a cancellation through a task group of the step (trio)
+            with anyio.CancelScope(shield=True):
+                await interrupted(steps, run)
             raise
         finally:
             PAID_ATTEMPTS.reset(hook)
@@ -286,50 +291,12 @@ class Batch:
             files = await steps.suno(run, job, resume=resume)
             return JobOutcome(job, "completed", files=files, task_id=run.task_id,
                               retries=run.retries, resumed=resumed, note=note)
-        files, handle = await execute(steps, run, job, resume=resume)
+        files, handle, document = await execute(steps, run, job, resume=resume)
         is_task = job.op.delivery is Delivery.TASK
         return JobOutcome(job, "completed", files=files, retries=run.retries, note=note,
                           task_id=handle if is_task else None,
-                          trace_id=None if is_task else handle, resumed=resumed)
-
-    async def _failed(self, steps: Steps, run: Run, exc: AiomusicError | OSError
-                      ) -> JobOutcome:
-        error = exc if isinstance(exc, AiomusicError) else _os_error(exc)
-        if isinstance(error, AuthenticationError):
-            steps.stop(error)  # every other job with this key would be refused too
-        unknown = isinstance(error, SubmissionUnknownError)
-        status: Status = "unknown" if unknown else "failed"
-        outcome = JobOutcome(run.job, status, error=error, task_id=run.task_id,
-                             trace_id=getattr(error, "trace_id", None) or run.trace_id,
-                             retries=run.retries)
-        try:
-            if run.fate is Fate.TAKEN and (run.task_id is None or
-                                           isinstance(error, TaskFailedError)):
-                # taken, then lost: nothing free (a poll, a download) can bring it back
-                await steps.settle(run, Fate.FAILED_AFTER_TAKEN)
-            await steps.mark(run, JobState.UNKNOWN if unknown else JobState.FAILED,
-                             error=error)
-        except JournalWriteError as write:
-            steps.stop(write)
-        logger.info("batch job %s %s: %s", run.job.id, status, type(error).__name__)
-        fate = run.fate if run.fate in (Fate.UNKNOWN, Fate.FAILED_AFTER_TAKEN) else None
-        return attrs.evolve(outcome, fate=Fate.UNKNOWN.value if unknown else
-                            fate.value if fate is not None else None)
-
-    async def _interrupted(self, steps: Steps, run: Run) -> None:
-        """Leave the journal consistent when the batch is stopped mid-job."""
-        if run.state is not JobState.SUBMITTING:
-            return  # pending, submitted (resumable) or ended: nothing to fix
-        try:
-            if run.sent:
-                error = SubmissionUnknownError(
-                    f"job {run.job.id}: stopped while its paid submission was in flight",
-                    operation=run.job.kind, reason="interrupted", trace_id=run.trace_id)
-                await steps.mark(run, JobState.UNKNOWN, error=error)
-            else:
-                await steps.mark(run, JobState.PENDING)
-        except JournalWriteError as exc:  # what it holds ("submitting") is still true
-            logger.warning("batch job %s: %s", run.job.id, exc)
+                          trace_id=None if is_task else handle, resumed=resumed,
+                          document=document)
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -374,12 +341,3 @@ async def _shielded_close(journal: Journal) -> None:
 def _endpoint(session: MusicSession) -> str:
     e = session.endpoints
     return f"minimax={e.for_service(session.minimax_service)} suno={e.suno}"
-
-
-def _os_error(exc: OSError) -> AiomusicError:
-    where = exc.filename if isinstance(exc.filename, str) else None
-    error = LocalFileError(f"{type(exc).__name__}: {exc.strerror or exc}"
-                           f"{f' ({where})' if where else ''}; check the output folder's "
-                           "space and permissions, then run again", path=where)
-    error.__cause__ = exc
-    return error

@@ -105,17 +105,21 @@ class Steps:
     async def mark(self, run: Run, state: JobState, *, error: AiomusicError | None = None,
                    files: tuple[FileRecord, ...] | None = None, task_id: str | None = None,
                    trace_id: str | None = None, dest_existed: bool | None = None) -> None:
-        """Move ``run`` to ``state``, in memory and in the journal."""
+        """Move ``run`` to ``state``, in the journal and then in memory.
+
+        In that order: a write cancelled while it waits for the journal's thread never
+        happens, and the state in memory must stay the one the journal holds, which is what
+        a stop (`Batch._interrupted`) repairs.
+        """
+        if self.journal is not None:
+            said = None
+            if error is not None:
+                said = (type(error).__name__, redact(str(error), self.session._keys.secrets()))
+            await self.journal.update(run.job.id, state, task_id=task_id, trace_id=trace_id,
+                                      files=files, error=said, dest_existed=dest_existed)
         run.state = state
         if task_id is not None:
             run.task_id = task_id
-        if self.journal is None:
-            return
-        said = None
-        if error is not None:
-            said = (type(error).__name__, redact(str(error), self.session._keys.secrets()))
-        await self.journal.update(run.job.id, state, task_id=task_id, trace_id=trace_id,
-                                  files=files, error=said, dest_existed=dest_existed)
 
     async def verify(self, files: tuple[FileRecord, ...]) -> tuple[OutputFile, ...] | None:
         """The recorded files, if every one is still there with its SHA-256."""

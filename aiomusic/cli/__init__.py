@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._ops import add_operation_parsers
 
     add_operation_parsers(commands)
+    from ._settings import add_config_parser
+
+    add_config_parser(commands)
     listing = commands.add_parser("operations", help="list every operation (from the "
                                                      "declarations)")
     listing.add_argument("--markdown", action="store_true",
@@ -61,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
-        from ..emulator._cli import main as emulator_main
+        try:
+            from ..emulator._cli import main as emulator_main
+        except ImportError as exc:  # the emulator's extra is not installed
+            from ._common import EMULATOR_INSTALL
 
+            print(f"aiomusic: the emulator needs its extra ({exc.name or exc} is missing): "
+                  f"{EMULATOR_INSTALL}", file=sys.stderr)
+            return 2
         return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,6 +95,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from ._batch import run_batch_command
 
         return run_batch_command(args)
+    if args.command == "config":
+        from ._settings import run_config
+
+        return run_config(args)
     if args.command == "operations":
         from ._ops import print_operations
 

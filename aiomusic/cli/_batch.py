@@ -9,8 +9,9 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .._core._errors import AiomusicError, BatchStoppedError, ConfigurationError
+from .._core._errors import AiomusicError, ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
+from .._core._paid_errors import BatchStoppedError
 from .._core._session import MusicSession
 from ..batch._jobfile import JobFileError, load_jobs
 from ..batch._jobs import Job
@@ -92,6 +93,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         jobs = load_jobs(args.jobs)
     except JobFileError as exc:
         output.error(str(exc))
+        return 2
+    except IsADirectoryError:
+        output.error(f"{args.jobs} is a folder: give the job file in it (.jsonl or .toml)")
         return 2
     except OSError as exc:
         output.error(f"cannot read the job file {args.jobs}: {exc.strerror or exc}")

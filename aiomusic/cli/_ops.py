@@ -9,17 +9,18 @@ downloads and files as ``aiomusic batch``. Adding an operation needs no edit her
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
-import anyio
+import attrs
 
-from .._core._errors import AiomusicError, ConfigurationError, InputError
 from .._core._operation import Delivery, Operation, Output, ParamInfo, find, operations
 from .._core._operation import params_of as declared
 from .._core._operation import services as declared_services
-from ._common import EXIT_INTERRUPTED, add_service_options, backend, stop_on_signals
+from ._command import run_session_command
 from ._common import Output as Printer
+from ._common import add_service_options
 
 __all__ = ["add_operation_parsers", "run_operation_command"]
 
@@ -62,8 +63,10 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
                             help=f"{_WHERE[op.output]} (default: named after the operation)")
     if op.delivery is Delivery.TASK:
         parser.add_argument("--no-wait", action="store_true",
-                            help="print the task id and stop (follow it with `aiomusic task`)")
-    add_service_options(parser)
+                            help="print the task id and stop (then follow it with the "
+                                 "`aiomusic task` command it prints)")
+    add_service_options(parser, services=frozenset({op.service}),
+                        tasks=op.delivery is Delivery.TASK)
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
@@ -77,6 +80,8 @@ def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
         kwargs.update(action=argparse.BooleanOptionalAction, default=None)
     elif info.kind == "texts":
         kwargs.update(action="append", metavar="TEXT")
+    elif info.kind == "mapping":
+        kwargs.update(action="append", metavar="KEY=JSON", type=_pair)
     else:
         kwargs.update(type=_TYPES.get(info.kind, str), metavar=info.name.upper())
         if info.default is not None and not info.required:
@@ -90,12 +95,26 @@ def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
                             **kwargs)
 
 
+def _pair(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for a mapping option: the value as JSON when it parses, else as text."""
+    import json
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
 def _values(op: Operation, args: argparse.Namespace) -> dict[str, Any]:
     values = {}
     for info in declared(op.params):
         value = getattr(args, f"p_{info.name}", None)
         if value is not None:
-            values[info.name] = list(value) if info.kind == "texts" else value
+            values[info.name] = list(value) if info.kind == "texts" else \
+                dict(value) if info.kind == "mapping" else value
     return values
 
 
@@ -119,42 +138,28 @@ def run_operation_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if getattr(args, "out", None) else Path(default)
     job = make_job(op, _job_id(out), params, out.name)
 
-    async def main(session_kwargs: dict[str, Any], poll: Any) -> int | None:
-        from .._core._session import MusicSession
+    async def work(session: Any, poll: Any) -> None:
         from ..batch._runner import Batch
 
-        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            with stop.scope:
-                if getattr(args, "no_wait", False):
-                    await _submit_only(session, op, params, printer)
-                    return None
-                batch = Batch(session, [job], out=out.parent, poll=poll)
-                async with batch.results() as results:
-                    async for outcome in results:
-                        if outcome.error is not None:
-                            raise outcome.error
-                        for file in outcome.files:
-                            printer.say(f"wrote {file.path}: {file.size} bytes, "
-                                        f"sha256 {file.sha256}")
-                        printer.data({"job": op.qualified, "status": outcome.status,
-                                      "task_id": outcome.task_id,
-                                      "files": [{"path": f.path, "bytes": f.size,
-                                                 "sha256": f.sha256} for f in outcome.files]})
-        return stop.signal
+        if getattr(args, "no_wait", False):
+            await _submit_only(session, op, params, printer)
+            return
+        batch = Batch(session, [job], out=out.parent, poll=poll)
+        async with batch.results() as results:
+            async for outcome in results:
+                if outcome.error is not None:
+                    raise outcome.error
+                for file in outcome.files:
+                    printer.say(f"wrote {file.path}: {file.size} bytes, sha256 {file.sha256}")
+                if outcome.document is not None and not outcome.files:  # a quota, say
+                    printer.say(json.dumps(_plain(outcome.document), indent=2, default=str))
+                printer.data({"job": op.qualified, "status": outcome.status,
+                              "task_id": outcome.task_id,
+                              "document": _plain(outcome.document),
+                              "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256}
+                                        for f in outcome.files]})
 
-    try:
-        with backend(args) as where:
-            stopped = anyio.run(main, where.session, where.poll)
-    except (ConfigurationError, InputError) as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
-        return 2
-    except AiomusicError as exc:
-        printer.error(f"{type(exc).__name__}: {exc}")
-        return 1
-    if stopped is not None:
-        printer.error("stopped")
-        return EXIT_INTERRUPTED
-    return 0
+    return run_session_command(args, printer, work)
 
 
 async def _submit_only(session: Any, op: Operation, params: Any, printer: Printer) -> None:
@@ -170,7 +175,22 @@ async def _submit_only(session: Any, op: Operation, params: Any, printer: Printe
     task_id = await session._transport._submit(op.call(params, context_for(session, op,
                                                                             params)), op.read)
     printer.say(f"task id: {task_id}")
+    printer.note(f"follow it with `{follow_command(op, task_id)}`")
     printer.data({"task_id": task_id, "status": "submitted"})
+
+
+def follow_command(op: Operation, task_id: str) -> str:
+    """The ``aiomusic task`` command that follows a task of ``op``."""
+    if op.service == "aimlapi":
+        return f"aiomusic task {task_id} --service aimlapi --wait --out ."
+    kind = {"stems": "stems", "wav": "wav", "midi": "midi", "video": "mp4",
+            "lyrics": "lyrics"}.get(op.name, "music")
+    extra = "" if kind == "music" else f" --kind {kind}"
+    return f"aiomusic task {task_id}{extra} --wait --out ."
+
+
+def _plain(value: Any) -> Any:
+    return attrs.asdict(value) if attrs.has(type(value)) else value
 
 
 def _job_id(out: Path) -> str:

@@ -12,11 +12,21 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _minimax, _suno, _uploads
+from . import (
+    _aimlapi,
+    _minimax,
+    _minimax_music,
+    _minimax_tools,
+    _suno,
+    _suno_family,
+    _suno_followups,
+    _suno_sync,
+    _uploads,
+)
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter
-from ._http import Req, send_json
+from ._http import Req, admitted, send_json
 from ._state import State, new_trace_id
 
 __all__ = ["EmulatorApp", "create_app"]
@@ -27,7 +37,8 @@ log = logging.getLogger("aiomusic.emulator")
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
 #: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
-HANDLERS = (_minimax, _suno, _uploads)
+HANDLERS = (_aimlapi, _minimax, _minimax_music, _minimax_tools, _suno, _suno_family,
+            _suno_followups, _suno_sync, _uploads)
 
 
 class EmulatorApp:
@@ -41,8 +52,10 @@ class EmulatorApp:
         self.task_group: TaskGroup | None = None
         self.client: httpx.AsyncClient | None = None
         self.routes: Routes = {}
+        self.prefixes: Routes = {}  # (method, path prefix): for paths that carry a name
         for module in HANDLERS:
             self.routes.update(module.ROUTES)
+            self.prefixes.update(getattr(module, "PREFIXES", {}))
 
     # -- runtime control -------------------------------------------------------------------
 
@@ -74,6 +87,9 @@ class EmulatorApp:
         req = Req(scope, receive, send)
         self.state.count_request(req.path)
         route = self.routes.get((req.method, req.path))
+        if route is None:
+            route = next((r for (method, prefix), r in self.prefixes.items()
+                          if method == req.method and req.path.startswith(prefix)), None)
         if route is not None:
             req.operation = route[0]
             await route[1](self, req)
@@ -180,6 +196,9 @@ class EmulatorApp:
 
     async def _admin(self, req: Req) -> None:
         name = req.path.removeprefix("/_emulator/")
+        if name != "health" and not admitted(req, self.config.admin_token):
+            await send_json(req.send, {"ok": False, "error": "admin token required"}, status=401)
+            return
         if name == "counters" and req.method == "GET":
             with self.state.lock:
                 body = self.state.counters.as_json()
@@ -226,6 +245,8 @@ _AIML = {
     "maintenance": (500, "Model is under maintenance"),
     "server_error": (503, "Service unavailable"),
     "invalid": (400, "Body validation error!"),
+    "not_found": (404, "Generation not found"),
+    "credits": (403, "Insufficient credits: top up your balance"),
 }
 _MINIMAX = {
     "auth": (1004, "authorization failed: api key missing or wrong"),
@@ -244,6 +265,7 @@ _SUNO = {
     "too_long": (413, "Theme or prompt too long"),
     "credits": (429, "Insufficient credits"),
     "not_found": (400, "Task not found"),
+    "exists": (409, "Record already exists"),
 }
 
 

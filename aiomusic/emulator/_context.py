@@ -43,5 +43,6 @@ class App(Protocol):
 
 
 Handler = Callable[[App, Req], Awaitable[None]]
-#: A handler module's routes: (method, path) -> (operation name, handler).
+#: A handler module's routes: (method, path) -> (operation name, handler). A module may also
+#: declare ``PREFIXES`` of the same shape, matched by path prefix (files named in the path).
 Routes = dict[tuple[str, str], tuple[str, Handler]]

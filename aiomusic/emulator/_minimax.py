@@ -21,7 +21,7 @@ from ._state import RefUpload, StoredFile, new_ref_id, new_trace_id
 if TYPE_CHECKING:
     from ._context import App, Routes
 
-__all__ = ["generate", "probe", "upload"]
+__all__ = ["generate", "probe", "send_hex", "upload"]
 
 SAMPLE_RATES = (16000, 24000, 32000, 44100)
 BITRATES = (32000, 64000, 128000, 256000)
@@ -277,7 +277,19 @@ async def generate(app: App, req: Req) -> None:
     if p["output"] == "url":
         await send_json(req.send, ordered, headers=headers, fault=fault, timings=app.config.timings)
         return
-    prefix, suffix = dumps(ordered).split(_MARK.encode())
+    await send_hex(app, req, rendered, ordered, headers, fault)
+
+
+async def send_hex(
+    app: App,
+    req: Req,
+    rendered: Rendered,
+    doc: dict[str, Any],
+    headers: dict[str, str],
+    fault: str | None,
+) -> None:
+    """The answer `doc` with `rendered` as the hex of its data.audio, sent piece by piece."""
+    prefix, suffix = dumps(doc).split(_MARK.encode())
     if fault == "malformed_json":
         suffix, fault = suffix[:-1] + b",", None
     hexlen = 2 * len(rendered.data) - (fault == "odd_length_hex")
@@ -359,5 +371,5 @@ ROUTES: Routes = {
     ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", upload),
     ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", generate),
     ("POST", "/v1/music_upload"): ("minimax.upload", upload),
-    ("POST", "/v1/music_generation"): ("minimax.generate", generate),
+    # /v1/music_generation serves every model: _minimax_music routes music-01 back to generate
 }

@@ -126,7 +126,11 @@ async def url_upload(app: App, req: Req) -> None:
     if not data:
         app.state.count_rejection(req.operation, "invalid")
         await app.reject(
-            req, "files", "invalid", "fileUrl could not be downloaded (loopback http URLs only)"
+            req,
+            "files",
+            "invalid",
+            "fileUrl could not be downloaded (the emulator fetches only its own files, and "
+            "URLs on hosts given with --fetch-host)",
         )
         return
     name = (

@@ -2,76 +2,28 @@
 
 Each declaration names its parameters (the job file's fields and the command line's options),
 its pure validator and call builder, its answer reader, and how its task is followed. The
-generation family shares ``generate/record-info`` and its staged callbacks (`MUSIC_TASK`).
+generation family shares ``generate/record-info`` and its staged callbacks (`MUSIC_TASK`);
+follow-ups and lyrics have their own records (``_specs.py``). Add Instrumental is declared
+here; the rest of the family in ``_ops_family.py``, follow-ups, lyrics and personas in
+``_ops_derived.py`` (importing this module registers them all).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from .._core._call import Call
-from .._core._config import LaneKind, Service
+from .._core._config import LaneKind
 from .._core._errors import InputError
-from .._core._models import CallbackEvent, CallbackType, TaskRecord, TaskStatus
 from .._core._operation import Checks, Context, Delivery, Operation, Output, param, register
-from .._core._task import Asset, Phase, PollSchedule, TaskSnapshot, TaskSpec
 from . import _protocol as proto
+from ._specs import MUSIC_TASK, music_hint, music_snapshot
 
 __all__ = ["ADD_INSTRUMENTAL", "MUSIC_TASK", "AddInstrumentalParams", "music_hint",
            "music_snapshot"]
-
-_PHASES = {TaskStatus.PENDING: Phase.PENDING, TaskStatus.TEXT_SUCCESS: Phase.RUNNING,
-           TaskStatus.FIRST_SUCCESS: Phase.RUNNING, TaskStatus.SUCCESS: Phase.SUCCEEDED}
-
-
-def music_snapshot(record: TaskRecord) -> TaskSnapshot:
-    """A generation-family record (``generate/record-info``) as a task snapshot.
-
-    ``CALLBACK_EXCEPTION`` means the service failed to *deliver its callback*, not to
-    generate: when every track it reports has its audio, the task succeeded (the raw status
-    stays visible); without audio it is a failure like the others.
-    """
-    status = record.status
-    phase = _PHASES.get(status, Phase.FAILED)
-    assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
-                   for t in record.tracks if t.audio_url)
-    if status is TaskStatus.CALLBACK_EXCEPTION and record.tracks and \
-            len(assets) == len(record.tracks):
-        phase = Phase.SUCCEEDED
-    return TaskSnapshot(task_id=record.task_id, phase=phase, status=record.raw_status or status,
-                        rank=status.rank, assets=assets, error_code=record.error_code,
-                        error_message=record.error_message, record=record)
-
-
-_HINTS = {CallbackType.TEXT: TaskStatus.TEXT_SUCCESS, CallbackType.FIRST: TaskStatus.FIRST_SUCCESS,
-          CallbackType.COMPLETE: TaskStatus.SUCCESS}
-
-
-def music_hint(event: CallbackEvent) -> TaskSnapshot:
-    """A staged callback of the generation family as a hint (confirmed before it counts)."""
-    if event.callback_type is CallbackType.ERROR or event.code != 200:
-        return TaskSnapshot(task_id=event.task_id, phase=Phase.FAILED, status="error",
-                            rank=3, error_code=event.code, error_message=event.msg or None)
-    status = _HINTS[event.callback_type]
-    assets = tuple(Asset(url=t.audio_url, name=t.id, title=t.title, duration=t.duration)
-                   for t in event.tracks if t.audio_url)
-    return TaskSnapshot(task_id=event.task_id, phase=_PHASES[status], status=status,
-                        rank=status.rank, assets=assets)
-
-
-def _read_music(body: Mapping[str, Any], task_id: str) -> TaskSnapshot:
-    return music_snapshot(proto.parse_record(body, task_id=task_id))
-
-
-#: The generation family's task: ``generate/record-info``, polled in the poll lane.
-MUSIC_TASK = TaskSpec(
-    name="suno.task", label="Suno task", service=Service.SUNO,
-    status_call=proto.record_info_call, read_status=_read_music, poll=PollSchedule(),
-    timeout=900.0, resume_hint="resume it later with session.suno.task({task_id!r})")
 
 
 @attrs.frozen
@@ -113,7 +65,8 @@ def _validate_add_instrumental(p: AddInstrumentalParams, checks: Checks) -> None
             weirdness_constraint=p.weirdness_constraint, audio_weight=p.audio_weight,
             model=p.model)
     except InputError as exc:
-        checks.fail(exc.field, exc.message)
+        for problem in getattr(exc, "problems", (exc,)):
+            checks.fail(problem.field, problem.message)
 
 
 def _add_instrumental_call(p: AddInstrumentalParams, ctx: Context) -> Call:
@@ -133,3 +86,8 @@ ADD_INSTRUMENTAL = Operation(
     read=proto.parse_submission, task=MUSIC_TASK, models=proto.KNOWN_MODELS)
 
 register(ADD_INSTRUMENTAL)
+
+# The other Suno operations register themselves when their modules are imported (the
+# generation family first: the docs' tables list the operations in registry order).
+for _module in ("_ops_family", "_ops_edit", "_ops_derived"):
+    importlib.import_module(f"{__package__}.{_module}")

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 
 from .._core._models import (
-    CallbackEvent,
     Downloader,
     TaskRecord,
     TaskResult,
@@ -25,7 +24,7 @@ from .._core._models import (
 )
 from .._core._task import PollSchedule, TaskSnapshot
 from ..tasks import HintSource, Task
-from ._ops import MUSIC_TASK, music_hint
+from ._ops import MUSIC_TASK
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
@@ -70,14 +69,14 @@ def _public(attribute: attrs.Attribute[object], _value: object) -> bool:
 
 
 class _Hints(HintSource):
-    """The receiver's staged callbacks, as hints for the task model."""
+    """The receiver's callbacks (of any Suno endpoint), as hints for the task model."""
 
     def __init__(self, receiver: CallbackReceiver) -> None:
         self._receiver = receiver
 
     def hint(self, task_id: str) -> TaskSnapshot | None:
-        event: CallbackEvent | None = self._receiver.latest(task_id)
-        return None if event is None else music_hint(event)
+        # every endpoint's callbacks, kept by the receiver as snapshots (hints)
+        return self._receiver.snapshot(task_id)
 
     def _subscribe(self, task_id: str) -> object:
         return self._receiver._subscribe(task_id)
@@ -86,7 +85,12 @@ class _Hints(HintSource):
         self._receiver._unsubscribe(task_id, waker)  # type: ignore[arg-type]
 
 
-def hints_of(client: _Client) -> Callable[[], HintSource | None]:
+class _HasReceiver(Protocol):
+    @property
+    def receiver(self) -> CallbackReceiver | None: ...
+
+
+def hints_of(client: _HasReceiver) -> Callable[[], HintSource | None]:
     """Where a task of ``client`` hears callbacks: its attached receiver, if any."""
 
     def hints() -> HintSource | None:

@@ -17,6 +17,8 @@ from .._io._download import audio_suffix, download_url, safe_filename
 from .._io._preflight import check_audio_source
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._followups import FollowUpMethods
+from ._generate import GenerationMethods
 from ._tasks import PollSchedule, SunoTask
 
 if TYPE_CHECKING:
@@ -29,8 +31,9 @@ __all__ = ["SunoClient"]
 _PLACEHOLDER_URL = "https://upload.invalid/pending"
 
 
-class SunoClient:
-    """Suno API calls of one [`MusicSession`][aiomusic.MusicSession].
+class SunoClient(GenerationMethods, FollowUpMethods):
+    """Suno API calls of one [`MusicSession`][aiomusic.MusicSession] (the generation family,
+    follow-ups, lyrics and personas: ``_generate.py``, ``_followups.py``).
 
     Attributes:
         poll_schedule: How tasks poll ``record-info`` unless a call says otherwise.
