@@ -467,6 +467,7 @@ async def test_fifty_mixed_jobs_with_faults(tmp_path: Path) -> None:
             assert isinstance(outcome.error, AiomusicError)
     assert paid <= 50  # never a duplicate paid submission
     done = sum(o.status == "completed" for o in outcomes)
-    assert done >= 40 and paid >= done
+    # a 5xx to a paid request has an unknown fate now (issue 15): a few more jobs end unknown
+    assert done >= 35 and paid >= done
     assert batch.summary.retries > 0
     no_partials(tmp_path / "out")

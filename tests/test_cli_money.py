@@ -39,7 +39,7 @@ def test_generate_into_a_new_folder_pays_once_and_writes(emulator: Emulator,
                                                          tmp_path: Path) -> None:
     (tmp_path / "ref.wav").write_bytes(_wav())
     voice = json.loads(piped("upload", str(tmp_path / "ref.wav"), "--purpose", "voice",
-                             "--json", "--base-url", emulator.url, *SERVICE).stdout)["voice_id"]
+                             "--json", "--base-url", emulator.url).stdout)["voice_id"]
     done = piped("generate", str(tmp_path / "nodir" / "x.mp3"), "--lyrics", "la",
                  "--voice-id", voice, "--base-url", emulator.url)
     assert done.returncode == 0, done.stderr

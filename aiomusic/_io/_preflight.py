@@ -21,7 +21,7 @@ from .._core._paid_errors import PreflightError
 from ._audio import probe_audio
 
 __all__ = ["MARGIN", "check_audio_source", "check_destination", "check_extension",
-           "check_folder", "expected_audio_bytes", "free_bytes"]
+           "check_folder", "expected_audio_bytes", "expected_from_params", "free_bytes"]
 
 #: Room kept free beyond the audio: the journal's next writes and the file system's own needs.
 MARGIN = 1 << 20
@@ -51,6 +51,16 @@ def expected_audio_bytes(body: Mapping[str, Any] | None) -> int:
     rate = _number(setting.get("sample_rate", setting.get("audio_sample_rate")), 44_100)
     channels = _number(setting.get("channel"), 2)
     return int(rate * channels * 2 * seconds)
+
+
+def expected_from_params(params: object, *, model: str | None = None) -> int:
+    """`expected_audio_bytes()` of an operation's parameters (``format``, ``sample_rate``,
+    ``bitrate``, ``channel``, ``model``; ``model`` when they name none)."""
+    setting = {name: getattr(params, name) for name in ("format", "sample_rate", "bitrate",
+                                                        "channel")
+               if getattr(params, name, None) is not None}
+    return expected_audio_bytes({"model": getattr(params, "model", None) or model,
+                                 "audio_setting": setting})
 
 
 def _number(value: object, default: int) -> int:

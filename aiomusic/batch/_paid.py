@@ -21,7 +21,7 @@ from .._core._fate import Fate
 from .._core._log import redact
 from .._core._operation import Delivery, Output
 from .._core._paid_errors import PreflightError
-from .._io._preflight import MARGIN, expected_audio_bytes, free_bytes
+from .._io._preflight import MARGIN, expected_from_params, free_bytes
 from ._journal import JobState, JournalWriteError
 
 if TYPE_CHECKING:
@@ -153,12 +153,9 @@ _DOCUMENT = 1 << 20
 def expected_bytes(job: Job) -> int:
     """About how much disk a job's outputs take: for audio sent inline, from its format,
     sample rate, bitrate and model; else a long track per output."""
-    op, params = job.op, job.params
-    if op.delivery in (Delivery.INLINE_HEX, Delivery.SSE_HEX):
-        setting = {name: getattr(params, name) for name in ("format", "sample_rate", "bitrate")
-                   if getattr(params, name, None) is not None}
-        model = getattr(params, "model", None) or op.name
-        return expected_audio_bytes({"model": model, "audio_setting": setting})
+    op = job.op
+    if op.delivery in (Delivery.INLINE_HEX, Delivery.SSE_HEX) or op.perform is not None:
+        return expected_from_params(job.params, model=op.name)
     return {Output.DOCUMENT: _DOCUMENT, Output.NOTHING: 0, Output.FILE: _TRACK,
             Output.TRACKS: 2 * _TRACK}.get(op.output, 8 * _TRACK)
 

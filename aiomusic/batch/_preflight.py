@@ -66,9 +66,11 @@ def _error(problems: list[str]) -> PreflightError:
 
 
 def service_of(session: MusicSession, job: Job) -> Service:
-    """The service (and so the key) a job's paid request goes to."""
+    """The service (and so the key) a job's paid request goes to: music-01 where the session
+    sends it (the AI/ML API or MiniMax), MiniMax's current models (performed by the client)
+    to MiniMax itself."""
     if job.op.service == "minimax":
-        return session.minimax_service
+        return Service.MINIMAX if job.op.perform is not None else session.minimax_service
     return Service(job.op.service)
 
 
