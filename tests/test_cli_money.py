@@ -191,3 +191,17 @@ def test_a_read_only_output_folder_sends_nothing(emulator: Emulator, small_disk:
     assert f"cannot write in {small_disk}" in beside.stderr
     assert "nothing was sent" in beside.stderr and "Traceback" not in beside.stderr
     assert sum(emulator.counters.requests.values()) == 0
+
+
+def test_report_needs_a_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aiomusic.cli import main
+
+    base = ["batch", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path), "--report"]
+    assert main([*base, "--no-journal"]) == 2
+    assert "drop --no-journal" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "no journal at" in capsys.readouterr().err
+    (tmp_path / "aiomusic-journal.sqlite").write_text("not a journal")
+    assert main(base) == 2
+    assert "JournalError" in capsys.readouterr().err
+    assert main(["batch", "x.jsonl", "--report"]) == 2  # neither --out nor --journal

@@ -431,3 +431,43 @@ async def test_an_answer_lost_with_its_process_is_failed_after_taken(emulator: E
     outcomes, _ = await run(emulator, jobs, tmp_path / "out", journal=journal,
                             endpoint="here", resubmit="failed-after-taken")
     assert outcomes[0].status == "completed" and emulator.counters.paid() == 1
+
+
+CREDIT = "/api/v1/generate/credit"
+SUBMIT = "/api/v1/generate/add-instrumental"
+
+
+def instrumental(folder: Path) -> Path:
+    return lines(folder, {"id": "i", "service": "suno", "source": "https://cdn.example/v.mp3",
+                          "title": "t", "tags": "piano", "negative_tags": "metal"})
+
+
+@pytest.mark.parametrize("answer", [
+    pytest.param(raw("200 OK", b'{"code": 429, "msg": "Insufficient credits"}'), id="code-429"),
+    pytest.param(raw("200 OK", b'{"code": 200, "msg": "success", "data": 0}'), id="zero"),
+])
+async def test_a_suno_account_without_credits_stops_before_paying(tmp_path: Path,
+                                                                  answer: bytes) -> None:
+    with serve_hostile(lambda _path, _body: answer) as server:
+        async with MusicSession(suno_key=KEY, base_url=server.url,
+                                suno_callback_url="https://cb.invalid/x") as s:
+            batch = Batch(s, load_jobs(instrumental(tmp_path)), out=tmp_path / "out")
+            with pytest.raises(PreflightError, match="no credits left"):
+                await batch.run()
+        assert dict(server.requests) == {CREDIT: 1}
+
+
+async def test_a_credits_check_that_fails_proves_nothing(tmp_path: Path) -> None:
+    def answer(path: str, _body: bytes) -> bytes:
+        if path == CREDIT:
+            return html("502 Bad Gateway")
+        return raw("200 OK", b'{"code": 400, "msg": "Invalid parameters"}')
+
+    with serve_hostile(answer) as server:
+        async with MusicSession(suno_key=KEY, base_url=server.url, retry=RetryPolicy.never(),
+                                suno_callback_url="https://cb.invalid/x") as s:
+            outcomes = await Batch(s, load_jobs(instrumental(tmp_path)),
+                                   out=tmp_path / "out").run()
+        assert server.requests[SUBMIT] == 1  # the batch went on, and the service refused
+    assert outcomes.failed == {"BadRequestError": 1}
+    assert outcomes.submissions["refused"] == 1
