@@ -29,8 +29,9 @@ Run it against the emulator (``pip install "aiomusic[all]" fastapi``)::
     AIOMUSIC_BASE_URL=http://127.0.0.1:8765 AIMLAPI_KEY=any MINIMAX_API_KEY=any \\
         SUNO_API_KEY=any uvicorn examples.fastapi_app:app --port 8000
 
-and open http://127.0.0.1:8000/ in a browser. Against the real services, leave ``AIOMUSIC_BASE_URL`` unset, set real keys, and set
-``AIOMUSIC_PUBLIC_URL`` to the https URL where Suno can reach this app.
+and open http://127.0.0.1:8000/ in a browser. Against the real services, leave
+``AIOMUSIC_BASE_URL`` unset, set real keys, and set ``AIOMUSIC_PUBLIC_URL`` to the https URL
+where Suno can reach this app.
 
 Several worker processes (``uvicorn --workers 4``) share one key's limits when
 ``AIOMUSIC_LANES`` names a Redis (``redis://127.0.0.1:6379/0``, ``pip install
