@@ -15,7 +15,8 @@
     connects, and stops (cleanly, nothing left behind) if the listener goes away. A current
     model's track streams *while it is being generated* (server-sent events under the hood).
 - ``GET /listen?prompt=...&lyrics=...`` is the shortest way to hear a track as it is made:
-  point an ``<audio>`` element at it.
+  point an ``<audio>`` element at it. ``GET /`` is a page that does it for you: write a style
+  and lyrics, and the track plays while it is generated.
 - ``POST /instrumentals`` submits a Suno Add Instrumental task. The callback URL points back
   at this app, where a ``CallbackReceiver`` is mounted. ``GET /instrumentals/{id}`` reports it.
 - Library errors become HTTP answers: a rate limit is 503 with ``Retry-After``, bad input is
@@ -28,8 +29,9 @@ Run it against the emulator (``pip install "aiomusic[all]" fastapi``)::
     AIOMUSIC_BASE_URL=http://127.0.0.1:8765 AIMLAPI_KEY=any MINIMAX_API_KEY=any \\
         SUNO_API_KEY=any uvicorn examples.fastapi_app:app --port 8000
 
-Against the real services, leave ``AIOMUSIC_BASE_URL`` unset, set real keys, and set
-``AIOMUSIC_PUBLIC_URL`` to the https URL where Suno can reach this app.
+and open http://127.0.0.1:8000/ in a browser. Against the real services, leave
+``AIOMUSIC_BASE_URL`` unset, set real keys, and set ``AIOMUSIC_PUBLIC_URL`` to the https URL
+where Suno can reach this app.
 
 Several worker processes (``uvicorn --workers 4``) share one key's limits when
 ``AIOMUSIC_LANES`` names a Redis (``redis://127.0.0.1:6379/0``, ``pip install
@@ -58,7 +60,13 @@ import anyio
 import anyio.abc
 import httpx
 from fastapi import FastAPI, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import Receive, Scope, Send
 
@@ -497,6 +505,146 @@ class LiveAudio(StreamingResponse):
 # --8<-- [end:live]
 
 
+# -- the page ---------------------------------------------------------------------------------
+
+# GET /: a page to hear a track while it is generated. It asks POST /tracks for a live track
+# and points an <audio> element at its audio_url; GET /songs/{id} tells how it ended.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Hear a song while it is made</title>
+<style>
+  :root { color-scheme: light dark; }
+  body { font: 17px/1.5 system-ui, sans-serif; max-width: 38rem; margin: 2.5rem auto;
+         padding: 0 1.25rem; }
+  h1 { font-size: 1.6rem; margin-bottom: .25rem; }
+  .lead { margin-top: 0; opacity: .8; }
+  label { display: block; margin-top: 1.1rem; font-weight: 600; }
+  input[type=text], textarea { width: 100%; box-sizing: border-box; margin-top: .3rem;
+                               padding: .5rem .6rem; font: inherit; border-radius: 6px;
+                               border: 1px solid #8a8a8a; }
+  textarea { min-height: 7.5rem; resize: vertical; }
+  textarea:disabled { opacity: .45; }
+  label.check { font-weight: normal; }
+  .actions { display: flex; align-items: center; gap: 1rem; margin-top: 1.4rem; }
+  button { font: inherit; font-weight: 600; padding: .55rem 1.3rem; border: 0;
+           border-radius: 6px; background: #3451b2; color: #fff; cursor: pointer; }
+  button:disabled { opacity: .5; cursor: progress; }
+  .cost { font-size: .9rem; opacity: .7; }
+  audio { display: block; width: 100%; margin-top: 1.6rem; }
+  #status { min-height: 3em; margin-top: .8rem; }
+  #status.error { color: #c62828; }
+</style>
+</head>
+<body>
+<h1>Hear a song while it is made</h1>
+<p class="lead">MiniMax sends the song while it generates it: it starts playing within
+seconds, long before the whole song is done.</p>
+<form id="song">
+  <label for="prompt">Style</label>
+  <input id="prompt" name="prompt" type="text" required maxlength="2000"
+         value="dream pop, hazy guitars, slow and warm">
+  <label for="lyrics">Lyrics</label>
+  <textarea id="lyrics" name="lyrics" maxlength="3500">[Verse]
+Paper boats on silver rain
+[Chorus]
+Carry me home again</textarea>
+  <label class="check"><input id="instrumental" type="checkbox"> Instrumental (no lyrics)</label>
+  <div class="actions">
+    <button type="submit">Generate and play</button>
+    <span class="cost">Each song is one paid generation.</span>
+  </div>
+</form>
+<audio id="player" controls></audio>
+<p id="status" role="status" aria-live="polite"></p>
+<script>
+const form = document.getElementById("song"), player = document.getElementById("player");
+const lyrics = document.getElementById("lyrics");
+const instrumental = document.getElementById("instrumental");
+const button = form.querySelector("button"), line = document.getElementById("status");
+let job = null, asked = 0, waited = null;  // seconds from asking to hearing
+
+function say(text, error = false) {
+  line.textContent = text;
+  line.className = error ? "error" : "";
+}
+function problem(body) {  // an aiomusic error, or FastAPI's list of invalid fields
+  if (body.retry_after) return `The music service is busy: try again in ${body.retry_after} s.`;
+  if (Array.isArray(body.detail)) {
+    return body.detail.map(e => `${e.loc.at(-1)}: ${e.msg}`).join("; ");
+  }
+  return body.detail || "Something went wrong.";
+}
+function minutes(s) {
+  return `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
+instrumental.addEventListener("change", () => { lyrics.disabled = instrumental.checked; });
+
+form.addEventListener("submit", async event => {
+  event.preventDefault();
+  if (!instrumental.checked && !lyrics.value.trim()) {
+    say("Write some lyrics, or tick Instrumental.", true);
+    lyrics.focus();
+    return;
+  }
+  button.disabled = true;
+  say("Starting…");
+  const body = {prompt: form.prompt.value, is_instrumental: instrumental.checked};
+  if (!instrumental.checked) body.lyrics = lyrics.value.trim();
+  try {
+    const answer = await fetch("/tracks", {method: "POST", body: JSON.stringify(body),
+                                           headers: {"content-type": "application/json"}});
+    const created = await answer.json();
+    if (!answer.ok) throw new Error(problem(created));
+    job = created;
+    asked = performance.now();
+    waited = null;
+    say("Generating: the first notes usually arrive within seconds…");
+    player.src = job.audio_url;
+    player.play().catch(() => {});  // a failure shows as the "error" event
+    watch(job);
+  } catch (error) {
+    say(error.message, true);
+    button.disabled = false;
+  }
+});
+
+player.addEventListener("playing", () => {
+  if (job && job.status !== "done") {
+    waited ??= ((performance.now() - asked) / 1000).toFixed(1);
+    say(`Playing ${waited} s after you asked, while the rest is still being generated.`);
+  }
+});
+
+async function watch(current) {  // until the generation ends: done, failed or cancelled;
+  // a failure before the first note leaves the player silent, and shows here
+  while (job === current) {
+    const view = await (await fetch(`/songs/${current.id}`)).json();
+    if (view.status === "done") {
+      current.status = "done";
+      const length = view.result.duration ? ` (${minutes(view.result.duration)})` : "";
+      say(`The whole song has arrived${length}. ` +
+          (waited ? `It began playing ${waited} s after you asked.` : "Press play to hear it."));
+      break;
+    }
+    if (view.status === "failed" || view.status === "cancelled") {
+      say(view.error ? problem(view.error) : "The generation stopped before the end.", true);
+      job = null;
+      break;
+    }
+    await new Promise(resolve => setTimeout(resolve, 1000));
+  }
+  button.disabled = false;
+}
+</script>
+</body>
+</html>
+"""
+
+
 # -- the app ----------------------------------------------------------------------------------
 
 
@@ -529,6 +677,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(aiomusic.AiomusicError, _aiomusic_error)
     app.mount(CALLBACK_PATH, receiver)  # Suno POSTs to /suno/callbacks/<token>
     # --8<-- [end:lifespan]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        """The page: hear a track while it is generated."""
+        return PAGE
 
     @app.post("/references", status_code=201)
     async def upload_reference(

@@ -1,9 +1,10 @@
-"""Real Redis and PostgreSQL servers for the tests that need them.
+"""Real Redis and PostgreSQL servers (and a real browser) for the tests that need them.
 
-``.ci/run`` starts both on loopback and exports their URLs as ``AIOMUSIC_TEST_REDIS_URL`` and
-``AIOMUSIC_TEST_POSTGRES_URL``. Locally a test that needs a server that is absent is skipped
-with the reason; when ``CI=true`` it fails instead, so a missing install step in CI can never
-pass green.
+``.ci/run`` starts both servers on loopback and exports their URLs as ``AIOMUSIC_TEST_REDIS_URL``
+and ``AIOMUSIC_TEST_POSTGRES_URL``; it also installs Debian's Chromium for the browser test.
+Locally a test that needs something that is absent is skipped with the reason
+(:func:`unavailable`); when ``CI=true`` it fails instead, so a missing install step in CI can
+never pass green.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -36,8 +38,13 @@ def require(env: str, what: str, probe: Callable[[str], None]) -> str:
             probe(url)
         except Exception as exc:  # noqa: BLE001 - any failure means: no usable server
             reason = f"{what} at {env} does not answer: {type(exc).__name__}: {exc}"
-    if reason is None:
-        return url
+    if reason is not None:
+        unavailable(reason)
+    return url
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test with ``reason``, or fail it when ``CI=true``."""
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
     pytest.skip(reason)

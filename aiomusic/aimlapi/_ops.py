@@ -55,7 +55,7 @@ class GenerateParams:
     prompt: str | None = param(help="what to generate (style, mood, instruments...); "
                                "minimax-music sings it", default=None)
     lyrics: str | None = param(help="the song's lyrics (MiniMax models); \\n separates lines, "
-                               "[Verse] [Chorus]... tags shape it", default=None)
+                               "[Verse], [Chorus]... tags shape it", default=None)
     negative_prompt: str | None = param(help="what to avoid (google/lyria2)", default=None)
     seed: int | None = param(help="a seed >= 0 for repeatable results (google/lyria2)",
                              kind="int", default=None, minimum=0)
