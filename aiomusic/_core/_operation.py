@@ -31,8 +31,18 @@ if TYPE_CHECKING:
     from ._call import Call
     from ._task import TaskSpec
 
-__all__ = ["Checks", "Context", "Delivery", "Operation", "Output", "Problem", "find", "operations",
-           "param", "params_of"]
+__all__ = [
+    "Checks",
+    "Context",
+    "Delivery",
+    "Operation",
+    "Output",
+    "Problem",
+    "find",
+    "operations",
+    "param",
+    "params_of",
+]
 
 
 class Delivery(enum.StrEnum):
