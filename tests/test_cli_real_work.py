@@ -7,6 +7,7 @@ import argparse
 import ast
 import json
 import re
+import secrets
 import sys
 from pathlib import Path
 
@@ -262,23 +263,48 @@ def test_a_thin_command_shows_a_spinner_on_a_terminal_and_prints_results_on_stdo
         line.startswith(("task id: ", "wrote ")) for line in lines)
 
 
+@pytest.mark.parametrize("first", ["a", "-"])
 def test_task_follows_an_ai_ml_generation_by_its_id(offline: Emulator, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    first: str) -> None:
+    """AI/ML ids are nanoids: one in 32 starts with '-', which argparse reads as an option
+    (CI once drew one). The command aiomusic prints to follow a task works for both."""
+    import shlex
+
+    from aiomusic.emulator import _aimlapi
+
+    drawn = f"{first}Xy_9-{secrets.token_hex(8)}"
+    monkeypatch.setattr(_aimlapi, "_new_id", lambda model: drawn)
     monkeypatch.setenv("AIMLAPI_KEY", KEY)
     where = ["--base-url", offline.url, "--poll-interval", "0.01"]
     assert main(["aimlapi", "generate", "--model", "stable-audio", "--prompt", "calm",
                  "--no-wait", *where]) == 0
-    task_id = capsys.readouterr().out.split("task id: ")[1].strip()
-    assert main(["task", task_id, "--service", "aimlapi", *where]) == 0
+    said = capsys.readouterr()
+    task_id = said.out.split("task id: ")[1].strip()
+    assert task_id == drawn
+    printed = said.err.split("follow it with `")[1].split("`")[0]
+    follow = shlex.split(printed)[1:]  # without the program's name
+    assert main([follow[0], *where, *follow[1:]]) == 0, printed
+    assert capsys.readouterr().out.startswith(f"wrote {task_id}.mp3: ")
+    assert (tmp_path / f"{task_id}.mp3").stat().st_size > 1000
+    by_hand = ["task", "--service", "aimlapi", *where, "--", task_id]
+    assert main(by_hand) == 0
     assert capsys.readouterr().out.startswith(f"generation {task_id}: ")
-    assert main(["task", task_id, "--service", "aimlapi", "--wait", *where]) == 0
-    assert capsys.readouterr().out.strip() == f"generation {task_id}: completed"
-    assert main(["task", task_id, "--service", "aimlapi", "--out", "got", "--json",
-                 *where]) == 0
+    assert main(["task", "--service", "aimlapi", "--out", "got", "--json", *where,
+                 "--", task_id]) == 0
     [result] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     [file] = result["files"]
     assert Path(file["path"]).parent == Path("got") and file["bytes"] > 1000
+
+
+def test_a_task_command_puts_an_id_that_looks_like_an_option_last() -> None:
+    from aiomusic.cli._common import task_command
+
+    assert task_command("abc", "--wait") == "aiomusic task abc --wait"
+    assert task_command("-abc", "--wait") == "aiomusic task --wait -- -abc"
+    assert for_cli("resume it later with session.aimlapi.task('-x1')") == (
+        "resume it later with `aiomusic task --service aimlapi --wait -- -x1`")
 
 
 def test_an_ai_ml_id_names_its_service() -> None:

@@ -22,7 +22,7 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiomusic",
-        description="Async client for MiniMax music-01 and Suno Add Instrumental.",
+        description="Async client for AI music services: MiniMax, the Suno API and the AI/ML API.",
         epilog="Exit status: 0 done, 1 some jobs failed, 2 usage error, 130 stopped (Ctrl-C).")
     parser.add_argument("--version", action="version", version=f"aiomusic {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

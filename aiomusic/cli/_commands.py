@@ -20,6 +20,7 @@ from ._command import run_session_command
 from ._common import (
     Output,
     add_service_options,
+    task_command,
 )
 
 __all__ = ["COMMANDS", "add_thin_parsers"]
@@ -163,9 +164,9 @@ async def _instrumental(session: MusicSession, args: argparse.Namespace, output:
         output.data({"task_id": task.task_id, "status": "submitted"})
         return
     # a Ctrl-C from here on leaves a paid task running: say how to follow it
+    follow = task_command(task.task_id, f"--wait --out {args.out}")
     output.resume_hint = (f"task {task.task_id} was submitted and goes on at the service: "
-                          f"follow it with `aiomusic task {task.task_id} --wait --out "
-                          f"{args.out}`")
+                          f"follow it with `{follow}`")
     await _follow(task, Path(args.out), output, poll)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -324,7 +325,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 #: names flags and environment variables. One message source, two renderings: these rules
 #: turn the first into the second (tests/test_cli_messages.py checks every Python phrase the
 #: package writes into an error has a rendering).
-CLI_RENDERINGS: tuple[tuple[str, str], ...] = (
+CLI_RENDERINGS: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
     (r"MusicSession\(allow_http_hosts=\.\.\.\)", "--allow-http-host HOST"),
     (r"MusicSession\(allow_private_hosts=\.\.\.\)", "--allow-private-host HOST"),
     (r"pass (\w+)_key=\.\.\. to MusicSession or set the (\w+) environment variable",
@@ -332,8 +333,10 @@ CLI_RENDERINGS: tuple[tuple[str, str], ...] = (
     (r"(the \w+ environment variable) or \w+_key=\.\.\.", r"\1"),
     (r"\(?RetryPolicy\(resubmit_unknown=True\)\)?", "--resubmit-unknown"),
     (r"\(?resubmit_unknown=True\)?", "--resubmit-unknown"),
-    (r"session\.suno\.task\('([^']+)'\)", r"`aiomusic task \1 --wait`"),
-    (r"session\.aimlapi\.task\('([^']+)'\)", r"`aiomusic task \1 --service aimlapi --wait`"),
+    (r"session\.suno\.task\('([^']+)'\)",
+     lambda m: f"`{task_command(m[1], '--wait')}`"),
+    (r"session\.aimlapi\.task\('([^']+)'\)",
+     lambda m: f"`{task_command(m[1], '--service aimlapi --wait')}`"),
     (r"MusicSession\(suno_callback_url=\.\.\.\)", "--callback-url URL"),
     (r"callback_url=\.\.\.", "--callback-url URL"),
     (r"session\.suno\.attach_receiver\(receiver, public_url\)",
@@ -341,10 +344,20 @@ CLI_RENDERINGS: tuple[tuple[str, str], ...] = (
 )
 
 
+def task_command(task_id: str, flags: str = "") -> str:
+    """The ``aiomusic task`` command line for ``task_id``.
+
+    AI/ML API ids are nanoids, whose alphabet has ``-``: an id that starts with one would be
+    read as an option, so it then goes last, after ``--``.
+    """
+    flags = f" {flags}" if flags else ""
+    if task_id.startswith("-"):
+        return f"aiomusic task{flags} -- {task_id}"
+    return f"aiomusic task {task_id}{flags}"
+
+
 def for_cli(message: str) -> str:
     """``message`` with its Python advice rendered for the command line."""
-    import re
-
     for pattern, replacement in CLI_RENDERINGS:
         message = re.sub(pattern, replacement, message)
     return message

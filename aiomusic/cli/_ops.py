@@ -20,7 +20,7 @@ from .._core._operation import params_of as declared
 from .._core._operation import services as declared_services
 from ._command import run_session_command
 from ._common import Output as Printer
-from ._common import add_service_options
+from ._common import add_service_options, task_command
 
 __all__ = ["add_operation_parsers", "run_operation_command"]
 
@@ -182,11 +182,11 @@ async def _submit_only(session: Any, op: Operation, params: Any, printer: Printe
 def follow_command(op: Operation, task_id: str) -> str:
     """The ``aiomusic task`` command that follows a task of ``op``."""
     if op.service == "aimlapi":
-        return f"aiomusic task {task_id} --service aimlapi --wait --out ."
+        return task_command(task_id, "--service aimlapi --wait --out .")
     kind = {"stems": "stems", "wav": "wav", "midi": "midi", "video": "mp4",
             "lyrics": "lyrics"}.get(op.name, "music")
-    extra = "" if kind == "music" else f" --kind {kind}"
-    return f"aiomusic task {task_id}{extra} --wait --out ."
+    extra = "" if kind == "music" else f"--kind {kind} "
+    return task_command(task_id, f"{extra}--wait --out .")
 
 
 def _plain(value: Any) -> Any:
