@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -12,6 +12,9 @@ from .._core._errors import AiomusicError
 from .._core._fate import Fate
 from ._jobs import Job, OutputFile
 from ._journal import JobState
+
+if TYPE_CHECKING:
+    from ._paid import Paid
 
 __all__ = ["BatchSummary", "JobOutcome", "Run", "Status", "summarize"]
 
@@ -77,8 +80,10 @@ class BatchSummary:
         interrupted: Whether the batch was stopped before every job ended.
         submissions: This run's paid attempts by fate: ``taken``, ``refused``, ``unknown``
             and ``failed_after_taken``.
-        to_check: Jobs that may have been charged without giving their audio (this run's
-            and the earlier runs' that were not sent again), each a mapping with ``job``,
+        to_check: Jobs that may have been charged without giving their audio (this run's,
+            those stopped while their paid request was in flight, and the earlier runs'
+            that were not sent again), and jobs edited since an earlier run sent them (fate
+            ``"changed"``: their new version was not made); each a mapping with ``job``,
             ``fate``, ``trace_id`` and ``task_id``: quote the ids to the service's support.
         stopped: Why the batch stopped sending paid requests early, if it did.
         not_run: Jobs without an outcome in this run (the batch stopped early).
@@ -145,14 +150,19 @@ _COUNTED = {Fate.TAKEN: "taken", Fate.REFUSED: "refused", Fate.UNKNOWN: "unknown
 
 
 def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[str],
-              seconds: float, *, interrupted: bool, paid: Sequence[Fate] = (),
+              seconds: float, *, interrupted: bool, paid: Sequence[Paid] = (),
               stopped: str | None = None) -> BatchSummary:
     status = Counter(o.status for o in outcomes)
     failed = Counter(type(o.error).__name__ for o in outcomes if o.status == "failed")
     made = [f for o in outcomes if o.status == "completed" for f in o.files]
-    fates = Counter(paid)
+    fates = Counter(p.fate for p in paid)
     check = tuple({"job": o.job.id, "fate": o.fate, "trace_id": o.trace_id,
                    "task_id": o.task_id} for o in outcomes if o.fate is not None)
+    # a job stopped while its paid request was in flight has no outcome, and may be charged
+    ended, last = {o.job.id for o in outcomes}, {p.job: p for p in paid}
+    check += tuple({"job": p.job, "fate": Fate.UNKNOWN.value, "trace_id": p.trace_id,
+                    "task_id": p.task_id} for p in last.values()
+                   if p.job not in ended and p.fate is Fate.UNKNOWN)
     return BatchSummary(total=len(jobs), completed=status["completed"],
                         skipped=status["skipped"], failed=dict(sorted(failed.items())),
                         unknown=status["unknown"], retries=retries.total(),

@@ -35,7 +35,8 @@ __all__ = ["decide"]
 #: the request (the ledger did not exist yet).
 _TAKEN_THEN_FAILED = frozenset({TaskFailedError.__name__, "AudioDecodeError"})
 _TAKEN = frozenset({Fate.TAKEN.value, Fate.FAILED_AFTER_TAKEN.value})
-_AGAIN = "pay again with --pay-again {what} (or {job}), resubmit={what!r} in code"
+#: The Python advice; the command line renders it as ``--pay-again`` (``cli._common``).
+_AGAIN = "to pay for it, run with Batch(resubmit={what!r}) (or resubmit=[{job!r}])"
 
 Decision = JobOutcome | tuple[str, str | None]
 """An outcome reached without running the job, or (a note, the task id to follow)."""
@@ -44,6 +45,8 @@ Decision = JobOutcome | tuple[str, str | None]
 async def decide(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) -> Decision:
     """What to do with ``run``'s job, whose journal says ``record``."""
     job, state = run.job, record.state
+    if record.fingerprint != job.fingerprint():  # the runner healed the others
+        return _changed(run, record)
     if state is JobState.COMPLETED:
         return await _completed(steps, run, record, resubmit)
     if state in (JobState.SUBMITTING, JobState.UNKNOWN):
@@ -55,9 +58,9 @@ async def decide(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) 
         if resubmit.allows(job.id, "unknown"):
             return "re-submitted after an unknown fate, as asked", None
         error = SubmissionUnknownError(
-            f"job {job.id}: an earlier run's paid submission has an unknown fate: it may have "
-            f"been generated (and charged){_ids(record)}. Check your account; "
-            + _AGAIN.format(what="unknown", job=job.id) + " to send it again",
+            f"job {job.id}: the paid request an earlier run sent{_why(record)} has an unknown "
+            f"fate{_ids(record)}: it may have been generated (and charged), so it is not "
+            "sent again. Check your account; " + _AGAIN.format(what="unknown", job=job.id),
             operation=job.kind, reason="interrupted", trace_id=record.trace_id,
             task_id=record.task_id)
         if state is JobState.SUBMITTING:
@@ -132,6 +135,28 @@ async def _lost(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) -
     await steps.mark(run, JobState.FAILED, error=error)
     return JobOutcome(job, "failed", error=error, task_id=record.task_id,
                       trace_id=record.trace_id, fate=Fate.FAILED_AFTER_TAKEN.value)
+
+
+def _changed(run: Run, record: JobRecord) -> JobOutcome:
+    """A job edited after an earlier run sent it to the service: its new version is a new
+    paid request, made only on request; the journal keeps the old one meanwhile."""
+    job = run.job
+    had = ", ".join(f.path for f in record.files)
+    error = AlreadyPaidError(
+        f"job {job.id}: it changed since an earlier run sent it to the service (that version "
+        f"is {record.state.value}{f': {had}' if had else ''}{_ids(record)}). Its new version "
+        "is a new paid request, not made unless you say so: "
+        + _AGAIN.format(what="changed", job=job.id)
+        + "; the journal keeps the old version apart", job_id=job.id, fate="changed",
+        trace_id=record.trace_id, task_id=record.task_id)
+    return JobOutcome(job, "failed", error=error, task_id=record.task_id,
+                      trace_id=record.trace_id, fate="changed")
+
+
+def _why(record: JobRecord) -> str:
+    """What the earlier run said of it, without the job's name: ``" (stopped while ...)"``."""
+    said = (record.error or "").removeprefix(f"job {record.id}: ")
+    return f" ({said})" if said and len(said) <= 120 else ""
 
 
 def _ids(record: JobRecord) -> str:

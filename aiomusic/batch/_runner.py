@@ -31,7 +31,7 @@ from .._core._paid_errors import BatchStoppedError, PreflightError
 from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
-from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
+from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
@@ -137,8 +137,7 @@ class Batch:
         flight is marked unknown), and no partial file is left.
 
         Raises:
-            JournalError: the journal belongs to another endpoint or a job changed under
-                the same id (nothing was sent).
+            JournalError: the journal belongs to another endpoint (nothing was sent).
             PreflightError: a local check failed: a key, a callback URL, the output folder,
                 an output that would overwrite the journal, the job file or an input, an
                 extension, a source that is not audio, a key the service refused (nothing
@@ -201,7 +200,7 @@ class Batch:
                 self._summary = summarize(self.jobs, outcomes, counters,
                                           time.perf_counter() - started,
                                           interrupted=not finished,
-                                          paid=[p.fate for p in steps.paid],
+                                          paid=steps.paid,
                                           stopped=None if halt is None else str(halt))
             if halt is not None:
                 raise BatchStoppedError(
@@ -211,23 +210,25 @@ class Batch:
 
     async def _prepare(self, journal: Journal | None) -> dict[str, JobRecord]:
         records = {} if journal is None else await journal.records()
-        changed = [job.id for job in self.jobs
+        changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
-        if changed:
-            assert journal is not None
-            raise JournalError(
-                f"{journal.path} records other jobs under the ids {', '.join(changed[:5])}"
-                f"{' ...' if len(changed) > 5 else ''}: a job changed since the journal was "
-                "written. Give changed jobs new ids, or use another journal")
+        heal = await _heal(journal, records, changed, self.resubmit) if changed else {}
+        records = {k: r for k, r in records.items() if k not in heal}
         sending = [job for job in self.jobs if job.id not in records
                    or records[job.id].state is not JobState.COMPLETED
                    or self.resubmit.allows(job.id, "missing")]
+        # a changed job the service saw runs only on request: it is reported, not checked
+        sending = [job for job in sending
+                   if job.id not in records or records[job.id].fingerprint == job.fingerprint()]
         await preflight(self._session, sending, out=self.out, journal=self.journal_path,
                         job_file=self.job_file)
         await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
         if journal is not None:
             for job in self.jobs:
-                if job.id not in records:
+                if job.id in heal:
+                    await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
+                                          keep_as=heal[job.id])
+                elif job.id not in records:
                     await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
         return records
 
@@ -322,6 +323,32 @@ class Batch:
             elif run.task_id is not None and event.key == run.task_id:
                 # a task moved on: Suno's stages by their short names, others as they are
                 self._stage(run, _TASK_STAGES.get(event.stage, event.stage.lower()))
+
+
+#: A ledger row that says the service may have seen the request (a killed run's ``sending``).
+_REACHED = frozenset({"sending", "taken", "failed after taken", "unknown"})
+
+
+async def _heal(journal: Journal | None, records: dict[str, JobRecord], changed: list[Job],
+                resubmit: Resubmit) -> dict[str, str | None]:
+    """The changed jobs to record afresh: ``None`` for one that never reached the service
+    (its old record goes), the id to keep the old version apart under for one that did and
+    whose new version the user asked for. The others stay as they are, to be reported."""
+    assert journal is not None  # records come from a journal
+    seen = {a.job_id for a in await journal.ledger() if a.fate in _REACHED}
+    heal: dict[str, str | None] = {}
+    for job in changed:
+        record = records[job.id]
+        reached = job.id in seen or record.task_id is not None or record.files or \
+            record.state not in (JobState.PENDING, JobState.FAILED)
+        if not reached:
+            heal[job.id] = None
+        elif resubmit.allows(job.id, "changed"):
+            n = 1
+            while f"{job.id}~{n}" in records:  # '~' is in no job id: no clash with a job
+                n += 1
+            heal[job.id] = f"{job.id}~{n}"
+    return heal
 
 
 def _iterate(receive: anyio.abc.ObjectReceiveStream[JobOutcome]) -> AsyncIterator[JobOutcome]:

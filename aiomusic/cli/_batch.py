@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -61,7 +62,8 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     money.add_argument("--pay-again", action="append", default=[], metavar="WHAT",
                        help="pay again for: 'unknown' (jobs whose paid request has an unknown "
                             "fate), 'failed' (the service took the job and then it failed), "
-                            "'missing' (a finished job's file is gone), or a JOB-ID; "
+                            "'missing' (a finished job's file is gone), 'changed' (the new "
+                            "version of a job edited after the service saw it), or a JOB-ID; "
                             "repeatable. MAY COST MONEY")
     money.add_argument("--resubmit-unknown", action="store_true",
                        help="the same as --pay-again unknown. MAY COST MONEY")
@@ -151,6 +153,8 @@ async def drive(plan: Drive, output: Output) -> Result:
                           task_timeout=plan.task_timeout, poll=plan.backend.poll,
                           endpoint=plan.backend.endpoint)
             with Reporter(output, total=len(plan.jobs)) as reporter:
+                stop.explain = partial(reporter.stopping, journal=plan.journal is not None,
+                                       ephemeral=plan.backend.endpoint == EMBEDDED)
 
                 def listen(event: Event) -> None:
                     nonlocal pauses
@@ -200,7 +204,15 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str,
     if result.signal is not None or summary.interrupted:
         if journal is not None:
             hint = (f"stopped: the journal {journal} is consistent; run {again} again to "
-                    "resume (finished jobs are skipped, submitted tasks followed by id)")
+                    "resume (finished jobs are skipped, submitted tasks followed by id, jobs "
+                    "not sent yet are sent)")
+            unknown = [str(i["job"]) for i in summary.to_check if i["fate"] == "unknown"]
+            if unknown:
+                hint += (f". It does not send again the {len(unknown)} job(s) whose paid "
+                         f"request was in flight ({', '.join(unknown[:8])}"
+                         f"{' ...' if len(unknown) > 8 else ''}): they may have been charged; "
+                         "check your account, then add --pay-again unknown to pay for them "
+                         "again")
             if ephemeral:
                 hint += ("; but the embedded emulator's Suno tasks ended with this command, so "
                          "to resume them, run `aiomusic emulator` in another terminal and pass "
