@@ -1,0 +1,204 @@
+"""Issue 23: Ctrl-C, then the same command again, finishes the batch; edited jobs heal. The
+CLI as users run it: piped, and under a pseudo-terminal."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pty
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from aiomusic.emulator import Emulator
+
+from .test_batch import write_jobs
+from .test_cli_batch import CLI, batch_args, emulator_process, env, paid
+
+#: Python advice the command line must never give (it names flags instead).
+PYTHON = re.compile(r"resubmit=|in code|Batch\(|MusicSession\(")
+
+
+def piped(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env(),
+                          timeout=timeout, check=False)
+
+
+def interrupt_when(argv: list[str], marker: str) -> tuple[int, str, str]:
+    """Run the CLI piped; press Ctrl-C once a stdout line has ``marker``."""
+    proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            break
+    time.sleep(0.5)  # the request goes out after its stage is shown: let it leave
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, "".join(seen) + out, err
+
+
+def interrupt_in_pty(argv: list[str], marker: str, *, timeout: float = 60) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal; press Ctrl-C once its screen shows ``marker``."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*CLI, *argv], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env={**env(), "TERM": "xterm-256color"},
+                            close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+    pressed = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(master, 65536)
+            except OSError as exc:  # EIO: the child closed the terminal
+                if exc.errno != errno.EIO:
+                    raise
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if not pressed and marker.encode() in b"".join(chunks):
+                proc.send_signal(signal.SIGINT)
+                pressed = True
+        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert pressed, b"".join(chunks).decode(errors="replace")
+    return status, b"".join(chunks).decode(errors="replace")
+
+
+def in_flight(err: str) -> list[str]:
+    """The jobs the stop message names as waiting for a paid answer."""
+    found = re.search(r"stopping cleanly[^\n]*\n(?:aiomusic: )?\d+ jobs? \(([^)]*)\) wait for "
+                      r"the answer to a paid request", err)
+    assert found, err
+    return found[1].split(", ")
+
+
+@pytest.mark.slow
+def test_ctrl_c_names_the_jobs_in_flight_and_the_rerun_finishes_what_it_can(
+        tmp_path: Path) -> None:
+    """Before: the stop message never warned about the songs that were generating; the re-run
+    showed them as ``????`` with advice for Python callers ("resubmit='unknown' in code")."""
+    jobs = write_jobs(tmp_path, songs=3, instrumentals=2)
+    out = tmp_path / "out"
+    with emulator_process("--speed", "4", "--no-limits") as url:
+        args = batch_args(jobs, out, url, "--plain")
+        status, stdout, err = interrupt_when(args, ": generating")
+        assert status == 130, err
+        # at once: right after "stopping cleanly", before the summary and the resume hint
+        lines = err.splitlines()
+        assert lines[0] == "aiomusic: stopping cleanly (press Ctrl-C again to quit at once)"
+        waiting = in_flight(err)
+        assert waiting and all(job.startswith(("song-", "inst-")) for job in waiting)
+        assert "The next run does not send such jobs again" in lines[1]
+        assert "--pay-again unknown" in lines[1]
+        # the summary lists the jobs that ended unknown, the hint says what the re-run does
+        unknown = re.findall(r"^  (\S+): unknown$", stdout, re.MULTILINE)
+        assert unknown and set(unknown) <= set(waiting), (stdout, err)
+        assert f"does not send again the {len(unknown)} job(s)" in lines[-1]
+        assert not PYTHON.search(err + stdout)
+        suno = paid(url, "suno.add_instrumental")
+
+        again = piped(*args)
+        assert again.returncode == 1, again.stderr
+        for job in unknown:
+            line = next(x for x in again.stdout.splitlines() if f"????  {job}:" in x)
+            assert "not sent again" in line
+            assert f"add --pay-again unknown (or --pay-again {job}); it may cost money" in line
+            assert "stopped while its paid submission was in flight" in line
+        assert not PYTHON.search(again.stdout + again.stderr)
+        done = re.findall(r"^\[\s*\d+/5\] (?:ok|done)\s+(\S+):", again.stdout, re.MULTILINE)
+        assert sorted(done + unknown) == sorted(f"{k}-{i}" for k, n in (("song", 3),
+                                                                       ("inst", 2))
+                                               for i in range(n))
+        unknown_suno = [j for j in unknown if j.startswith("inst-")]
+        assert paid(url, "suno.add_instrumental") <= suno + 2 - len(unknown_suno)
+
+        last = piped(*args, "--pay-again", "unknown")
+        assert last.returncode == 0, last.stderr
+        assert "5 of 5 jobs done" in last.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_a_terminal_says_the_same(tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
+    out = tmp_path / "out"
+    with emulator_process("--speed", "4", "--no-limits") as url:
+        status, text = interrupt_in_pty(batch_args(jobs, out, url), "generating")
+        assert status == 130, text
+        assert "wait for the answer to a paid request" in text
+        assert "The next run does not send such jobs again" in text
+        assert not PYTHON.search(text)
+
+
+def test_ctrl_c_without_a_journal_warns_that_a_new_run_pays_again() -> None:
+    from aiomusic._core._events import JobProgress
+    from aiomusic.cli._common import Output
+    from aiomusic.cli._progress import Reporter
+
+    with Reporter(Output(plain=True), total=3) as reporter:
+        for job, stage in (("a", "generating"), ("b", "submitted"), ("c", "queued")):
+            reporter.event(JobProgress(job=job, stage=stage))
+        kept = reporter.stopping(journal=True)
+        none = reporter.stopping(journal=False)
+        gone = reporter.stopping(ephemeral=True)
+    assert kept[0].startswith("1 job (a) wait") and "follows them by id" in kept[1]
+    assert "a new run sends them again: you may pay twice" in none[0]
+    assert "a new run pays for them again" in none[1]
+    assert "end with the embedded emulator" in gone[1]
+
+
+def _edit(jobs: Path, old: str, new: str) -> None:
+    jobs.write_text(jobs.read_text().replace(old, new))
+
+
+def test_edited_jobs_heal(emulator: Emulator, tmp_path: Path) -> None:
+    """Before: any edit stopped the batch with exit 2 ("records other jobs under the ids
+    ..."), even for a job that had failed before anything was paid."""
+    jobs = write_jobs(tmp_path, songs=1, instrumentals=1)
+    with jobs.open("a") as f:  # a typo: the service refuses it before any work (not paid)
+        f.write('{"id": "typo", "service": "minimax", "lyrics": "##La##", '
+                '"refer_voice": "nope", "refer_instrumental": "nope"}\n')
+    out = tmp_path / "out"
+    args = batch_args(jobs, out, emulator.url, "--plain")
+    first = piped(*args)
+    assert first.returncode == 1, first.stderr
+    assert "ok    inst-0" in first.stdout and "FAIL  typo: BadRequestError" in first.stdout
+    emulator.reset()
+    _edit(jobs, '"refer_voice": "nope", "refer_instrumental": "nope"', '"reference": "ref.wav"')
+    _edit(jobs, "Inst 0", "Another title")  # the service made it: kept apart, reported
+    second = piped(*args)
+    assert second.returncode == 1, second.stderr
+    assert "records other jobs" not in second.stderr
+    assert "ok    typo" in second.stdout and "done  song-0" in second.stdout
+    line = next(x for x in second.stdout.splitlines() if "inst-0:" in x and "FAIL" in x)
+    assert "changed since an earlier run sent it to the service" in line
+    assert "inst-0-1.mp3" in line and "add --pay-again changed (or --pay-again inst-0)" in line
+    assert "1 job(s) changed since an earlier run sent them" in second.stdout
+    assert "--pay-again changed (or a job id)" in second.stdout
+    assert not PYTHON.search(second.stdout + second.stderr)
+    assert emulator.counters.paid(operation="suno.add_instrumental") == 0
+    third = piped(*args, "--pay-again", "changed")
+    assert third.returncode == 0, third.stderr
+    assert "ok    inst-0" in third.stdout and "3 of 3 jobs done" in third.stdout
+    assert emulator.counters.paid(operation="suno.add_instrumental") == 1
+    report = piped(*args, "--report")
+    assert report.returncode == 0 and "inst-0~1" in report.stdout  # the old version, apart
+
+
+def test_pay_again_changed_is_among_the_options_that_may_cost_money() -> None:
+    shown = piped("batch", "--help").stdout
+    money = shown[shown.index("options that may cost money"):]
+    assert "'changed'" in " ".join(money.split()) and "MAY COST MONEY" in money
