@@ -213,8 +213,13 @@ async def test_an_edited_job_the_service_saw_is_reported_and_made_only_on_reques
     assert by_id(outcomes)["song-1"].status == "completed"
     assert emulator.counters.paid() == 1
     rows = journal_rows(journal)
-    assert {k: v for k, v in rows["song-1~1"].items() if k != "id"} == \
-        {k: v for k, v in old.items() if k != "id"}
+    same = {"id", "files", "updated_at"}  # what keeping it apart changes
+    assert {k: v for k, v in rows["song-1~1"].items() if k not in same} == \
+        {k: v for k, v in old.items() if k not in same}
+    # its file too: renamed out of the new version's way, not overwritten
+    [kept] = json.loads(rows["song-1~1"]["files"])
+    assert kept["path"] == "song-1~1.mp3" and sha(out / "song-1~1.mp3") == kept["sha256"]
+    assert kept["sha256"] == json.loads(old["files"])[0]["sha256"] != sha(out / "song-1.mp3")
     assert rows["song-1"]["fingerprint"] != old["fingerprint"]
     assert rows["song-1"]["state"] == "completed"
     ledger = journal_sql(journal, "SELECT job_id, run FROM attempts WHERE job_id LIKE 'song-1%'")

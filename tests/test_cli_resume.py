@@ -194,6 +194,7 @@ def test_edited_jobs_heal(emulator: Emulator, tmp_path: Path) -> None:
     assert third.returncode == 0, third.stderr
     assert "ok    inst-0" in third.stdout and "3 of 3 jobs done" in third.stdout
     assert emulator.counters.paid(operation="suno.add_instrumental") == 1
+    assert (out / "inst-0-1~1.mp3").is_file() and (out / "inst-0-2~1.mp3").is_file()
     report = piped(*args, "--report")
     assert report.returncode == 0 and "inst-0~1" in report.stdout  # the old version, apart
 

@@ -26,11 +26,13 @@ from ._leftovers import sha256_file
 from ._outcome import JobOutcome
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._outcome import Run
     from ._paid import Resubmit
     from ._steps import Steps
 
-__all__ = ["decide"]
+__all__ = ["decide", "keep_apart"]
 #: Failures an earlier version journaled without a fate, that came after the service took
 #: the request (the ledger did not exist yet).
 _TAKEN_THEN_FAILED = frozenset({TaskFailedError.__name__, "AudioDecodeError"})
@@ -151,6 +153,21 @@ def _changed(run: Run, record: JobRecord) -> JobOutcome:
         trace_id=record.trace_id, task_id=record.task_id)
     return JobOutcome(job, "failed", error=error, task_id=record.task_id,
                       trace_id=record.trace_id, fate="changed")
+
+
+def keep_apart(out: Path, record: JobRecord, mark: str) -> tuple[FileRecord, ...]:
+    """Rename the old version's files out of the new version's way (``song.mp3`` →
+    ``song~1.mp3`` for ``mark`` ``"~1"``), so that paying for the new one loses nothing;
+    their records, as renamed (a file that is gone or replaced keeps its record)."""
+    kept = []
+    for f in record.files:
+        path = out / f.path
+        if path.is_file() and sha256_file(path)[0] == f.sha256:
+            target = path.with_name(f"{path.stem}{mark}{path.suffix}")
+            path.replace(target)
+            f = FileRecord(target.relative_to(out).as_posix(), f.sha256, f.size)
+        kept.append(f)
+    return tuple(kept)
 
 
 def _why(record: JobRecord) -> str:

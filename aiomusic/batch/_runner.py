@@ -35,7 +35,7 @@ from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
-from ._rerun import decide
+from ._rerun import decide, keep_apart
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -213,6 +213,7 @@ class Batch:
         changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
         heal = await _heal(journal, records, changed, self.resubmit) if changed else {}
+        old = {k: records[k] for k in heal}
         records = {k: r for k, r in records.items() if k not in heal}
         sending = [job for job in self.jobs if job.id not in records
                    or records[job.id].state is not JobState.COMPLETED
@@ -226,11 +227,22 @@ class Batch:
         if journal is not None:
             for job in self.jobs:
                 if job.id in heal:
-                    await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
-                                          keep_as=heal[job.id])
+                    await self._heal(journal, job, old[job.id], heal[job.id])
                 elif job.id not in records:
                     await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
         return records
+
+    async def _heal(self, journal: Journal, job: Job, record: JobRecord,
+                    keep_as: str | None) -> None:
+        """Record a changed job afresh; the old version it replaces (when the service saw
+        it) is kept apart under ``keep_as``, its files renamed out of the new one's way."""
+        await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
+                              keep_as=keep_as)
+        if keep_as is not None and record.files:
+            files = await anyio.to_thread.run_sync(keep_apart, self.out, record,
+                                                   keep_as[len(job.id):])
+            said = (record.error_type, record.error or "") if record.error_type else None
+            await journal.update(keep_as, record.state, files=files, error=said)
 
     # -- one job ----------------------------------------------------------------------------
 

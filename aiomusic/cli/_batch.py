@@ -28,6 +28,7 @@ from ._common import (
     stop_on_signals,
 )
 from ._progress import Reporter, summary_lines
+from ._report import last_sent
 
 __all__ = ["DEFAULT_JOURNAL", "Drive", "add_batch_parser", "drive", "run_batch_command"]
 
@@ -196,7 +197,9 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str,
                      "journal": str(journal) if journal else None})
     else:
         output.say("")
-        for line in summary_lines(summary, pauses=result.pauses):
+        # the ledger says when each job to check was sent: quote it with the ids
+        sent = last_sent(journal) if summary.to_check else {}
+        for line in summary_lines(summary, pauses=result.pauses, sent=sent):
             output.say(line)
     if result.error is not None:  # stopped sending paid requests: the journal says the rest
         output.error(result.error)
