@@ -105,7 +105,7 @@ def test_ctrl_c_names_the_jobs_in_flight_and_the_rerun_finishes_what_it_can(
         assert "The next run does not send such jobs again" in lines[1]
         assert "--pay-again unknown" in lines[1]
         # the summary lists the jobs that ended unknown, the hint says what the re-run does
-        unknown = re.findall(r"^  (\S+): unknown$", stdout, re.MULTILINE)
+        unknown = re.findall(r"^  (\S+): unknown \(run 1, sent ", stdout, re.MULTILINE)
         assert unknown and set(unknown) <= set(waiting), (stdout, err)
         assert f"does not send again the {len(unknown)} job(s)" in lines[-1]
         assert not PYTHON.search(err + stdout)
@@ -119,6 +119,9 @@ def test_ctrl_c_names_the_jobs_in_flight_and_the_rerun_finishes_what_it_can(
             assert f"add --pay-again unknown (or --pay-again {job}); it may cost money" in line
             assert "stopped while its paid submission was in flight" in line
         assert not PYTHON.search(again.stdout + again.stderr)
+        for job in unknown:  # the ledger says which run sent it, and when
+            assert re.search(rf"^  {job}: unknown \(run 1, sent 20\d\d-", again.stdout,
+                             re.MULTILINE), again.stdout
         done = re.findall(r"^\[\s*\d+/5\] (?:ok|done)\s+(\S+):", again.stdout, re.MULTILINE)
         assert sorted(done + unknown) == sorted(f"{k}-{i}" for k, n in (("song", 3),
                                                                        ("inst", 2))
@@ -190,6 +193,8 @@ def test_edited_jobs_heal(emulator: Emulator, tmp_path: Path) -> None:
     assert "--pay-again changed (or a job id)" in second.stdout
     assert not PYTHON.search(second.stdout + second.stderr)
     assert emulator.counters.paid(operation="suno.add_instrumental") == 0
+    report = piped(*args, "--report")
+    assert "differ from what the journal recorded: inst-0." in report.stdout
     third = piped(*args, "--pay-again", "changed")
     assert third.returncode == 0, third.stderr
     assert "ok    inst-0" in third.stdout and "3 of 3 jobs done" in third.stdout
@@ -197,6 +202,7 @@ def test_edited_jobs_heal(emulator: Emulator, tmp_path: Path) -> None:
     assert (out / "inst-0-1~1.mp3").is_file() and (out / "inst-0-2~1.mp3").is_file()
     report = piped(*args, "--report")
     assert report.returncode == 0 and "inst-0~1" in report.stdout  # the old version, apart
+    assert "differ from what the journal" not in report.stdout
 
 
 def test_pay_again_changed_is_among_the_options_that_may_cost_money() -> None:
