@@ -209,3 +209,111 @@ def test_pay_again_changed_is_among_the_options_that_may_cost_money() -> None:
     shown = piped("batch", "--help").stdout
     money = shown[shown.index("options that may cost money"):]
     assert "'changed'" in " ".join(money.split()) and "MAY COST MONEY" in money
+
+
+# -- docs/cli.md's stretch of real work is what happens ---------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+_SHAPES = ((re.compile(r"\d{4}-\d\d-\d\dT[\d:]+\+00:00"), "TIME"),
+           (re.compile(r"\b[0-9a-f]{10,}\b"), "ID"), (re.compile(r"\d+(\.\d+)?"), "N"),
+           (re.compile(r"\((?:[a-z-]+, )*[a-z-]+\)"), "(JOBS)"),
+           (re.compile(r"\b(?:intro|city-lights|paper-boats|night-drive|last-call|b-side)\b"),
+            "JOB"))
+
+
+def _shape(line: str) -> str:
+    """A line without what changes from run to run: times, ids, counts, which jobs."""
+    for pattern, placeholder in _SHAPES:
+        line = pattern.sub(placeholder, line)
+    return line.rstrip()
+
+
+def _story() -> tuple[str, list[str], list[list[str]]]:
+    """The walkthrough's job file, its edits (the JSON blocks), and its batch commands."""
+    from .test_docs import blocks
+
+    text = PAGE.read_text(encoding="utf-8")
+    start, end = text.index("## A stretch of real work"), text.index("## `aiomusic batch")
+    first, last = text[:start].count("\n") + 1, text[:end].count("\n") + 1
+    found = [b for b in blocks(PAGE) if first <= b.line <= last]
+    jobs = next(b.source for b in found if b.title == "album.jsonl")
+    edits = [b.source for b in found if b.language == "json" and b.title is None]
+    commands = [line[2:].split() for b in found if b.language == "console"
+                for line in b.source.splitlines()
+                if line.startswith("$ aiomusic batch") and "--emulator" not in line]
+    shown = [b.source for b in found if b.language in ("text", "console")]
+    return jobs, edits, [*commands, *[["#shown", s] for s in shown]]
+
+
+def _apply(jobs: Path, edit: str) -> None:
+    """An edit block's lines replace the job file's lines of the same ids (or are added)."""
+    import json
+
+    lines = jobs.read_text().splitlines()
+    for new in edit.strip().splitlines():
+        job = json.loads(new)["id"]
+        at = [i for i, old in enumerate(lines) if f'"id": "{job}"' in old]
+        if at:
+            lines[at[0]] = new
+        else:
+            lines.append(new)
+    jobs.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_the_stretch_of_real_work_in_docs_cli_md_is_what_happens(tmp_path: Path) -> None:
+    from aiomusic.emulator import sample_track
+
+    text, edits, commands = _story()
+    runs = [c for c in commands if c[0] != "#shown"]
+    shown = "\n".join(c[1] for c in commands if c[0] == "#shown")
+    assert [r[0:2] for r in runs] == [["aiomusic", "batch"]] * 5, runs
+    run, again, fixed, report, pay = runs
+    assert run == again == fixed and report[-1] == "--report"
+    assert pay[-4:] == ["--pay-again", "unknown", "--pay-again", "changed"]
+    assert len(edits) == 2
+    for name, fmt, seed in (("reference.mp3", "mp3", 1), ("vocals.mp3", "mp3", 3),
+                            ("vocals.wav", "wav", 3)):
+        (tmp_path / name).write_bytes(sample_track(12.0, format=fmt, seed=seed))
+    jobs = tmp_path / "album.jsonl"
+    jobs.write_text(text)
+    outputs: list[str] = []
+
+    def cli(words: list[str]) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*CLI, *words[1:]], capture_output=True, text=True,
+                              env={**env(), "AIOMUSIC_BASE_URL": url}, cwd=tmp_path,
+                              timeout=120, check=False)
+        outputs.append(done.stdout + done.stderr)
+        return done
+
+    with emulator_process() as url:  # `aiomusic emulator` at its default speed
+        proc = subprocess.Popen([*CLI, *run[1:], "--plain"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                env={**env(), "AIOMUSIC_BASE_URL": url})
+        assert proc.stdout is not None
+        waiting = {"intro: generating", "city-lights: generating", "paper-boats: generating",
+                   "night-drive: submitted", "last-call: submitted"}
+        for line in proc.stdout:  # 3. Ctrl-C while the songs are generating
+            waiting = {w for w in waiting if w not in line}
+            if not waiting:
+                break
+        time.sleep(0.2)  # a request goes out just after its stage is shown
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        outputs.append(out + err)
+        assert cli(again).returncode == 1  # 4. the same command again
+        _apply(jobs, edits[0])  # 5. an edit: the b-side, refused
+        assert cli(again).returncode == 1
+        _apply(jobs, edits[1])  # its fix, and a change to a finished job
+        assert cli(fixed).returncode == 1
+        assert cli(report).returncode == 0  # 6. the report
+        assert cli(pay).returncode == 0  # 7. paying again, on purpose
+        assert "6 of 6 jobs done" in outputs[-1]
+    # every message the page shows is one the command printed (times, ids, counts aside)
+    printed = {_shape(line) for output in outputs for line in output.splitlines()}
+    checked = [line for line in shown.splitlines()
+               if line.startswith(("aiomusic: ", "[", "  to pay", "1 job(s)", "3 job(s)"))]
+    assert len(checked) >= 15
+    for line in checked:
+        assert _shape(line) in printed, line
