@@ -73,7 +73,8 @@ class Batch:
         resubmit: Jobs of earlier runs to **pay for again** (you may pay twice): any of
             ``"unknown"`` (a paid request whose fate is unknown), ``"failed-after-taken"``
             (the service took it, then it failed), ``"missing"`` (a finished job's file is
-            gone) and job ids. Without it, a re-run pays only for jobs never taken.
+            gone), ``"changed"`` (the new version of a job edited after the service saw it)
+            and job ids. Without it, a re-run pays only for jobs never taken.
         resubmit_unknown: The same as ``resubmit="unknown"``.
         job_file: The job file the jobs came from: no output may overwrite it.
         generate_timeout: Seconds for one MiniMax generation, retries included.
