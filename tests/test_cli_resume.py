@@ -317,3 +317,60 @@ def test_the_stretch_of_real_work_in_docs_cli_md_is_what_happens(tmp_path: Path)
     assert len(checked) >= 15
     for line in checked:
         assert _shape(line) in printed, line
+
+
+# -- the small pieces, by table ------------------------------------------------------------
+
+
+def test_when_jobs_were_sent_needs_a_readable_journal(tmp_path: Path) -> None:
+    from aiomusic.cli._report import _changed, last_sent
+
+    not_a_journal = tmp_path / "j.sqlite"
+    not_a_journal.write_text("hello")
+    assert last_sent(None) == last_sent(tmp_path / "none.sqlite") == {}
+    assert last_sent(not_a_journal) == {}
+    assert _changed({}, tmp_path / "missing.jsonl") == []
+
+
+def test_long_lists_of_jobs_are_cut() -> None:
+    from aiomusic._core._events import JobProgress
+    from aiomusic.cli._common import Output
+    from aiomusic.cli._progress import Reporter
+
+    with Reporter(Output(plain=True), total=12) as reporter:
+        for i in range(12):
+            reporter.event(JobProgress(job=f"j{i:02}", stage="generating"))
+        [line] = reporter.stopping()
+    assert line.startswith("12 jobs (j00, j01, j02, j03, j04, j05, j06, j07 and 4 more) wait")
+
+
+def test_the_stop_hint_names_at_most_eight_unknown_jobs(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from aiomusic.batch._outcome import BatchSummary
+    from aiomusic.cli._batch import Result, finish
+    from aiomusic.cli._common import Output
+
+    check = tuple({"job": f"s{i}", "fate": "unknown", "trace_id": None, "task_id": None}
+                  for i in range(9))
+    summary = BatchSummary(total=9, completed=0, skipped=0, failed={}, unknown=0, retries=0,
+                           retry_reasons={}, files=0, bytes=0, seconds=1.0, interrupted=True,
+                           to_check=check)
+    assert finish(Result(summary, signal=2), Output(plain=True), journal=Path("j.sqlite"),
+                  again="the same command") == 130
+    err = capsys.readouterr().err
+    assert "the 9 job(s) whose paid request was in flight (s0, s1, s2, s3, s4, s5, s6, s7 ...)" \
+        in err
+
+
+def test_keeping_an_old_version_apart_leaves_a_gone_or_replaced_file_alone(
+        tmp_path: Path) -> None:
+    from aiomusic.batch._journal import FileRecord, JobRecord, JobState
+    from aiomusic.batch._rerun import _why, keep_apart
+
+    (tmp_path / "a.mp3").write_bytes(b"not what was recorded")
+    files = (FileRecord("a.mp3", "0" * 64, 5), FileRecord("b.mp3", "1" * 64, 5))
+    record = JobRecord(id="a", kind="minimax", fingerprint="x", state=JobState.COMPLETED,
+                       files=files, error="job a: " + "x" * 200)
+    assert keep_apart(tmp_path, record, "~1") == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp3"]
+    assert _why(record) == ""  # too long to quote
