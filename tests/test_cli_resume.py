@@ -3,9 +3,6 @@ CLI as users run it: piped, and under a pseudo-terminal."""
 
 from __future__ import annotations
 
-import errno
-import os
-import pty
 import re
 import signal
 import subprocess
@@ -17,7 +14,7 @@ import pytest
 from aiomusic.emulator import Emulator
 
 from .test_batch import write_jobs
-from .test_cli_batch import CLI, batch_args, emulator_process, env, paid
+from .test_cli_batch import CLI, batch_args, emulator_process, env, paid, run_in_pty
 
 #: Python advice the command line must never give (it names flags instead).
 PYTHON = re.compile(r"resubmit=|in code|Batch\(|MusicSession\(")
@@ -42,40 +39,6 @@ def interrupt_when(argv: list[str], marker: str) -> tuple[int, str, str]:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, "".join(seen) + out, err
-
-
-def interrupt_in_pty(argv: list[str], marker: str, *, timeout: float = 60) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal; press Ctrl-C once its screen shows ``marker``."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([*CLI, *argv], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env={**env(), "TERM": "xterm-256color"},
-                            close_fds=True)
-    os.close(slave)
-    chunks: list[bytes] = []
-    pressed = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                data = os.read(master, 65536)
-            except OSError as exc:  # EIO: the child closed the terminal
-                if exc.errno != errno.EIO:
-                    raise
-                break
-            if not data:
-                break
-            chunks.append(data)
-            if not pressed and marker.encode() in b"".join(chunks):
-                proc.send_signal(signal.SIGINT)
-                pressed = True
-        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert pressed, b"".join(chunks).decode(errors="replace")
-    return status, b"".join(chunks).decode(errors="replace")
 
 
 def in_flight(err: str) -> list[str]:
@@ -139,7 +102,7 @@ def test_ctrl_c_under_a_terminal_says_the_same(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
     out = tmp_path / "out"
     with emulator_process("--speed", "4", "--no-limits") as url:
-        status, text = interrupt_in_pty(batch_args(jobs, out, url), "generating")
+        status, text = run_in_pty([*CLI, *batch_args(jobs, out, url)], interrupt="generating")
         assert status == 130, text
         assert "wait for the answer to a paid request" in text
         assert "The next run does not send such jobs again" in text
