@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -12,9 +12,6 @@ from .._core._errors import AiomusicError
 from .._core._fate import Fate
 from ._jobs import Job, OutputFile
 from ._journal import JobState
-
-if TYPE_CHECKING:
-    from ._paid import Paid
 
 __all__ = ["BatchSummary", "JobOutcome", "Run", "Status", "summarize"]
 
@@ -144,13 +141,26 @@ class Run:
     reused: list[str] = attrs.field(factory=list)  # uploads of an earlier run it relies on
 
 
+class Attempt(Protocol):
+    """One paid attempt of this run (``_paid.Paid``), as the summary reads it."""
+
+    @property
+    def job(self) -> str: ...
+    @property
+    def fate(self) -> Fate: ...
+    @property
+    def trace_id(self) -> str | None: ...
+    @property
+    def task_id(self) -> str | None: ...
+
+
 #: The fates the summary counts (the ledger's words, as JSON keys).
 _COUNTED = {Fate.TAKEN: "taken", Fate.REFUSED: "refused", Fate.UNKNOWN: "unknown",
             Fate.FAILED_AFTER_TAKEN: "failed_after_taken"}
 
 
 def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[str],
-              seconds: float, *, interrupted: bool, paid: Sequence[Paid] = (),
+              seconds: float, *, interrupted: bool, paid: Sequence[Attempt] = (),
               stopped: str | None = None) -> BatchSummary:
     status = Counter(o.status for o in outcomes)
     failed = Counter(type(o.error).__name__ for o in outcomes if o.status == "failed")
