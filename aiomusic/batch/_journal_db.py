@@ -199,11 +199,22 @@ def _start_run(db: sqlite3.Connection, meta: dict[str, str], endpoint: str, sche
 
 
 def write(db: sqlite3.Connection, statements: Sequence[tuple[str, tuple[object, ...]]]) -> int:
-    """Run ``statements`` in one transaction; the last inserted row's id."""
-    with db:
+    """Run ``statements`` in one transaction, all or none; the last inserted row's id.
+
+    The connection is in autocommit mode (``isolation_level=None``), where ``with db:``
+    opens no transaction: each statement would commit alone, and a kill between two (the
+    intent and its ledger row) would keep one without the other.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
         last = 0
         for sql, values in statements:
             last = db.execute(sql, values).lastrowid or last
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     return last
 
 
