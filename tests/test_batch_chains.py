@@ -16,6 +16,7 @@ import pytest
 
 from aiomusic import (
     Batch,
+    InputError,
     JobOutcome,
     MusicSession,
     ParentFailedError,
@@ -121,6 +122,8 @@ def test_the_fingerprint_is_the_line_as_written() -> None:
                         "negative_tags": "n"}],
                  [(2, "after", "suno.add-instrumental takes nothing from another job's")],
                  id="takes-nothing"),
+    pytest.param([{"id": "a", "service": "nope", "after": "g"}],
+                 [(1, "service", "must be")], id="unknown-service"),
     pytest.param([{**GEN, "model": 5}, job("s", "stems", after="g")],
                  [(1, "model", "")], id="parent-with-problems-only-its-own"),
     pytest.param([{"id": "m", "service": "minimax", "lyrics": "##la##", "refer_voice": "v",
@@ -283,4 +286,97 @@ async def test_a_track_the_parent_did_not_make(emulator: Emulator, tmp_path: Pat
     done = await run(emulator, [GEN, job("s", "stems", after="g", track=3)], tmp_path)
     assert done["s"].status == "failed"
     assert "g made 2 track(s), so it has no track 3" in str(done["s"].error)
+    assert emulator.counters.paid(operation="suno.stems") == 0
+
+
+# -- the scheduler's corners -------------------------------------------------------------------
+
+
+class _Steps:
+    """What `Chains.ready` uses of a batch's steps."""
+
+    def __init__(self, *, halt: Exception | None = None) -> None:
+        self.session = self
+        self.results: dict[str, Any] = {}
+        self.journal = None
+        self.halt = halt
+        self.events: list[Any] = []
+
+    def emit(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def _chain() -> tuple[Any, Any, Any]:
+    from aiomusic.batch._chain import Chains
+
+    jobs = parse_jobs(list(enumerate([GEN, job("s", "stems", after="g")], 1)))
+    return Chains(jobs), jobs[0], jobs[1]
+
+
+async def test_a_child_of_a_parent_that_did_not_run() -> None:
+    chains, _parent, child = _chain()
+    chains.ended("g", None)  # the batch stopped before the parent sent anything
+    assert await chains.ready(_Steps(halt=RuntimeError("stop")), child, None) is None  # type: ignore[arg-type]
+    steps = _Steps()
+    outcome = await chains.ready(steps, child, None)  # type: ignore[arg-type]
+    assert isinstance(outcome, JobOutcome) and outcome.status == "blocked"
+    assert "the job it follows, g, was not run" in str(outcome.error)
+    assert [(e.stage, e.detail) for e in steps.events] == [("waiting", "for g")]
+
+
+async def test_a_parent_done_whose_result_is_lost() -> None:
+    """Completed in an earlier run without a recorded result, and no task id to ask by."""
+    chains, parent, child = _chain()
+    chains.ended("g", JobOutcome(parent, "skipped"))
+    outcome = await chains.ready(_Steps(), child, None)  # type: ignore[arg-type]
+    assert isinstance(outcome, JobOutcome) and outcome.status == "blocked"
+    assert "completed, but its result" in str(outcome.error)
+    assert "give s the ids by hand" in str(outcome.error)
+
+
+async def test_a_parent_the_service_no_longer_knows(emulator: Emulator, tmp_path: Path) -> None:
+    chains, parent, child = _chain()
+    chains.ended("g", JobOutcome(parent, "skipped", task_id="no-such-task"))
+    steps = _Steps()
+    async with session(emulator) as s:
+        steps.session = s  # type: ignore[assignment]
+        outcome = await chains.ready(steps, child, None)  # type: ignore[arg-type]
+    assert isinstance(outcome, JobOutcome) and outcome.status == "blocked"
+    assert emulator.counters.paid() == 0
+
+
+def test_a_result_that_does_not_fit_is_refused() -> None:
+    from aiomusic.batch._chain import _fill
+    from aiomusic.batch._jobs import ChainResult
+
+    _chains, _parent, child = _chain()
+    with pytest.raises(InputError, match="the result of g does not fit it"):
+        _fill(child, child.chain, ChainResult("   ", ("a1",)))
+
+
+async def test_add_instrumental_is_a_parent_too(emulator: Emulator, tmp_path: Path) -> None:
+    from aiomusic.emulator import sample_track
+
+    (tmp_path / "vocals.mp3").write_bytes(sample_track(3.0, format="mp3", seed=2))
+    done = await run(emulator, [
+        {"id": "i", "service": "suno", "source": "vocals.mp3", "title": "Night",
+         "tags": "piano", "negative_tags": "metal"},
+        job("w", "wav", after="i", track=2, out="night.wav")], tmp_path)
+    assert (done["i"].status, done["w"].status) == ("completed", "completed")
+    assert done["w"].job.params.audio_id == (await tracks_of(emulator, done["i"].task_id))[1]
+
+
+async def test_a_journal_that_cannot_be_read_stops_the_batch(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiomusic import BatchStoppedError
+    from aiomusic.batch._journal import Journal, JournalWriteError
+
+    await run(emulator, CHAIN[:2], tmp_path, stop_after="g")
+
+    async def unreadable(self: Journal, job_id: str) -> None:
+        raise JournalWriteError("disk I/O error", path=str(self.path))
+
+    monkeypatch.setattr(Journal, "result", unreadable)
+    with pytest.raises(BatchStoppedError, match="disk I/O error"):
+        await run(emulator, CHAIN[:2], tmp_path)
     assert emulator.counters.paid(operation="suno.stems") == 0

@@ -207,7 +207,7 @@ class Chains:
                 return JobOutcome(job, "failed", error=exc)
         if outcome is None and steps.halt is not None:
             return None
-        return _blocked(job, chain, outcome)
+        return _blocked(job, chain, outcome, lost=done)
 
 
 async def _ask(steps: Steps, parent: Job, outcome: JobOutcome) -> ChainResult | None:
@@ -246,16 +246,23 @@ def _fill(job: OperationJob, chain: Chain, result: ChainResult) -> OperationJob:
     return attrs.evolve(job, params=params)
 
 
-def _blocked(job: Job, chain: Chain, outcome: JobOutcome | None) -> JobOutcome:
+def _blocked(job: Job, chain: Chain, outcome: JobOutcome | None, *, lost: bool
+             ) -> JobOutcome:
     if outcome is None:
         how, status = "was not run", "not run"
+    elif lost:  # completed, but its ids are neither journaled nor known to the service now
+        how, status = ("completed, but its result (its task id and tracks) is neither in the "
+                       "journal nor known to the service any more"), outcome.status
     else:
         status = outcome.status
-        said = f" ({type(outcome.error).__name__}: {outcome.error})" if outcome.error else ""
+        said = f" ({type(outcome.error).__name__}: {str(outcome.error)[:300]})" \
+            if outcome.error else ""
         how = {"failed": f"failed{said}", "unknown": f"has an unknown fate{said}",
                "blocked": "was not run either"}.get(status, status)
+    then = (f"give {job.id} the ids by hand instead of 'after'" if lost else
+            f"it runs when the same batch runs again once {chain.after} completes")
     error = ParentFailedError(
         f"job {job.id} was not run: the job it follows, {chain.after}, {how}. Nothing was "
-        f"sent for {job.id}; it stays pending and runs when the same batch runs again once "
-        f"{chain.after} completes", job_id=job.id, parent=chain.after, parent_status=status)
+        f"sent for {job.id}; it stays pending: {then}", job_id=job.id, parent=chain.after,
+        parent_status=status)
     return JobOutcome(job, "blocked", error=error)
