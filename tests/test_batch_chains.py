@@ -27,6 +27,8 @@ from aiomusic.batch._jobfile import JobFileError, load_jobs, parse_jobs
 from aiomusic.batch._jobs import OperationJob
 from aiomusic.emulator import Emulator, Faults
 
+from .test_money_safety import _outcomes
+
 pytestmark = pytest.mark.anyio
 KEY = "sk-suno-chains"
 GEN = {"id": "g", "service": "suno", "op": "generate", "prompt": "rain on the road"}
@@ -239,7 +241,7 @@ async def test_the_summary_tells_skipped_children(emulator: Emulator, tmp_path: 
     jobs = parse_jobs(list(enumerate(CHAIN[:2], 1)), base=tmp_path)
     async with session(emulator) as s:
         batch = Batch(s, jobs, out=tmp_path / "out", poll=PollSchedule(initial=0.01))
-        outcomes = {o.job.id: o for o in [o async for o in _all(batch)]}
+        outcomes = {o.job.id: o for o in [o async for o in _outcomes(batch)]}
     summary = batch.summary
     assert (summary.blocked, summary.as_dict()["blocked"], summary.ok) == (1, 1, False)
     assert summary.failed == {"TaskFailedError": 1}  # the parent only
@@ -248,12 +250,6 @@ async def test_the_summary_tells_skipped_children(emulator: Emulator, tmp_path: 
     assert describe_outcome(outcomes["s"]).startswith("SKIP  s: ParentFailedError: job s was")
     said = outcome_dict(outcomes["s"])
     assert (said["status"], said["error"]["type"]) == ("blocked", "ParentFailedError")
-
-
-async def _all(batch: Batch) -> Any:
-    async with batch.results() as results:
-        async for outcome in results:
-            yield outcome
 
 
 async def test_resumed_from_the_parents_recorded_result(emulator: Emulator,
