@@ -28,11 +28,13 @@ from ._outcome import JobOutcome
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ._jobs import Job
+    from ._journal import Journal
     from ._outcome import Run
     from ._paid import Resubmit
     from ._steps import Steps
 
-__all__ = ["decide", "keep_apart"]
+__all__ = ["decide", "heal_job", "healing", "keep_apart"]
 #: Failures an earlier version journaled without a fate, that came after the service took
 #: the request (the ledger did not exist yet).
 _TAKEN_THEN_FAILED = frozenset({TaskFailedError.__name__, "AudioDecodeError"})
@@ -196,3 +198,41 @@ async def _adopt(steps: Steps, run: Run, record: JobRecord) -> JobOutcome | None
     await steps.mark(run, JobState.COMPLETED, files=files)
     return JobOutcome(job, "completed", files=(OutputFile(path, digest, size),),
                       note="its file was written just before the earlier run stopped")
+
+
+#: A ledger row that says the service may have seen the request (a killed run's ``sending``).
+_REACHED = frozenset({"sending", "taken", "failed after taken", "unknown"})
+
+
+async def healing(journal: Journal | None, records: dict[str, JobRecord], changed: list[Job],
+                  resubmit: Resubmit) -> dict[str, str | None]:
+    """The changed jobs to record afresh: ``None`` for one that never reached the service
+    (its old record goes), the id to keep the old version apart under for one that did and
+    whose new version the user asked for. The others stay as they are, to be reported."""
+    assert journal is not None  # records come from a journal
+    seen = {a.job_id for a in await journal.ledger() if a.fate in _REACHED}
+    heal: dict[str, str | None] = {}
+    for job in changed:
+        record = records[job.id]
+        reached = job.id in seen or record.task_id is not None or record.files or \
+            record.state not in (JobState.PENDING, JobState.FAILED)
+        if not reached:
+            heal[job.id] = None
+        elif resubmit.allows(job.id, "changed"):
+            n = 1
+            while f"{job.id}~{n}" in records:  # '~' is in no job id: no clash with a job
+                n += 1
+            heal[job.id] = f"{job.id}~{n}"
+    return heal
+
+
+async def heal_job(journal: Journal, out: Path, job: Job, record: JobRecord,
+                   keep_as: str | None) -> None:
+    """Record a changed job afresh; the old version it replaces (when the service saw it)
+    is kept apart under ``keep_as``, its files renamed out of the new one's way."""
+    await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
+                          keep_as=keep_as)
+    if keep_as is not None and record.files:
+        files = await anyio.to_thread.run_sync(keep_apart, out, record, keep_as[len(job.id):])
+        said = (record.error_type, record.error or "") if record.error_type else None
+        await journal.update(keep_as, record.state, files=files, error=said)

@@ -28,6 +28,7 @@ from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
 from .._core._paid_errors import BatchStoppedError, PreflightError
+from ._chain import Chains, link
 from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
@@ -35,7 +36,7 @@ from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
-from ._rerun import decide, keep_apart
+from ._rerun import decide, heal_job, healing
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ class Batch:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"job ids must be unique; {dup!r} appears more than once")
+        problems = link(jobs)[1]
+        if problems:
+            raise ValueError("chained jobs: " + "; ".join(
+                f"{field}: {text}" if field else text for _line, field, text in problems))
         self._session = session
         self.jobs = tuple(jobs)
         self.out = Path(out)
@@ -159,6 +164,7 @@ class Batch:
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
                 task_timeout=self.task_timeout)
+            chains = Chains(self.jobs)
 
             def listen(event: Event) -> None:
                 if isinstance(event, RetryScheduled):
@@ -176,7 +182,12 @@ class Batch:
                 async with anyio.create_task_group() as tg:
 
                     async def one(job: Job) -> None:
-                        outcome = await self._job(steps, job, records.get(job.id))
+                        outcome = None
+                        try:  # a job another follows tells it when it ended, however
+                            outcome = await self._chained(steps, chains, job,
+                                                          records.get(job.id))
+                        finally:
+                            chains.ended(job.id, outcome)
                         if outcome is None:
                             return  # the batch stopped before this job sent anything
                         outcomes.append(outcome)
@@ -213,7 +224,7 @@ class Batch:
         records = {} if journal is None else await journal.records()
         changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
-        heal = await _heal(journal, records, changed, self.resubmit) if changed else {}
+        heal = await healing(journal, records, changed, self.resubmit) if changed else {}
         old = {k: records[k] for k in heal}
         records = {k: r for k, r in records.items() if k not in heal}
         sending = [job for job in self.jobs if job.id not in records
@@ -228,31 +239,35 @@ class Batch:
         if journal is not None:
             for job in self.jobs:
                 if job.id in heal:
-                    await self._heal(journal, job, old[job.id], heal[job.id])
+                    await heal_job(journal, self.out, job, old[job.id], heal[job.id])
                 elif job.id not in records:
                     await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
         return records
 
-    async def _heal(self, journal: Journal, job: Job, record: JobRecord,
-                    keep_as: str | None) -> None:
-        """Record a changed job afresh; the old version it replaces (when the service saw
-        it) is kept apart under ``keep_as``, its files renamed out of the new one's way."""
-        await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
-                              keep_as=keep_as)
-        if keep_as is not None and record.files:
-            files = await anyio.to_thread.run_sync(keep_apart, self.out, record,
-                                                   keep_as[len(job.id):])
-            said = (record.error_type, record.error or "") if record.error_type else None
-            await journal.update(keep_as, record.state, files=files, error=said)
-
     # -- one job ----------------------------------------------------------------------------
 
-    async def _job(self, steps: Steps, job: Job, record: JobRecord | None
-                   ) -> JobOutcome | None:
-        """Run one job; ``None`` when the batch stopped before it sent anything."""
+    async def _chained(self, steps: Steps, chains: Chains, job: Job,
+                       record: JobRecord | None) -> JobOutcome | None:
+        """Run one job once the job it follows (if any) ended; see `_job`."""
+        try:
+            ready = await chains.ready(steps, job, record)
+        except JournalWriteError as exc:  # the parent's result could not be read
+            steps.stop(exc)
+            return None
+        if ready is None or isinstance(ready, JobOutcome):
+            if ready is not None:  # not run: its parent did not complete (or cannot fill it)
+                self._session.emit(JobProgress(job=job.id, stage=ready.status,
+                                               detail=type(ready.error).__name__))
+            return ready
+        return await self._job(steps, ready, record, keep=chains.is_parent(job.id))
+
+    async def _job(self, steps: Steps, job: Job, record: JobRecord | None, *,
+                   keep: bool = False) -> JobOutcome | None:
+        """Run one job; ``None`` when the batch stopped before it sent anything. ``keep``:
+        another job follows it, so its result is kept (`Steps.mark`)."""
         if steps.halt is not None:
             return None
-        run = Run(job, expected=expected_bytes(job))
+        run = Run(job, expected=expected_bytes(job), keep_result=keep)
         if record is not None:
             run.state, run.task_id, run.trace_id = record.state, record.task_id, \
                 record.trace_id
@@ -336,32 +351,6 @@ class Batch:
             elif run.task_id is not None and event.key == run.task_id:
                 # a task moved on: Suno's stages by their short names, others as they are
                 self._stage(run, _TASK_STAGES.get(event.stage, event.stage.lower()))
-
-
-#: A ledger row that says the service may have seen the request (a killed run's ``sending``).
-_REACHED = frozenset({"sending", "taken", "failed after taken", "unknown"})
-
-
-async def _heal(journal: Journal | None, records: dict[str, JobRecord], changed: list[Job],
-                resubmit: Resubmit) -> dict[str, str | None]:
-    """The changed jobs to record afresh: ``None`` for one that never reached the service
-    (its old record goes), the id to keep the old version apart under for one that did and
-    whose new version the user asked for. The others stay as they are, to be reported."""
-    assert journal is not None  # records come from a journal
-    seen = {a.job_id for a in await journal.ledger() if a.fate in _REACHED}
-    heal: dict[str, str | None] = {}
-    for job in changed:
-        record = records[job.id]
-        reached = job.id in seen or record.task_id is not None or record.files or \
-            record.state not in (JobState.PENDING, JobState.FAILED)
-        if not reached:
-            heal[job.id] = None
-        elif resubmit.allows(job.id, "changed"):
-            n = 1
-            while f"{job.id}~{n}" in records:  # '~' is in no job id: no clash with a job
-                n += 1
-            heal[job.id] = f"{job.id}~{n}"
-    return heal
 
 
 def _iterate(receive: anyio.abc.ObjectReceiveStream[JobOutcome]) -> AsyncIterator[JobOutcome]:

@@ -15,7 +15,7 @@ from ._common import Output, describe, for_cli
 __all__ = ["Reporter", "describe_outcome", "outcome_dict", "summary_lines"]
 
 _BYTE_STAGES = frozenset({"decoding", "downloading", "uploading"})
-_END_STAGES = frozenset({"completed", "skipped", "failed", "unknown"})
+_END_STAGES = frozenset({"completed", "skipped", "failed", "unknown", "blocked"})
 #: The stages of a job whose paid request is on its way (the journal says ``submitting``):
 #: stopped there, its fate is unknown.
 _PAID_STAGES = frozenset({"submitting", "generating", "decoding"})
@@ -102,7 +102,7 @@ class Reporter:
             self.output.data(outcome_dict(outcome))
             return
         style = {"completed": "green", "skipped": "cyan", "failed": "red",
-                 "unknown": "yellow"}[outcome.status]
+                 "unknown": "yellow", "blocked": "magenta"}[outcome.status]
         self.output.say(f"[{self.ended:>{len(str(self.total))}}/{self.total}] "
                         f"{describe_outcome(outcome)}", style=style)
 
@@ -153,7 +153,7 @@ def describe_outcome(outcome: JobOutcome) -> str:
         note = f" - {outcome.note}" if outcome.note and outcome.status == "completed" else ""
         return f"{how}  {job.id}: {files}{extra}{note}"
     error = outcome.error
-    label = "FAIL" if outcome.status == "failed" else "????"
+    label = {"failed": "FAIL", "blocked": "SKIP"}.get(outcome.status, "????")
     said = describe(error) if error is not None else outcome.note
     task = f" (task {outcome.task_id})" if outcome.task_id else ""
     return f"{label}  {job.id}{task}: {said}"
@@ -207,6 +207,10 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0,
                      "service; their new version was not made (the journal keeps the old):")
         lines += [_item(item, sent) for item in changed]
         lines.append("  to pay for the new versions: --pay-again changed (or a job id)")
+    if summary.blocked:
+        lines.append(f"not run: {summary.blocked} job(s) whose parent (after) did not "
+                     "complete; nothing was sent for them: they run when the same batch runs "
+                     "again once their parent completes")
     if summary.stopped and summary.not_run:
         lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
                      "again once the cause below is fixed")
