@@ -169,7 +169,7 @@ async def test_resume_skips_verified_and_redoes_what_changed(emulator: Emulator,
     assert got["song-0"].status == "failed" and isinstance(error, AlreadyPaidError)
     assert error.fate == got["song-0"].fate == "missing" and error.job_id == "song-0"
     assert error.trace_id == by_id(first)["song-0"].trace_id is not None
-    assert "--pay-again missing" in str(error)
+    assert "Batch(resubmit='missing') (or resubmit=['song-0'])" in str(error)
     # the Suno job is followed by its task id: downloaded again, never re-submitted
     assert got["inst-0"].status == "completed" and got["inst-0"].resumed
     assert got["inst-0"].task_id == by_id(first)["inst-0"].task_id
@@ -189,13 +189,75 @@ async def test_resume_skips_verified_and_redoes_what_changed(emulator: Emulator,
                                          "failed_after_taken": 0}
 
 
-async def test_a_changed_job_or_endpoint_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+async def test_an_edited_job_the_service_saw_is_reported_and_made_only_on_request(
+        emulator: Emulator, tmp_path: Path) -> None:
+    """Before: any edit stopped the whole batch ("records other jobs under the ids ...")."""
     jobs, out, journal = write_jobs(tmp_path), tmp_path / "out", tmp_path / "j.sqlite"
     await run(emulator, jobs, out, journal=journal)
+    old = journal_rows(journal)["song-1"]
     jobs.write_text(jobs.read_text().replace("La la 1", "Changed words"))
     emulator.reset()
-    with pytest.raises(JournalError, match="song-1"):
-        await run(emulator, jobs, out, journal=journal)
+    outcomes, batch = await run(emulator, jobs, out, journal=journal)
+    got = by_id(outcomes)
+    error = got["song-1"].error
+    assert got["song-1"].status == "failed" and isinstance(error, AlreadyPaidError)
+    assert error.fate == got["song-1"].fate == "changed"
+    assert "song-1.mp3" in str(error) and "resubmit='changed'" in str(error)
+    assert {got[j].status for j in got if j != "song-1"} == {"skipped"}
+    assert batch.summary.to_check == ({"job": "song-1", "fate": "changed",
+                                       "trace_id": old["trace_id"], "task_id": None},)
+    assert emulator.counters.paid() == 0
+    assert journal_rows(journal)["song-1"] == old  # untouched until asked
+    # asked: the new version is made; the old one is kept apart with its ledger rows
+    outcomes, batch = await run(emulator, jobs, out, journal=journal, resubmit="changed")
+    assert by_id(outcomes)["song-1"].status == "completed"
+    assert emulator.counters.paid() == 1
+    rows = journal_rows(journal)
+    same = {"id", "files", "updated_at"}  # what keeping it apart changes
+    assert {k: v for k, v in rows["song-1~1"].items() if k not in same} == \
+        {k: v for k, v in old.items() if k not in same}
+    # its file too: renamed out of the new version's way, not overwritten
+    [kept] = json.loads(rows["song-1~1"]["files"])
+    assert kept["path"] == "song-1~1.mp3" and sha(out / "song-1~1.mp3") == kept["sha256"]
+    assert kept["sha256"] == json.loads(old["files"])[0]["sha256"] != sha(out / "song-1.mp3")
+    assert rows["song-1"]["fingerprint"] != old["fingerprint"]
+    assert rows["song-1"]["state"] == "completed"
+    ledger = journal_sql(journal, "SELECT job_id, run FROM attempts WHERE job_id LIKE 'song-1%'")
+    assert {(r["job_id"], r["run"]) for r in ledger} == {("song-1", 3), ("song-1~1", 1)}
+    # edited again: the next old version goes apart under the next free id
+    jobs.write_text(jobs.read_text().replace("Changed words", "Third words"))
+    outcomes, _ = await run(emulator, jobs, out, journal=journal, resubmit=["song-1"])
+    assert by_id(outcomes)["song-1"].status == "completed"
+    assert {"song-1~1", "song-1~2"} <= set(journal_rows(journal))
+
+
+async def test_an_edited_job_that_never_reached_the_service_is_replaced(
+        emulator: Emulator, tmp_path: Path) -> None:
+    """Before: exit 2 even for a job that failed before anything was paid."""
+    jobs, out, journal = write_jobs(tmp_path, songs=1), tmp_path / "out", tmp_path / "j.sqlite"
+    emulator.inject("malformed_json", operation="suno.add_instrumental", count=50)
+    emulator.inject("maintenance", operation="aiml.upload", count=50)
+    first, _ = await run(emulator, jobs, out, journal=journal)
+    assert {o.status for o in first} <= {"failed", "unknown"}
+    rows = journal_rows(journal)
+    assert rows["song-0"]["state"] == "failed" and rows["song-0"]["fate"] is None
+    emulator.reset()
+    jobs.write_text(jobs.read_text().replace("La la 0", "Fixed words"))
+    outcomes, _ = await run(emulator, jobs, out, journal=journal)
+    got = by_id(outcomes)
+    assert got["song-0"].status == "completed"
+    assert journal_rows(journal)["song-0"]["state"] == "completed"
+    assert "song-0~1" not in journal_rows(journal)  # nothing of it was worth keeping
+    # the Suno jobs reached the service (unreadable answers): reported as unknown, not paid
+    assert {got[j].status for j in got if j.startswith("inst")} == {"unknown"}
+    assert emulator.counters.paid(operation="suno.add_instrumental") == 0
+
+
+async def test_a_journal_of_another_endpoint_is_refused(emulator: Emulator,
+                                                       tmp_path: Path) -> None:
+    jobs, out, journal = write_jobs(tmp_path), tmp_path / "out", tmp_path / "j.sqlite"
+    await run(emulator, jobs, out, journal=journal)
+    emulator.reset()
     async with session(emulator) as s:
         batch = Batch(s, load_jobs(jobs), out=out, journal=journal, endpoint="elsewhere")
         with pytest.raises(JournalError, match="elsewhere"):

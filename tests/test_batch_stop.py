@@ -65,15 +65,22 @@ async def stop_once(emu: Emulator, folder: Path, rng: random.Random, mode: str) 
                         async for outcome in results:
                             seen.append(outcome)
         assert busy_connections(s) == []
+    summary_known = False
     try:
         summary = batch.summary
     except RuntimeError:  # stopped while the journal opened, before any job started
         assert mode == "cancel-all"
     else:
+        summary_known = True
         assert summary.completed + sum(summary.failed.values()) + summary.unknown <= len(jobs)
         assert summary.interrupted == (summary.completed < len(jobs))
-    states = {row["state"] for row in journal_rows(folder / "journal.sqlite").values()}
+    rows = journal_rows(folder / "journal.sqlite")
+    states = {row["state"] for row in rows.values()}
     assert states <= {"pending", "submitted", "unknown", "completed"}, states
+    if summary_known:  # a job stopped mid-request is one to check, outcome or not
+        unknown = {job for job, row in rows.items()
+                   if row["state"] == "unknown" and row["fate"] == "unknown"}
+        assert unknown <= {i["job"] for i in summary.to_check if i["fate"] == "unknown"}
     assert [p.name for p in out.rglob("*") if p.name.startswith(".")] == []
 
 

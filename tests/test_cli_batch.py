@@ -105,8 +105,10 @@ def test_journal_of_another_endpoint_exit_2(emulator: Emulator, tmp_path: Path, 
     assert "Use the same endpoint, or another journal" in capsys.readouterr().err
 
 
-def run_in_pty(argv: list[str], *, timeout: float = 60) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal as stdout and stderr; return status and output."""
+def run_in_pty(argv: list[str], *, timeout: float = 60, interrupt: str | None = None
+               ) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as stdout and stderr; return status and output.
+    ``interrupt``: press Ctrl-C (SIGINT) once the screen shows this text."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
                             env={**env(), "TERM": "xterm-256color"}, close_fds=True)
@@ -124,6 +126,9 @@ def run_in_pty(argv: list[str], *, timeout: float = 60) -> tuple[int, str]:
             if not data:
                 break
             chunks.append(data)
+            if interrupt is not None and interrupt.encode() in b"".join(chunks):
+                proc.send_signal(signal.SIGINT)
+                interrupt = None
         status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         os.close(master)

@@ -31,15 +31,15 @@ class PreflightError(InputError, ConfigurationError):
 
 class AlreadyPaidError(AiomusicError):
     """A batch job that an earlier run paid for, which aiomusic does not pay for again
-    without your say: the service took its request and then failed, or its finished file
-    was deleted or changed.
+    without your say: the service took its request and then failed, its finished file
+    was deleted or changed, or the job was edited after the service saw it.
 
     Send it again with ``Batch(resubmit=...)`` (``--pay-again``): ``"failed-after-taken"``,
-    ``"missing"`` or the job's id. You may pay twice.
+    ``"missing"``, ``"changed"`` or the job's id. You may pay twice.
 
     Attributes:
         job_id: The job.
-        fate: ``"failed after taken"`` or ``"missing"``.
+        fate: ``"failed after taken"``, ``"missing"`` or ``"changed"``.
         trace_id: The service's trace id of the paid request, when known.
         task_id: Its task id, when there was one.
         previous: The error type the earlier run recorded, when there was one.

@@ -25,6 +25,7 @@ same methods, all ``async``):
 
 * ``open(path, endpoint=...)`` (classmethod), ``aclose()``;
 * ``records() -> dict[str, JobRecord]``; ``add(job_id, kind=, fingerprint=)``;
+  ``replace(job_id, kind=, fingerprint=, keep_as=)`` (a changed job, afresh);
   ``update(job_id, state, task_id=, trace_id=, files=, error=, dest_existed=, keep_task=)``;
 * ``sending(job_id, operation, attempt, dest_existed=) -> attempt id``: the intent and a
   ledger row, in one transaction;
@@ -212,6 +213,20 @@ class Journal:
             statements.append((
                 "UPDATE attempts SET task_id = ? WHERE id = (SELECT max(id) FROM attempts "
                 "WHERE job_id = ? AND fate = 'taken')", (task_id, job_id)))
+        await self._run(write, self._db, statements)
+
+    async def replace(self, job_id: str, *, kind: str, fingerprint: str,
+                      keep_as: str | None = None) -> None:
+        """Record a changed job afresh, as pending. ``keep_as``: keep the old version's
+        record and its ledger rows apart under that id (it reached the service); else the
+        old record is dropped (nothing of it was taken)."""
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            ("UPDATE jobs SET id = ? WHERE id = ?", (keep_as, job_id)),
+            ("UPDATE attempts SET job_id = ? WHERE job_id = ?", (keep_as, job_id)),
+        ] if keep_as is not None else [("DELETE FROM jobs WHERE id = ?", (job_id,))]
+        statements.append((
+            "INSERT INTO jobs (id, kind, fingerprint, state, updated_at) VALUES (?, ?, ?, ?, ?)",
+            (job_id, kind, fingerprint, JobState.PENDING.value, time.time())))
         await self._run(write, self._db, statements)
 
     # -- the ledger -------------------------------------------------------------------------

@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS results (
 
 class JournalError(ConfigurationError):
     """The journal cannot be used for this run (another endpoint, a newer schema, a file
-    that is not a journal, a job that changed under the same id, or another run using it)."""
+    that is not a journal, or another run using it)."""
 
 
 class JournalWriteError(LocalFileError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -78,8 +78,10 @@ class BatchSummary:
         interrupted: Whether the batch was stopped before every job ended.
         submissions: This run's paid attempts by fate: ``taken``, ``refused``, ``unknown``
             and ``failed_after_taken``.
-        to_check: Jobs that may have been charged without giving their audio (this run's
-            and the earlier runs' that were not sent again), each a mapping with ``job``,
+        to_check: Jobs that may have been charged without giving their audio (this run's,
+            those stopped while their paid request was in flight, and the earlier runs'
+            that were not sent again), and jobs edited since an earlier run sent them (fate
+            ``"changed"``: their new version was not made); each a mapping with ``job``,
             ``fate``, ``trace_id`` and ``task_id``: quote the ids to the service's support.
         stopped: Why the batch stopped sending paid requests early, if it did.
         not_run: Jobs without an outcome in this run (the batch stopped early).
@@ -145,20 +147,38 @@ class Run:
     tracks: tuple[str, ...] = ()  # its tracks' ids, when its task made tracks
 
 
+class Attempt(Protocol):
+    """One paid attempt of this run (``_paid.Paid``), as the summary reads it."""
+
+    @property
+    def job(self) -> str: ...
+    @property
+    def fate(self) -> Fate: ...
+    @property
+    def trace_id(self) -> str | None: ...
+    @property
+    def task_id(self) -> str | None: ...
+
+
 #: The fates the summary counts (the ledger's words, as JSON keys).
 _COUNTED = {Fate.TAKEN: "taken", Fate.REFUSED: "refused", Fate.UNKNOWN: "unknown",
             Fate.FAILED_AFTER_TAKEN: "failed_after_taken"}
 
 
 def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[str],
-              seconds: float, *, interrupted: bool, paid: Sequence[Fate] = (),
+              seconds: float, *, interrupted: bool, paid: Sequence[Attempt] = (),
               stopped: str | None = None) -> BatchSummary:
     status = Counter(o.status for o in outcomes)
     failed = Counter(type(o.error).__name__ for o in outcomes if o.status == "failed")
     made = [f for o in outcomes if o.status == "completed" for f in o.files]
-    fates = Counter(paid)
+    fates = Counter(p.fate for p in paid)
     check = tuple({"job": o.job.id, "fate": o.fate, "trace_id": o.trace_id,
                    "task_id": o.task_id} for o in outcomes if o.fate is not None)
+    # a job stopped while its paid request was in flight has no outcome, and may be charged
+    ended, last = {o.job.id for o in outcomes}, {p.job: p for p in paid}
+    check += tuple({"job": p.job, "fate": Fate.UNKNOWN.value, "trace_id": p.trace_id,
+                    "task_id": p.task_id} for p in last.values()
+                   if p.job not in ended and p.fate is Fate.UNKNOWN)
     return BatchSummary(total=len(jobs), completed=status["completed"],
                         skipped=status["skipped"], failed=dict(sorted(failed.items())),
                         unknown=status["unknown"], retries=retries.total(),

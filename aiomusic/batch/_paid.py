@@ -50,8 +50,8 @@ __all__ = ["RESUBMIT_WORDS", "Halted", "JobAttempts", "Paid", "Resubmit", "Room"
 
 #: The words `Batch(resubmit=...)` and ``--pay-again`` take besides job ids.
 RESUBMIT_WORDS = {"unknown": "unknown", "failed-after-taken": "failed", "failed": "failed",
-                  "missing": "missing"}
-What = Literal["unknown", "failed", "missing"]
+                  "missing": "missing", "changed": "changed"}
+What = Literal["unknown", "failed", "missing", "changed"]
 
 
 class Halted(Exception):
@@ -66,19 +66,22 @@ class Resubmit:
         unknown: Jobs whose paid request has an unknown fate.
         failed: Jobs the service took and then failed.
         missing: Finished jobs whose files were deleted or changed.
-        ids: Jobs named one by one (any of the three).
+        changed: Jobs whose fields changed since an earlier run sent them to the service:
+            their new version (the old one's record is kept apart).
+        ids: Jobs named one by one (any of the four).
     """
 
     unknown: bool = False
     failed: bool = False
     missing: bool = False
+    changed: bool = False
     ids: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, values: str | Iterable[str] | None, *, job_ids: Collection[str],
               unknown: bool = False) -> Resubmit:
-        """From ``"unknown"``, ``"failed-after-taken"`` (or ``"failed"``), ``"missing"`` and
-        job ids; ``unknown`` adds ``"unknown"`` (``resubmit_unknown=True``).
+        """From ``"unknown"``, ``"failed-after-taken"`` (or ``"failed"``), ``"missing"``,
+        ``"changed"`` and job ids; ``unknown`` adds ``"unknown"`` (``resubmit_unknown=True``).
 
         Raises:
             ValueError: a value is neither one of the words nor a job of the batch.
@@ -93,9 +96,10 @@ class Resubmit:
                 ids.add(item)
             else:
                 raise ValueError(f"resubmit: {item!r} is neither unknown, failed-after-taken, "
-                                 "missing nor the id of a job of this batch")
+                                 "missing, changed nor the id of a job of this batch")
         return cls(unknown="unknown" in words, failed="failed" in words,
-                   missing="missing" in words, ids=frozenset(ids))
+                   missing="missing" in words, changed="changed" in words,
+                   ids=frozenset(ids))
 
     def allows(self, job_id: str, what: What) -> bool:
         return job_id in self.ids or bool(getattr(self, what))

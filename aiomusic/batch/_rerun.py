@@ -26,16 +26,21 @@ from ._leftovers import sha256_file
 from ._outcome import JobOutcome
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._jobs import Job
+    from ._journal import Journal
     from ._outcome import Run
     from ._paid import Resubmit
     from ._steps import Steps
 
-__all__ = ["decide"]
+__all__ = ["decide", "heal_job", "healing", "keep_apart"]
 #: Failures an earlier version journaled without a fate, that came after the service took
 #: the request (the ledger did not exist yet).
 _TAKEN_THEN_FAILED = frozenset({TaskFailedError.__name__, "AudioDecodeError"})
 _TAKEN = frozenset({Fate.TAKEN.value, Fate.FAILED_AFTER_TAKEN.value})
-_AGAIN = "pay again with --pay-again {what} (or {job}), resubmit={what!r} in code"
+#: The Python advice; the command line renders it as ``--pay-again`` (``cli._common``).
+_AGAIN = "to pay for it, run with Batch(resubmit={what!r}) (or resubmit=[{job!r}])"
 
 Decision = JobOutcome | tuple[str, str | None]
 """An outcome reached without running the job, or (a note, the task id to follow)."""
@@ -44,6 +49,8 @@ Decision = JobOutcome | tuple[str, str | None]
 async def decide(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) -> Decision:
     """What to do with ``run``'s job, whose journal says ``record``."""
     job, state = run.job, record.state
+    if record.fingerprint != job.fingerprint():  # the runner healed the others
+        return _changed(run, record)
     if state is JobState.COMPLETED:
         return await _completed(steps, run, record, resubmit)
     if state in (JobState.SUBMITTING, JobState.UNKNOWN):
@@ -55,9 +62,9 @@ async def decide(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) 
         if resubmit.allows(job.id, "unknown"):
             return "re-submitted after an unknown fate, as asked", None
         error = SubmissionUnknownError(
-            f"job {job.id}: an earlier run's paid submission has an unknown fate: it may have "
-            f"been generated (and charged){_ids(record)}. Check your account; "
-            + _AGAIN.format(what="unknown", job=job.id) + " to send it again",
+            f"job {job.id}: the paid request an earlier run sent{_why(record)} has an unknown "
+            f"fate{_ids(record)}: it may have been generated (and charged), so it is not "
+            "sent again. Check your account; " + _AGAIN.format(what="unknown", job=job.id),
             operation=job.kind, reason="interrupted", trace_id=record.trace_id,
             task_id=record.task_id)
         if state is JobState.SUBMITTING:
@@ -134,6 +141,43 @@ async def _lost(steps: Steps, run: Run, record: JobRecord, resubmit: Resubmit) -
                       trace_id=record.trace_id, fate=Fate.FAILED_AFTER_TAKEN.value)
 
 
+def _changed(run: Run, record: JobRecord) -> JobOutcome:
+    """A job edited after an earlier run sent it to the service: its new version is a new
+    paid request, made only on request; the journal keeps the old one meanwhile."""
+    job = run.job
+    had = ", ".join(f.path for f in record.files)
+    error = AlreadyPaidError(
+        f"job {job.id}: it changed since an earlier run sent it to the service (that version "
+        f"is {record.state.value}{f': {had}' if had else ''}{_ids(record)}). Its new version "
+        "is a new paid request, not made unless you say so: "
+        + _AGAIN.format(what="changed", job=job.id)
+        + "; the journal keeps the old version apart", job_id=job.id, fate="changed",
+        trace_id=record.trace_id, task_id=record.task_id)
+    return JobOutcome(job, "failed", error=error, task_id=record.task_id,
+                      trace_id=record.trace_id, fate="changed")
+
+
+def keep_apart(out: Path, record: JobRecord, mark: str) -> tuple[FileRecord, ...]:
+    """Rename the old version's files out of the new version's way (``song.mp3`` →
+    ``song~1.mp3`` for ``mark`` ``"~1"``), so that paying for the new one loses nothing;
+    their records, as renamed (a file that is gone or replaced keeps its record)."""
+    kept = []
+    for f in record.files:
+        path = out / f.path
+        if path.is_file() and sha256_file(path)[0] == f.sha256:
+            target = path.with_name(f"{path.stem}{mark}{path.suffix}")
+            path.replace(target)
+            f = FileRecord(target.relative_to(out).as_posix(), f.sha256, f.size)
+        kept.append(f)
+    return tuple(kept)
+
+
+def _why(record: JobRecord) -> str:
+    """What the earlier run said of it, without the job's name: ``" (stopped while ...)"``."""
+    said = (record.error or "").removeprefix(f"job {record.id}: ")
+    return f" ({said})" if said and len(said) <= 120 else ""
+
+
 def _ids(record: JobRecord) -> str:
     ids = [f"{name} {value}" for name, value in (("trace", record.trace_id),
                                                 ("task", record.task_id)) if value]
@@ -154,3 +198,41 @@ async def _adopt(steps: Steps, run: Run, record: JobRecord) -> JobOutcome | None
     await steps.mark(run, JobState.COMPLETED, files=files)
     return JobOutcome(job, "completed", files=(OutputFile(path, digest, size),),
                       note="its file was written just before the earlier run stopped")
+
+
+#: A ledger row that says the service may have seen the request (a killed run's ``sending``).
+_REACHED = frozenset({"sending", "taken", "failed after taken", "unknown"})
+
+
+async def healing(journal: Journal | None, records: dict[str, JobRecord], changed: list[Job],
+                  resubmit: Resubmit) -> dict[str, str | None]:
+    """The changed jobs to record afresh: ``None`` for one that never reached the service
+    (its old record goes), the id to keep the old version apart under for one that did and
+    whose new version the user asked for. The others stay as they are, to be reported."""
+    assert journal is not None  # records come from a journal
+    seen = {a.job_id for a in await journal.ledger() if a.fate in _REACHED}
+    heal: dict[str, str | None] = {}
+    for job in changed:
+        record = records[job.id]
+        reached = job.id in seen or record.task_id is not None or record.files or \
+            record.state not in (JobState.PENDING, JobState.FAILED)
+        if not reached:
+            heal[job.id] = None
+        elif resubmit.allows(job.id, "changed"):
+            n = 1
+            while f"{job.id}~{n}" in records:  # '~' is in no job id: no clash with a job
+                n += 1
+            heal[job.id] = f"{job.id}~{n}"
+    return heal
+
+
+async def heal_job(journal: Journal, out: Path, job: Job, record: JobRecord,
+                   keep_as: str | None) -> None:
+    """Record a changed job afresh; the old version it replaces (when the service saw it)
+    is kept apart under ``keep_as``, its files renamed out of the new one's way."""
+    await journal.replace(job.id, kind=job.kind, fingerprint=job.fingerprint(),
+                          keep_as=keep_as)
+    if keep_as is not None and record.files:
+        files = await anyio.to_thread.run_sync(keep_apart, out, record, keep_as[len(job.id):])
+        said = (record.error_type, record.error or "") if record.error_type else None
+        await journal.update(keep_as, record.state, files=files, error=said)

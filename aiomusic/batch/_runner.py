@@ -32,11 +32,11 @@ from ._chain import Chains, link
 from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
-from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
+from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
-from ._rerun import decide
+from ._rerun import decide, heal_job, healing
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ class Batch:
         resubmit: Jobs of earlier runs to **pay for again** (you may pay twice): any of
             ``"unknown"`` (a paid request whose fate is unknown), ``"failed-after-taken"``
             (the service took it, then it failed), ``"missing"`` (a finished job's file is
-            gone) and job ids. Without it, a re-run pays only for jobs never taken.
+            gone), ``"changed"`` (the new version of a job edited after the service saw it)
+            and job ids. Without it, a re-run pays only for jobs never taken.
         resubmit_unknown: The same as ``resubmit="unknown"``.
         job_file: The job file the jobs came from: no output may overwrite it.
         generate_timeout: Seconds for one MiniMax generation, retries included.
@@ -142,8 +143,7 @@ class Batch:
         flight is marked unknown), and no partial file is left.
 
         Raises:
-            JournalError: the journal belongs to another endpoint or a job changed under
-                the same id (nothing was sent).
+            JournalError: the journal belongs to another endpoint (nothing was sent).
             PreflightError: a local check failed: a key, a callback URL, the output folder,
                 an output that would overwrite the journal, the job file or an input, an
                 extension, a source that is not audio, a key the service refused (nothing
@@ -212,7 +212,7 @@ class Batch:
                 self._summary = summarize(self.jobs, outcomes, counters,
                                           time.perf_counter() - started,
                                           interrupted=not finished,
-                                          paid=[p.fate for p in steps.paid],
+                                          paid=steps.paid,
                                           stopped=None if halt is None else str(halt))
             if halt is not None:
                 raise BatchStoppedError(
@@ -222,23 +222,25 @@ class Batch:
 
     async def _prepare(self, journal: Journal | None) -> dict[str, JobRecord]:
         records = {} if journal is None else await journal.records()
-        changed = [job.id for job in self.jobs
+        changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
-        if changed:
-            assert journal is not None
-            raise JournalError(
-                f"{journal.path} records other jobs under the ids {', '.join(changed[:5])}"
-                f"{' ...' if len(changed) > 5 else ''}: a job changed since the journal was "
-                "written. Give changed jobs new ids, or use another journal")
+        heal = await healing(journal, records, changed, self.resubmit) if changed else {}
+        old = {k: records[k] for k in heal}
+        records = {k: r for k, r in records.items() if k not in heal}
         sending = [job for job in self.jobs if job.id not in records
                    or records[job.id].state is not JobState.COMPLETED
                    or self.resubmit.allows(job.id, "missing")]
+        # a changed job the service saw runs only on request: it is reported, not checked
+        sending = [job for job in sending
+                   if job.id not in records or records[job.id].fingerprint == job.fingerprint()]
         await preflight(self._session, sending, out=self.out, journal=self.journal_path,
                         job_file=self.job_file)
         await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
         if journal is not None:
             for job in self.jobs:
-                if job.id not in records:
+                if job.id in heal:
+                    await heal_job(journal, self.out, job, old[job.id], heal[job.id])
+                elif job.id not in records:
                     await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
         return records
 

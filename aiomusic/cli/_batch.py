@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -27,6 +28,7 @@ from ._common import (
     stop_on_signals,
 )
 from ._progress import Reporter, summary_lines
+from ._report import last_sent
 
 __all__ = ["DEFAULT_JOURNAL", "Drive", "add_batch_parser", "drive", "run_batch_command"]
 
@@ -61,7 +63,8 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     money.add_argument("--pay-again", action="append", default=[], metavar="WHAT",
                        help="pay again for: 'unknown' (jobs whose paid request has an unknown "
                             "fate), 'failed' (the service took the job and then it failed), "
-                            "'missing' (a finished job's file is gone), or a JOB-ID; "
+                            "'missing' (a finished job's file is gone), 'changed' (the new "
+                            "version of a job edited after the service saw it), or a JOB-ID; "
                             "repeatable. MAY COST MONEY")
     money.add_argument("--resubmit-unknown", action="store_true",
                        help="the same as --pay-again unknown. MAY COST MONEY")
@@ -151,6 +154,8 @@ async def drive(plan: Drive, output: Output) -> Result:
                           task_timeout=plan.task_timeout, poll=plan.backend.poll,
                           endpoint=plan.backend.endpoint)
             with Reporter(output, total=len(plan.jobs)) as reporter:
+                stop.explain = partial(reporter.stopping, journal=plan.journal is not None,
+                                       ephemeral=plan.backend.endpoint == EMBEDDED)
 
                 def listen(event: Event) -> None:
                     nonlocal pauses
@@ -192,7 +197,9 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str,
                      "journal": str(journal) if journal else None})
     else:
         output.say("")
-        for line in summary_lines(summary, pauses=result.pauses):
+        # the ledger says when each job to check was sent: quote it with the ids
+        sent = last_sent(journal) if summary.to_check else {}
+        for line in summary_lines(summary, pauses=result.pauses, sent=sent):
             output.say(line)
     if result.error is not None:  # stopped sending paid requests: the journal says the rest
         output.error(result.error)
@@ -200,7 +207,15 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str,
     if result.signal is not None or summary.interrupted:
         if journal is not None:
             hint = (f"stopped: the journal {journal} is consistent; run {again} again to "
-                    "resume (finished jobs are skipped, submitted tasks followed by id)")
+                    "resume (finished jobs are skipped, submitted tasks followed by id, jobs "
+                    "not sent yet are sent)")
+            unknown = [str(i["job"]) for i in summary.to_check if i["fate"] == "unknown"]
+            if unknown:
+                hint += (f". It does not send again the {len(unknown)} job(s) whose paid "
+                         f"request was in flight ({', '.join(unknown[:8])}"
+                         f"{' ...' if len(unknown) > 8 else ''}): they may have been charged; "
+                         "check your account, then add --pay-again unknown to pay for them "
+                         "again")
             if ephemeral:
                 hint += ("; but the embedded emulator's Suno tasks ended with this command, so "
                          "to resume them, run `aiomusic emulator` in another terminal and pass "

@@ -267,6 +267,8 @@ class Stop:
 
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     signal: int | None = None
+    #: Lines to say at the first signal, at once: what stopping does to the work in flight.
+    explain: Callable[[], list[str]] | None = None
     _first_at: float = 0.0
 
     async def watch(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -277,6 +279,8 @@ class Stop:
                 if self.signal is None:
                     self.signal, self._first_at = int(signum), now
                     Output.error("stopping cleanly (press Ctrl-C again to quit at once)")
+                    for line in self.explain() if self.explain else ():
+                        Output.error(line)
                     self.scope.cancel()
                 elif now - self._first_at > SAME_PRESS:
                     Output.error("quit at once: a journal stays consistent (it is written to "
@@ -327,12 +331,16 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 #: names flags and environment variables. One message source, two renderings: these rules
 #: turn the first into the second (tests/test_cli_messages.py checks every Python phrase the
 #: package writes into an error has a rendering).
+_PAY_AGAIN = {"failed-after-taken": "failed"}
 CLI_RENDERINGS: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
     (r"MusicSession\(allow_http_hosts=\.\.\.\)", "--allow-http-host HOST"),
     (r"MusicSession\(allow_private_hosts=\.\.\.\)", "--allow-private-host HOST"),
     (r"pass (\w+)_key=\.\.\. to MusicSession or set the (\w+) environment variable",
      r"set the \2 environment variable (or --\1-key)"),
     (r"(the \w+ environment variable) or \w+_key=\.\.\.", r"\1"),
+    (r"run with Batch\(resubmit='([\w-]+)'\) \(or resubmit=\['([^']+)'\]\)",
+     lambda m: f"add --pay-again {_PAY_AGAIN.get(m[1], m[1])} (or --pay-again {m[2]}); "
+               "it may cost money"),
     (r"\(?RetryPolicy\(resubmit_unknown=True\)\)?", "--resubmit-unknown"),
     (r"\(?resubmit_unknown=True\)?", "--resubmit-unknown"),
     (r"session\.suno\.task\('([^']+)'\)",

@@ -10,12 +10,15 @@ from typing import Any
 
 from .._core._events import JobProgress
 from ..batch._runner import BatchSummary, JobOutcome
-from ._common import Output
+from ._common import Output, describe, for_cli
 
 __all__ = ["Reporter", "describe_outcome", "outcome_dict", "summary_lines"]
 
 _BYTE_STAGES = frozenset({"decoding", "downloading", "uploading"})
 _END_STAGES = frozenset({"completed", "skipped", "failed", "unknown", "blocked"})
+#: The stages of a job whose paid request is on its way (the journal says ``submitting``):
+#: stopped there, its fate is unknown.
+_PAID_STAGES = frozenset({"submitting", "generating", "decoding"})
 
 
 class Reporter:
@@ -30,6 +33,8 @@ class Reporter:
         self._overall: Any = None
         self._rows: dict[str, str] = {}
         self._live: Any = None
+        self._now: dict[str, str] = {}  # each running job's stage, whatever the output
+        self._tasks: set[str] = set()  # running jobs whose task the service took
 
     def __enter__(self) -> Reporter:
         if self.output.rich:
@@ -69,6 +74,9 @@ class Reporter:
     def event(self, event: JobProgress) -> None:
         if event.stage in _END_STAGES:
             return  # the outcome says it
+        self._now[event.job] = event.stage
+        if event.stage == "submitted":
+            self._tasks.add(event.job)
         if self._live is not None:
             self._show(event)
             return
@@ -85,6 +93,8 @@ class Reporter:
     def outcome(self, outcome: JobOutcome) -> None:
         self.ended += 1
         self._stages.pop(outcome.job.id, None)
+        self._now.pop(outcome.job.id, None)
+        self._tasks.discard(outcome.job.id)
         self._rows.pop(outcome.job.id, None)
         if self._progress is not None:
             self._progress.advance(self._overall)
@@ -95,6 +105,31 @@ class Reporter:
                  "unknown": "yellow", "blocked": "magenta"}[outcome.status]
         self.output.say(f"[{self.ended:>{len(str(self.total))}}/{self.total}] "
                         f"{describe_outcome(outcome)}", style=style)
+
+    def stopping(self, *, ephemeral: bool = False, journal: bool = True) -> list[str]:
+        """What a Ctrl-C now does to the jobs still running, and what the next run does
+        with them (``ephemeral``: the tasks end with the command; ``journal``: one is kept).
+        """
+        paid = sorted(job for job, stage in self._now.items() if stage in _PAID_STAGES)
+        tasks = sorted(self._tasks & self._now.keys())
+        lines = []
+        if paid:
+            lines.append(
+                f"{_jobs(paid)} wait for the answer to a paid request; one that does not come "
+                "while stopping leaves the job's fate unknown (it may be generated and "
+                "charged). " + (
+                    "The next run does not send such jobs again but lists them: check your "
+                    "account, then --pay-again unknown (or their ids) pays for them again"
+                    if journal else
+                    "Without a journal, a new run sends them again: you may pay twice"))
+        if tasks:
+            lines.append(
+                f"the service goes on with {_jobs(tasks, what='task')}: " + (
+                    "they end with the embedded emulator, and the next run reports them as "
+                    "not found" if ephemeral else
+                    "the next run follows them by id and downloads their tracks (free)"
+                    if journal else "without a journal, a new run pays for them again"))
+        return lines
 
     def _show(self, event: JobProgress) -> None:
         text = event.stage
@@ -119,7 +154,7 @@ def describe_outcome(outcome: JobOutcome) -> str:
         return f"{how}  {job.id}: {files}{extra}{note}"
     error = outcome.error
     label = {"failed": "FAIL", "blocked": "SKIP"}.get(outcome.status, "????")
-    said = f"{type(error).__name__}: {error}" if error is not None else outcome.note
+    said = describe(error) if error is not None else outcome.note
     task = f" (task {outcome.task_id})" if outcome.task_id else ""
     return f"{label}  {job.id}{task}: {said}"
 
@@ -135,12 +170,14 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
         "task_id": outcome.task_id, "trace_id": outcome.trace_id, "retries": outcome.retries,
         "resumed": outcome.resumed, "note": outcome.note or None,
         "error": None if error is None else {"type": type(error).__name__,
-                                             "message": str(error)},
+                                             "message": for_cli(str(error))},
     }
 
 
-def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
-    """The summary, for people."""
+def summary_lines(summary: BatchSummary, *, pauses: int = 0,
+                  sent: Mapping[str, str] | None = None) -> list[str]:
+    """The summary, for people; ``sent``: when each job to check sent its last paid
+    request, by id (from the journal's ledger)."""
     done = summary.completed + summary.skipped
     # a rate over a few files or seconds (a resume that adopted one finished file) says
     # nothing: 1 file in 0.02 s read "3,612 songs per minute"
@@ -157,15 +194,19 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
     if paid:
         lines.append("paid requests sent: " + ", ".join(f"{n} {name}"
                                                           for name, n in paid.items()))
-    if summary.to_check:
-        lines.append(f"{len(summary.to_check)} job(s) may have been charged without their "
+    check = [item for item in summary.to_check if item["fate"] != "changed"]
+    if check:
+        lines.append(f"{len(check)} job(s) may have been charged without their "
                      "audio; check your account (quote the ids) before paying again:")
-        lines += [f"  {item['job']}: {item['fate']}" + "".join(
-            f", {name} {item[key]}" for key, name in (("trace_id", "trace"),
-                                                       ("task_id", "task")) if item[key])
-            for item in summary.to_check]
-        what = sorted({_AGAIN[str(item["fate"])] for item in summary.to_check})
+        lines += [_item(item, sent) for item in check]
+        what = sorted({_AGAIN[str(item["fate"])] for item in check})
         lines.append(f"  to pay for them again: --pay-again {' / '.join(what)} (or a job id)")
+    changed = [item for item in summary.to_check if item["fate"] == "changed"]
+    if changed:
+        lines.append(f"{len(changed)} job(s) changed since an earlier run sent them to the "
+                     "service; their new version was not made (the journal keeps the old):")
+        lines += [_item(item, sent) for item in changed]
+        lines.append("  to pay for the new versions: --pay-again changed (or a job id)")
     if summary.blocked:
         lines.append(f"not run: {summary.blocked} job(s) whose parent (after) did not "
                      "complete; nothing was sent for them: they run when the same batch runs "
@@ -177,6 +218,18 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
 
 
 _AGAIN = {"unknown": "unknown", "failed after taken": "failed", "missing": "missing"}
+
+
+def _item(item: Mapping[str, str | None], sent: Mapping[str, str] | None) -> str:
+    when = (sent or {}).get(str(item["job"]))
+    return f"  {item['job']}: {item['fate']}" + "".join(
+        f", {name} {item[key]}" for key, name in (("trace_id", "trace"), ("task_id", "task"))
+        if item[key]) + (f" ({when})" if when else "")
+
+
+def _jobs(ids: list[str], *, what: str = "job") -> str:
+    shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+    return f"{len(ids)} {what}{'s' if len(ids) > 1 else ''} ({shown})"
 
 
 def _counts(counts: Mapping[str, int]) -> str:

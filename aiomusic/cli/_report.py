@@ -13,10 +13,11 @@ from pathlib import Path
 
 import anyio
 
+from ..batch._jobfile import JobFileError, load_jobs
 from ..batch._journal import AttemptRecord, JobRecord, Journal, JournalError
 from ._common import Output
 
-__all__ = ["print_report"]
+__all__ = ["last_sent", "print_report"]
 
 #: A row a killed run left in flight reads as what it is once the journal is opened again.
 _SHOWN = {"sending": "unknown"}
@@ -41,6 +42,7 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
     states = Counter(r.state.value for r in records.values())
     check = [r for r in records.values() if r.fate in _CHECK or (
         r.state.value == "unknown" and r.fate is None)]
+    changed = _changed(records, jobs_file)
     if output.json:
         for attempt in ledger:
             output.data({"event": "attempt", "job": attempt.job_id, "run": attempt.run,
@@ -51,7 +53,7 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                          "error_type": attempt.error_type})
         output.data({"event": "report", "journal": str(journal), "job_file": str(jobs_file),
                      "jobs": dict(states), "submissions": dict(fates),
-                     "to_check": [_check(r) for r in check]})
+                     "to_check": [_check(r) for r in check], "changed": changed})
         return 0
     output.say(f"journal {journal}: {len(records)} jobs "
                f"({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
@@ -59,6 +61,11 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                                     or "none yet"))
     for attempt in ledger:
         output.say(_line(attempt))
+    if changed:
+        output.say(f"{len(changed)} job(s) of {jobs_file} differ from what the journal "
+                   f"recorded: {', '.join(changed)}. The next run replaces those the service "
+                   "never saw, and reports the others: --pay-again changed makes their new "
+                   "version (it may cost money)")
     if check:
         output.say(f"{len(check)} job(s) may have been charged without their audio; check "
                    "your account (quote the ids) before paying again with --pay-again:")
@@ -68,6 +75,29 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                 f", {name} {item[key]}" for key, name in (("trace_id", "trace"),
                                                            ("task_id", "task")) if item[key]))
     return 0
+
+
+def last_sent(journal: Path | None) -> dict[str, str]:
+    """When each job of ``journal`` sent its last paid request: ``"run 2, sent <time>"``
+    (nothing when there is no journal to read)."""
+    if journal is None or not journal.is_file():
+        return {}
+    try:
+        _records, ledger = anyio.run(_read, journal)
+    except JournalError:
+        return {}
+    return {a.job_id: f"run {a.run}, sent {_when(a.started_at)}" for a in ledger}
+
+
+def _changed(records: dict[str, JobRecord], jobs_file: Path) -> list[str]:
+    """The jobs of ``jobs_file`` the service saw in another version (none if it is
+    unreadable: the report reads the journal, and the job file is only compared)."""
+    try:
+        jobs = load_jobs(jobs_file)
+    except (JobFileError, OSError):
+        return []
+    return [job.id for job in jobs if job.id in records
+            and records[job.id].fingerprint != job.fingerprint()]
 
 
 async def _read(path: Path) -> tuple[dict[str, JobRecord], list[AttemptRecord]]:
