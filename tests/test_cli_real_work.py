@@ -359,3 +359,37 @@ def test_a_follow_up_submitted_without_waiting_is_followed_by_the_command_it_pri
             assert {Path(p).name for p in wrote} == names
         else:
             assert len(wrote) == 1 and Path(wrote[0]).stat().st_size > 10
+
+
+@pytest.mark.parametrize("command", [["operations"], ["config"]])
+def test_a_reader_that_goes_away_is_no_traceback(command: list[str]) -> None:
+    """`aiomusic batch ... --report | head` ended with a BrokenPipeError traceback."""
+    import subprocess
+
+    program = Path(sys.executable).with_name("aiomusic")
+    proc = subprocess.Popen([str(program), *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it prints anything: its import takes far longer
+    with proc.stderr:
+        errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, errors
+    assert errors == ""
+
+
+def test_a_batch_goes_on_when_its_reader_goes_away(tmp_path: Path) -> None:
+    """Paid work must not stop halfway because a pipe closed: every job ends, exit 141."""
+    import subprocess
+
+    program = Path(sys.executable).with_name("aiomusic")
+    jobs = write_demo_jobs(tmp_path, songs=3, instrumentals=1, seed=3)
+    proc = subprocess.Popen([str(program), "batch", str(jobs), "--out", str(tmp_path / "o"),
+                             "--emulator", "--plain"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, errors
+    assert "Traceback" not in errors
+    assert len(list((tmp_path / "o").glob("*.mp3"))) == 3 + 2

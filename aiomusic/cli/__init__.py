@@ -75,11 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    from . import _common
+
     try:
-        return _run(parser, args)
+        status = _run(parser, args)
     except KeyboardInterrupt:  # before or after the async part, which stops cleanly itself
         print("aiomusic: stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # a print of its own, outside `Output`: nothing more to say
+        _common.out("")  # sends the rest to the null device
+        status = 141
+    return 141 if _common.stdout_closed else status
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -201,6 +201,27 @@ def fast_poll() -> PollSchedule:
     return PollSchedule(initial=0.5, maximum=1.5)
 
 
+def out(text: str) -> None:
+    """Print ``text`` on stdout, whose reader may have gone (``aiomusic ... | head``).
+
+    The work goes on without it: a batch stopped halfway by a closed pipe would leave paid
+    requests with an unknown fate. Everything later goes to the null device, and `main()`
+    exits with 141 (as a shell reports SIGPIPE) once the command ended.
+    """
+    global stdout_closed
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        stdout_closed = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())  # Python's own flush at exit then finds no pipe
+        os.close(null)
+
+
+#: whether stdout's reader went away during the command (see `out()`)
+stdout_closed = False
+
+
 class Output:
     """Prints for people (rich on a terminal, plain lines otherwise) or JSON for scripts."""
 
@@ -228,12 +249,12 @@ class Output:
         if self._console is not None:
             self._console.print(text, style=style, markup=False)
         else:
-            print(text, flush=True)
+            out(text)
 
     def data(self, obj: dict[str, Any]) -> None:
         """A JSON object on its own line (JSON mode only)."""
         if self.json:
-            print(json.dumps(obj, default=str), flush=True)
+            out(json.dumps(obj, default=str))
 
     def note(self, text: str) -> None:
         """Progress for people, on stderr (nothing in JSON mode), so that stdout carries
