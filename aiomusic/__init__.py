@@ -86,6 +86,7 @@ from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError, JournalWriteError
+from .batch._pg_journal import JobLostError, JournalUnavailableError, PostgresJournal
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
 from .minimax._results import (
@@ -141,9 +142,11 @@ __all__ = [
     "InputError",
     "InsufficientCreditsError",
     "JobFileError",
+    "JobLostError",
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JournalUnavailableError",
     "JournalWriteError",
     "JsonError",
     "JsonLimits",
@@ -168,6 +171,7 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresJournal",
     "PostgresLanes",
     "PreflightError",
     "Progress",
