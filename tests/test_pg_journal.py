@@ -17,6 +17,7 @@ import pytest
 
 from aiomusic import (
     BatchStoppedError,
+    ConfigurationError,
     JobLostError,
     JobOutcome,
     JournalError,
@@ -27,11 +28,13 @@ from aiomusic import (
 from aiomusic.batch._journal import FileRecord, JobState
 from aiomusic.batch._pg_journal import Reaped
 from aiomusic.batch._runner import Batch
+from aiomusic.cli import main
 from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 
 from .pg_journal_helpers import pg_journal, sql  # noqa: F401 - a fixture
 from .servers import Proxy
 from .test_batch import KEY, TINY, session, write_jobs
+from .test_cli_batch import batch_args, keys  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "minimax=http://emulator suno=http://emulator"
@@ -260,3 +263,78 @@ async def test_postgres_lost_mid_run_stops_the_batch_and_the_journal_stays_true(
         if state == "completed":
             name = f"{job}.mp3" if job.startswith("song") else f"{job}-1.mp3"
             assert (tmp_path / "out" / name).is_file()
+
+
+async def test_a_job_reclaimed_mid_flight_is_left_to_its_new_owner(
+        slow: Emulator, tmp_path: Path, pg_journal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = write_jobs(tmp_path, songs=3, instrumentals=0)
+
+    async def reclaim() -> None:  # what another worker does to a job whose lease ran out
+        while not sql(pg_journal, "SELECT 1 WHERE to_regclass('aiomusic_batch_jobs') IS NOT "
+                                  "NULL") or not sql(
+                pg_journal, "SELECT 1 FROM aiomusic_batch_jobs WHERE id = 'song-0' AND state "
+                            "= 'submitting'"):
+            await anyio.sleep(0.01)
+        sql(pg_journal, "UPDATE aiomusic_batch_jobs SET owner = NULL, state = 'unknown', "
+                        "fate = 'unknown' WHERE id = 'song-0'")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reclaim)
+        outcomes, batch = await worker(slow, jobs, tmp_path / "out", pg_journal)
+    assert sorted(o.job.id for o in outcomes) == ["song-1", "song-2"]
+    assert "song-0: job song-0: this worker" in caplog.text
+    assert states(pg_journal)["song-0"] == ("unknown", None, "unknown")
+    assert sql(pg_journal, "SELECT fate FROM aiomusic_batch_attempts WHERE job_id = 'song-0'"
+               ) == [("taken",)]  # the ledger holds the fact; the job is not marked again
+    assert slow.counters.paid() == 3
+
+
+async def test_uploads_and_the_rest_of_the_interface(pg_journal: str) -> None:
+    import datetime as dt
+
+    journal = await PostgresJournal(pg_journal, lease=30).start(endpoint=ENDPOINT)
+    try:
+        assert str(journal).startswith("PostgreSQL at ") and "lease=30" in repr(journal)
+        await journal.add("j0", kind="suno", fingerprint="f")
+        await journal.add("j0", kind="suno", fingerprint="other")  # known: left as it is
+        assert (await journal.records())["j0"].fingerprint == "f"
+        when = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+        assert await journal.upload("k") is None
+        await journal.record_upload("k", {"url": "https://x/1"}, when)
+        await journal.record_upload("k", {"url": "https://x/2"}, when)
+        assert await journal.upload("k") == ({"url": "https://x/2"}, when)
+        await journal.forget_upload("k")
+        assert await journal.upload("k") is None
+        assert (await journal.claim()) is not None
+        await journal.sending("j0", "suno.add_instrumental", 1, dest_existed=True)
+        assert await journal.renew() == 1
+        assert (await journal.records())["j0"].dest_existed
+        assert [a.fate for a in await journal.ledger()] == ["sending"]
+    finally:
+        await journal.aclose()
+    with pytest.raises(JournalUnavailableError, match="is closed"):
+        await journal.records()
+    assert states(pg_journal)["j0"] == ("unknown", None, "unknown")  # left while sending
+
+
+def test_journal_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="lease"):
+        PostgresJournal("postgresql://h/db", lease=0)
+    with pytest.raises(ConfigurationError, match="not a PostgreSQL URL"):
+        PostgresJournal("postgresql://h/db?nonsense=1")
+
+
+def test_the_cli_runs_and_reports_a_shared_batch(emulator: Emulator, tmp_path: Path,
+                                                 pg_journal: str, keys: None,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
+    report = ["batch", str(jobs), "--report", "--journal", pg_journal]
+    assert main(report) == 2
+    assert "holds no aiomusic batch journal" in capsys.readouterr().err
+    assert main(batch_args(jobs, tmp_path / "out", emulator.url, "--plain", "--journal",
+                           pg_journal, "--lease", "5")) == 0
+    assert "3 of 3 jobs done" in capsys.readouterr().out
+    assert main(report) == 0
+    said = capsys.readouterr().out
+    assert "3 jobs (3 completed)" in said and "PostgreSQL at 127.0.0.1" in said
