@@ -31,10 +31,10 @@ from aiomusic.batch._runner import Batch
 from aiomusic.cli import main
 from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 
-from .pg_journal_helpers import pg_journal, sql  # noqa: F401 - a fixture
+from .pg_journal_helpers import sql
 from .servers import Proxy
 from .test_batch import KEY, TINY, session, write_jobs
-from .test_cli_batch import batch_args, keys  # noqa: F401 - a fixture
+from .test_cli_batch import batch_args
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "minimax=http://emulator suno=http://emulator"
@@ -179,7 +179,7 @@ async def test_a_job_of_another_job_file_is_left_to_its_workers(
                                                                f"suno={emulator.url}")
     await journal.add_many(sql_rows)
     await journal.aclose()
-    outcomes, batch = await worker(emulator, jobs, tmp_path / "out", pg_journal,
+    outcomes, _ = await worker(emulator, jobs, tmp_path / "out", pg_journal,
                                    endpoint=f"minimax={emulator.url}/v2 suno={emulator.url}")
     assert sorted(o.job.id for o in outcomes) == ["song-0", "song-1"]
     assert states(pg_journal)["other-job"] == ("pending", None, None)
@@ -281,7 +281,7 @@ async def test_a_job_reclaimed_mid_flight_is_left_to_its_new_owner(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(reclaim)
-        outcomes, batch = await worker(slow, jobs, tmp_path / "out", pg_journal)
+        outcomes, _ = await worker(slow, jobs, tmp_path / "out", pg_journal)
     assert sorted(o.job.id for o in outcomes) == ["song-1", "song-2"]
     assert "song-0: job song-0: this worker" in caplog.text
     assert states(pg_journal)["song-0"] == ("unknown", None, "unknown")
@@ -325,9 +325,11 @@ def test_journal_options_are_checked() -> None:
         PostgresJournal("postgresql://h/db?nonsense=1")
 
 
-def test_the_cli_runs_and_reports_a_shared_batch(emulator: Emulator, tmp_path: Path,
-                                                 pg_journal: str, keys: None,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_runs_and_reports_a_shared_batch(
+        emulator: Emulator, tmp_path: Path, pg_journal: str,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIMLAPI_KEY", KEY)
+    monkeypatch.setenv("SUNO_API_KEY", KEY)
     jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
     report = ["batch", str(jobs), "--report", "--journal", pg_journal]
     assert main(report) == 2

@@ -19,7 +19,7 @@ import pytest
 
 from aiomusic.emulator import EmulatorApp, EmulatorConfig, Limits, Timings
 
-from .pg_journal_helpers import pg_journal, sql  # noqa: F401 - a fixture
+from .pg_journal_helpers import sql
 from .reliability_helpers import serve
 from .test_batch import write_jobs
 from .test_cli_batch import CLI, batch_args, env
@@ -118,7 +118,7 @@ def test_a_killed_worker_s_jobs_are_reclaimed_and_never_paid_twice(
     assert dict(held).get("submitting", 0) >= 1
     # the lease is long: the dead worker is found by its advisory lock, not by waiting
     second = start(jobs, out, url, pg_journal, "--concurrency", "4", "--lease", "30")
-    stdout, stderr = second.communicate(timeout=60)
+    _, stderr = second.communicate(timeout=60)
     assert second.returncode == 0, stderr
     states = check_paid_once(app, pg_journal, 12)
     assert states.get("unknown", 0) == dict(held)["submitting"]  # never re-sent
@@ -136,7 +136,7 @@ def test_a_hung_worker_s_jobs_are_reclaimed_after_its_lease(
     hung.send_signal(signal.SIGSTOP)
     try:
         other = start(jobs, out, url, pg_journal, "--concurrency", "3", "--lease", "1.5")
-        stdout, stderr = other.communicate(timeout=60)
+        _, stderr = other.communicate(timeout=60)
         assert other.returncode == 0, stderr
     finally:
         hung.send_signal(signal.SIGCONT)
