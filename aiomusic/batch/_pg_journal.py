@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 import attrs
 
-from .._core._errors import AiomusicError, ConfigurationError
-from ._journal import AttemptRecord, FileRecord, JobRecord, JobState, Journal
+from .._core._errors import AiomusicError
+from .._core._postgres import conninfo
+from ._journal import AttemptRecord, FileRecord, JobRecord, JobState, Journal, job_changes
 from ._journal_db import JournalError, JournalWriteError
 
 if TYPE_CHECKING:
@@ -168,17 +169,9 @@ class PostgresJournal(Journal):
                  max_connections: int = 8) -> None:
         if not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, got {lease!r}")
-        try:
-            import psycopg
-            from psycopg.conninfo import conninfo_to_dict
-        except ImportError as exc:  # pragma: no cover - the extra is installed in the tests
-            raise ConfigurationError('a journal in PostgreSQL needs psycopg: '
-                                     'pip install "aiomusic[postgres]"') from exc
-        try:
-            info = conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError("not a PostgreSQL URL: use postgresql://user@host/db"
-                                     ) from exc
+        info = conninfo(url, what="batch journals")
+        import psycopg
+
         where = (f"PostgreSQL at {info.get('host', 'localhost')}:{info.get('port', 5432)}/"
                  f"{info.get('dbname', '')}")
         self.path = Path(where)  # what messages name (never the password)
@@ -399,22 +392,14 @@ class PostgresJournal(Journal):
                      trace_id: str | None = None, files: tuple[FileRecord, ...] | None = None,
                      error: tuple[str, str] | None = None, dest_existed: bool | None = None,
                      keep_task: bool = True) -> None:
-        sets = ["state = %s", "updated_at = aiomusic_batch_now()", "error_type = %s", "error = %s"]
-        values: list[object] = [state.value, *(error or (None, None))]
-        if task_id is not None or not keep_task:
-            sets.append("task_id = %s")
-            values.append(task_id)
-        if trace_id is not None:
-            sets.append("trace_id = %s")
-            values.append(trace_id)
-        if files is not None:
-            from psycopg.types.json import Jsonb
+        from psycopg.types.json import Jsonb
 
-            sets.append("files = %s")
-            values.append(Jsonb([attrs.asdict(f) for f in files]))
-        if dest_existed is not None:
-            sets.append("dest_existed = %s")
-            values.append(dest_existed)
+        changes = job_changes(state, task_id=task_id, trace_id=trace_id, files=files,
+                              error=error, dest_existed=dest_existed, keep_task=keep_task)
+        if "files" in changes:
+            changes["files"] = Jsonb(changes["files"])
+        sets = [f"{column} = %s" for column in changes] + ["updated_at = aiomusic_batch_now()"]
+        values = list(changes.values())
         statements: list[tuple[str, Sequence[object]]] = [(
             f"UPDATE aiomusic_batch_jobs SET {', '.join(sets)} "  # noqa: S608
             "WHERE id = %s AND owner = %s RETURNING 1", (*values, job_id, self.run))]
