@@ -160,7 +160,8 @@ class PostgresJournal(Journal):
     Args:
         url: A ``postgresql://`` URL (any libpq connection string).
         lease: Seconds a claimed job stays this worker's without a renewal (renewed every
-            third of it): how long a hung worker's jobs wait before others reclaim them.
+            second, or every third of it if sooner): how long a hung worker's jobs wait
+            before others reclaim them (a dead worker's come back within about a second).
         timeout: Seconds to connect, to wait for a pooled connection, and per statement.
         max_connections: The pool's size (one more connection holds the worker's lock).
     """
@@ -190,8 +191,8 @@ class PostgresJournal(Journal):
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._lock_guard = threading.Lock()
         self._limiter = anyio.CapacityLimiter(max_connections)
-        self._aliens: set[str] = set()
-        self._lock_class = 0  # ids in the batch that this worker does not know
+        self._aliens: set[str] = set()  # ids in the batch that this worker does not know
+        self._lock_class = 0
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self.where!r}, lease={self.lease})"
