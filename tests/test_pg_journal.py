@@ -25,6 +25,7 @@ from aiomusic import (
     PostgresJournal,
     load_jobs,
 )
+from aiomusic.batch._jobs import ChainResult
 from aiomusic.batch._journal import FileRecord, JobState
 from aiomusic.batch._pg_journal import Reaped
 from aiomusic.batch._runner import Batch
@@ -193,7 +194,7 @@ async def test_the_schema_is_checked_and_migrated(pg_journal: str) -> None:
     first = await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
     await first.aclose()
     assert dict(sql(pg_journal, "SELECT key, value FROM aiomusic_batch_meta")) == {
-        "schema": "1", "endpoint": ENDPOINT}
+        "schema": "2", "endpoint": ENDPOINT}
     with pytest.raises(JournalError, match="this run uses other"):
         await PostgresJournal(pg_journal).start(endpoint="other")
     # an older schema (none recorded: a database an earlier version prepared) is migrated
@@ -201,7 +202,7 @@ async def test_the_schema_is_checked_and_migrated(pg_journal: str) -> None:
     again = await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
     await again.aclose()
     assert sql(pg_journal, "SELECT value FROM aiomusic_batch_meta WHERE key = 'schema'") == [
-        ("1",)]
+        ("2",)]
     sql(pg_journal, "UPDATE aiomusic_batch_meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(JournalError, match="newer aiomusic"):
         await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
@@ -308,6 +309,10 @@ async def test_uploads_and_the_rest_of_the_interface(pg_journal: str) -> None:
         assert await journal.upload("k") == ({"url": "https://x/2"}, when)
         await journal.forget_upload("k")
         assert await journal.upload("k") is None
+        assert await journal.result("j0") is None
+        await journal.record_result("j0", "task-0", ("a.mp3",))
+        await journal.record_result("j0", "task-1", ("b.mp3", "c.mp3"))
+        assert await journal.result("j0") == ChainResult("task-1", ("b.mp3", "c.mp3"))
         assert (await journal.claim()) is not None
         await journal.sending("j0", "suno.add_instrumental", 1, dest_existed=True)
         assert await journal.renew() == 1
@@ -342,3 +347,17 @@ def test_the_cli_runs_and_reports_a_shared_batch(
     assert main(report) == 0
     said = capsys.readouterr().out
     assert "3 jobs (3 completed)" in said and "PostgreSQL at 127.0.0.1" in said
+
+
+async def test_jobs_that_follow_others_are_refused_in_a_shared_batch(
+        emulator: Emulator, tmp_path: Path, pg_journal: str) -> None:
+    from aiomusic.batch._jobfile import parse_jobs
+
+    from .test_batch_chains import GEN, job
+
+    jobs = parse_jobs(list(enumerate([GEN, job("w", "wav", after="g")], 1)))
+    async with session(emulator) as s:
+        batch = Batch(s, jobs, out=tmp_path / "out", journal=pg_journal, poll=TINY)
+        with pytest.raises(JournalError, match=r"follow others \(w\) cannot run"):
+            await batch.run()
+    assert emulator.counters.paid() == 0

@@ -28,7 +28,7 @@ __all__ = ["Args", "JobLostError", "JournalUnavailableError", "PostgresBase", "i
 
 T = TypeVar("T")
 Args = Sequence[object] | Mapping[str, object]
-SCHEMA = 1
+SCHEMA = 2
 #: The first key of a worker's advisory lock names the database and schema (the second is
 #: the worker's id): batches in other schemas of one server never share a lock.
 _LOCK_CLASS = "hashtext(current_database() || '.' || current_schema() || '.aiomusic_batch')"
@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS aiomusic_batch_attempts (
 CREATE INDEX IF NOT EXISTS aiomusic_batch_attempts_job ON aiomusic_batch_attempts (job_id);
 CREATE TABLE IF NOT EXISTS aiomusic_batch_uploads (
   key text PRIMARY KEY, payload text NOT NULL, uploaded_at float8 NOT NULL);
-""",)
+""", """
+CREATE TABLE IF NOT EXISTS aiomusic_batch_results (
+  job_id text PRIMARY KEY, task_id text, tracks jsonb NOT NULL DEFAULT '[]',
+  recorded_at float8 NOT NULL);
+""")
 
 
 class JournalUnavailableError(JournalWriteError):

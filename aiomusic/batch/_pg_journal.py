@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from ._jobs import ChainResult
 from ._journal import AttemptRecord, FileRecord, JobRecord, JobState, job_changes
 from ._pg_base import (
     JobLostError,
@@ -229,6 +230,24 @@ class PostgresJournal(PostgresBase):
     async def forget_upload(self, key: str) -> None:
         await self._call(self._tx, [("DELETE FROM aiomusic_batch_uploads WHERE key = %s",
                                      (key,))])
+
+    # -- results of jobs that others follow -------------------------------------------------
+
+    async def record_result(self, job_id: str, task_id: str | None,
+                            tracks: tuple[str, ...]) -> None:
+        from psycopg.types.json import Jsonb
+
+        await self._call(self._tx, [(
+            "INSERT INTO aiomusic_batch_results VALUES (%s, %s, %s, aiomusic_batch_now()) "
+            "ON CONFLICT (job_id) DO UPDATE SET task_id = excluded.task_id, "
+            "tracks = excluded.tracks, recorded_at = excluded.recorded_at",
+            (job_id, task_id, Jsonb(list(tracks))))])
+
+    async def result(self, job_id: str) -> ChainResult | None:
+        rows = await self._call(lambda: self._tx([(
+            "SELECT task_id, tracks FROM aiomusic_batch_results WHERE job_id = %s",
+            (job_id,))])[0])
+        return ChainResult(rows[0][0], tuple(rows[0][1])) if rows else None
 
     # -- claims -----------------------------------------------------------------------------
 
