@@ -91,6 +91,7 @@ from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError, JournalWriteError
+from .batch._pg_journal import JobLostError, JournalUnavailableError, PostgresJournal
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
 from .minimax._results import (
@@ -146,9 +147,11 @@ __all__ = [
     "InputError",
     "InsufficientCreditsError",
     "JobFileError",
+    "JobLostError",
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JournalUnavailableError",
     "JournalWriteError",
     "JsonError",
     "JsonLimits",
@@ -174,6 +177,7 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresJournal",
     "PostgresLanes",
     "PreflightError",
     "Progress",

@@ -237,8 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks import bench_scale
 
         return bench_scale.main([a for a in args_in if a != "--scale"])
+    if "--journal-scale" in args_in:  # J1-J3, a batch shared in PostgreSQL: its own options
+        from benchmarks import bench_journal
+
+        return bench_journal.main([a for a in args_in if a != "--journal-scale"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     epilog="--scale runs S1 instead (benchmarks/bench_scale.py)")
+                                     epilog="--scale runs S1 instead (benchmarks/bench_scale.py); "
+                                            "--journal-scale runs J1-J3 "
+                                            "(benchmarks/bench_journal.py)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, a few seconds each: a smoke test, not a measurement")
     parser.add_argument("--json", type=Path, help="where to write the results")

@@ -100,4 +100,5 @@ def emulator(emu: Emulator) -> Iterator[Emulator]:
 
 # -- real servers (Redis, PostgreSQL): skipped locally when absent, failing on CI ----------
 
+from .pg_journal_helpers import pg_journal  # noqa: E402, F401
 from .servers import postgres_url, redis_url  # noqa: E402, F401

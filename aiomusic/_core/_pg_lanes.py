@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ._errors import ConfigurationError
 from ._lane_store import LaneRef, LaneStore, Observation, Step, store_arguments
+from ._postgres import conninfo
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -203,18 +203,10 @@ class PostgresLanes(LaneStore):
                  on_unavailable: Literal["fail", "local"] = "fail", timeout: float = 2.0,
                  max_connections: int = 8) -> None:
         super().__init__(lease=lease, on_unavailable=on_unavailable)
-        try:
-            import psycopg
-            from psycopg.conninfo import conninfo_to_dict
-            from psycopg_pool import ConnectionPool
-        except ImportError as exc:  # pragma: no cover - the extra is installed in the tests
-            raise ConfigurationError('shared lanes in PostgreSQL need psycopg: '
-                                     'pip install "aiomusic[postgres]"') from exc
-        try:
-            info = conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError("not a PostgreSQL URL: use postgresql://user@host/db"
-                                     ) from exc
+        info = conninfo(url, what="shared lanes")
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
         self._where = f"PostgreSQL at {info.get('host', 'localhost')}:{info.get('port', 5432)}"
         self._errors = (psycopg.Error, OSError)
         self._new_pool: Callable[[], ConnectionPool[Any]] = lambda: ConnectionPool(

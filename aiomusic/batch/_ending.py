@@ -20,6 +20,7 @@ from .._core._fate import Fate
 from .._core._log import logger
 from ._journal import JobState, JournalWriteError
 from ._outcome import JobOutcome, Run, Status
+from ._pg_journal import JobLostError
 from ._steps import Steps
 
 __all__ = ["failed", "interrupted", "unexpected"]
@@ -78,7 +79,7 @@ async def interrupted(steps: Steps, run: Run) -> None:
             await steps.mark(run, JobState.UNKNOWN, error=error)
         else:
             await steps.mark(run, JobState.PENDING)
-    except JournalWriteError as exc:  # what it holds ("submitting") is still true
+    except (JournalWriteError, JobLostError) as exc:  # what it holds is still true
         logger.warning("batch job %s: %s", run.job.id, exc)
 
 

@@ -134,6 +134,24 @@ class AttemptRecord:
     error: str | None = None
 
 
+def job_changes(state: JobState, *, task_id: str | None, trace_id: str | None,
+                files: tuple[FileRecord, ...] | None, error: tuple[str, str] | None,
+                dest_existed: bool | None, keep_task: bool) -> dict[str, object]:
+    """The columns `Journal.update()` sets, by name (the files as plain dicts)."""
+    error_type, message = error or (None, None)
+    changes: dict[str, object] = {"state": state.value, "error_type": error_type,
+                                  "error": message}
+    if task_id is not None or not keep_task:
+        changes["task_id"] = task_id
+    if trace_id is not None:
+        changes["trace_id"] = trace_id
+    if files is not None:
+        changes["files"] = [attrs.asdict(f) for f in files]
+    if dest_existed is not None:
+        changes["dest_existed"] = dest_existed
+    return changes
+
+
 class Journal:
     """One batch's journal file. Open it with `open()`; close it with `aclose()`."""
 
@@ -192,21 +210,15 @@ class Journal:
         cleared unless one is given. A task id is also written on the job's latest taken
         attempt in the ledger.
         """
-        sets = ["state = ?", "updated_at = ?", "error_type = ?", "error = ?"]
-        values: list[object] = [state.value, time.time(), *(error or (None, None))]
-        if task_id is not None or not keep_task:
-            sets.append("task_id = ?")
-            values.append(task_id)
-        if trace_id is not None:
-            sets.append("trace_id = ?")
-            values.append(trace_id)
-        if files is not None:
-            sets.append("files = ?")
-            values.append(json.dumps([attrs.asdict(f) for f in files]))
-        if dest_existed is not None:
-            sets.append("dest_existed = ?")
-            values.append(int(dest_existed))
-        values.append(job_id)
+        changes = job_changes(state, task_id=task_id, trace_id=trace_id, files=files,
+                              error=error, dest_existed=dest_existed, keep_task=keep_task)
+        changes["updated_at"] = time.time()
+        if "files" in changes:
+            changes["files"] = json.dumps(changes["files"])
+        if "dest_existed" in changes:
+            changes["dest_existed"] = int(bool(changes["dest_existed"]))
+        sets = [f"{column} = ?" for column in changes]
+        values = [*changes.values(), job_id]
         statements = [(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?",  # noqa: S608
                        tuple(values))]
         if task_id is not None:

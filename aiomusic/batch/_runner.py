@@ -35,8 +35,10 @@ from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
+from ._pg_journal import PostgresJournal
 from ._preflight import preflight
 from ._rerun import decide, heal_job, healing
+from ._shared import Claims, check_shared, journal_spec, open_journal, work_claimed
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -68,7 +70,9 @@ class Batch:
         jobs: The jobs (see `load_jobs()`); ids must be unique.
         out: The folder for the audio (created if missing).
         journal: A journal file: run the same batch again with it to resume (see
-            ``docs/batch.md``). ``None`` runs without one.
+            ``docs/batch.md``). ``None`` runs without one. A ``postgresql://`` URL (or a
+            `PostgresJournal`) shares the batch between any number of workers, each working
+            on the jobs it claims (see ``docs/scale.md``).
         concurrency: Jobs working at once (uploading, generating, downloading). Suno tasks
             waiting for the service do not count.
         resubmit: Jobs of earlier runs to **pay for again** (you may pay twice): any of
@@ -86,7 +90,8 @@ class Batch:
     """
 
     def __init__(self, session: MusicSession, jobs: Sequence[Job], *, out: str | os.PathLike[str],
-                 journal: str | os.PathLike[str] | None = None, concurrency: int = 8,
+                 journal: str | os.PathLike[str] | PostgresJournal | None = None,
+                 concurrency: int = 8,
                  resubmit: str | Iterable[str] | None = None, resubmit_unknown: bool = False,
                  job_file: str | os.PathLike[str] | None = None,
                  generate_timeout: float = 600.0, task_timeout: float = 900.0,
@@ -108,7 +113,8 @@ class Batch:
         self._session = session
         self.jobs = tuple(jobs)
         self.out = Path(out)
-        self.journal_path = None if journal is None else Path(journal)
+        self._journal = journal_spec(journal)
+        self.journal_path = self._journal if isinstance(self._journal, Path) else None
         self.concurrency = concurrency
         self.resubmit = Resubmit.parse(resubmit, job_ids=ids, unknown=resubmit_unknown)
         self.resubmit_unknown = self.resubmit.unknown
@@ -157,9 +163,11 @@ class Batch:
         counters = Counter[str]()
         async with AsyncExitStack() as stack:
             journal = None
-            if self.journal_path is not None:
-                journal = await Journal.open(self.journal_path, endpoint=self.endpoint)
+            if self._journal is not None:
+                journal = await open_journal(self._journal, endpoint=self.endpoint)
                 stack.push_async_callback(_shielded_close, journal)
+            shared = journal if isinstance(journal, PostgresJournal) else None
+            claims = Claims()
             records = await self._prepare(journal)
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
@@ -181,11 +189,10 @@ class Batch:
             try:
                 async with anyio.create_task_group() as tg:
 
-                    async def one(job: Job) -> None:
+                    async def one(job: Job, record: JobRecord | None) -> None:
                         outcome = None
                         try:  # a job another follows tells it when it ended, however
-                            outcome = await self._chained(steps, chains, job,
-                                                          records.get(job.id))
+                            outcome = await self._chained(steps, chains, job, record)
                         finally:
                             chains.ended(job.id, outcome)
                         if outcome is None:
@@ -198,18 +205,26 @@ class Batch:
 
                     async def all_jobs() -> None:
                         async with send, anyio.create_task_group() as jobs_tg:
+                            if shared is not None:  # the jobs this worker claims, in turn
+                                await work_claimed(shared, self.jobs, records, one, claims,
+                                                   concurrency=self.concurrency,
+                                                   halted=lambda: steps.halt is not None,
+                                                   stop=steps.stop)
+                                return
                             for job in self.jobs:
-                                jobs_tg.start_soon(one, job)
+                                jobs_tg.start_soon(one, job, records.get(job.id))
 
                     tg.start_soon(all_jobs)
                     try:
                         yield _iterate(receive)
                     finally:
                         tg.cancel_scope.cancel()
-                finished = len(outcomes) == len(self.jobs)
+                finished = claims.finished if shared else len(outcomes) == len(self.jobs)
             finally:
                 halt = steps.halt
-                self._summary = summarize(self.jobs, outcomes, counters,
+                # a worker of a shared batch sums up the jobs it worked
+                self._summary = summarize(claims.worked if shared else self.jobs, outcomes,
+                                          counters,
                                           time.perf_counter() - started,
                                           interrupted=not finished,
                                           paid=steps.paid,
@@ -224,6 +239,8 @@ class Batch:
         records = {} if journal is None else await journal.records()
         changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
+        if isinstance(journal, PostgresJournal):
+            check_shared(self.jobs, changed)
         heal = await healing(journal, records, changed, self.resubmit) if changed else {}
         old = {k: records[k] for k in heal}
         records = {k: r for k, r in records.items() if k not in heal}
@@ -235,6 +252,11 @@ class Batch:
                    if job.id not in records or records[job.id].fingerprint == job.fingerprint()]
         await preflight(self._session, sending, out=self.out, journal=self.journal_path,
                         job_file=self.job_file)
+        if isinstance(journal, PostgresJournal):
+            # other workers may be writing these outputs now: their leftovers stay
+            await journal.add_many((job.id, job.kind, job.fingerprint()) for job in self.jobs
+                                   if job.id not in records)
+            return records
         await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
         if journal is not None:
             for job in self.jobs:

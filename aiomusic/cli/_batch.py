@@ -17,7 +17,9 @@ from .._core._session import MusicSession
 from ..batch._jobfile import JobFileError, load_jobs
 from ..batch._jobs import Job
 from ..batch._paid import Resubmit
+from ..batch._pg_journal import PostgresJournal, is_postgres_url
 from ..batch._runner import Batch, BatchSummary
+from ..batch._shared import JournalSpec
 from ._common import (
     EMBEDDED,
     EXIT_INTERRUPTED,
@@ -48,7 +50,13 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     batch.add_argument("--out", metavar="DIR", help="folder for the audio (required, except "
                                                     "for --report with --journal)")
     batch.add_argument("--journal", metavar="FILE",
-                       help=f"the journal (default: DIR/{DEFAULT_JOURNAL})")
+                       help=f"the journal (default: DIR/{DEFAULT_JOURNAL}); a postgresql:// URL "
+                            "shares the batch between any number of workers, on any machines "
+                            "(see docs/scale.md)")
+    batch.add_argument("--lease", type=positive_float, default=30.0, metavar="S",
+                       help="with a journal in PostgreSQL: seconds a claimed job stays this "
+                            "worker's without a renewal, so how long a hung worker's jobs wait "
+                            "before others take them (default: %(default)s)")
     batch.add_argument("--no-journal", action="store_true", help="keep no journal (no resume)")
     batch.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                        help="jobs working at once (default: %(default)s)")
@@ -87,7 +95,11 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if args.out is None and not (args.report and args.journal):
         output.error("--out DIR is required (--report needs --out DIR or --journal FILE)")
         return 2
-    journal = None if args.no_journal else Path(args.journal or Path(args.out) / DEFAULT_JOURNAL)
+    journal: JournalSpec | None = None
+    if is_postgres_url(args.journal) and not args.no_journal:
+        journal = PostgresJournal(args.journal, lease=args.lease)
+    elif not args.no_journal:
+        journal = Path(args.journal or Path(args.out) / DEFAULT_JOURNAL)
     if args.report:
         from ._report import print_report
 
@@ -126,7 +138,7 @@ class Drive:
     backend: Backend
     jobs: Sequence[Job]
     out: Path
-    journal: Path | None
+    journal: JournalSpec | None
     concurrency: int = 8
     pay_again: tuple[str, ...] = ()
     generate_timeout: float = 600.0
@@ -182,7 +194,7 @@ async def drive(plan: Drive, output: Output) -> Result:
     return Result(batch.summary, pauses, signal=stop.signal)
 
 
-def finish(result: Result, output: Output, *, journal: Path | None, again: str,
+def finish(result: Result, output: Output, *, journal: JournalSpec | None, again: str,
            ephemeral: bool = False) -> int:
     """Print the summary (or the error) and choose the exit status.
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import anyio
 
 from ..batch._jobfile import JobFileError, load_jobs
-from ..batch._journal import AttemptRecord, JobRecord, Journal, JournalError
+from ..batch._journal import AttemptRecord, JobRecord, JournalError
+from ..batch._shared import JournalSpec, open_journal
 from ._common import Output
 
 __all__ = ["last_sent", "print_report"]
@@ -24,18 +25,18 @@ _SHOWN = {"sending": "unknown"}
 _CHECK = ("unknown", "failed after taken")
 
 
-def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
+def print_report(journal: JournalSpec | None, jobs_file: Path, output: Output) -> int:
     """Print the ledger of ``journal``; 0, or 2 when there is no journal to read."""
     if journal is None:
         output.error("--report reads the journal: drop --no-journal")
         return 2
-    if not journal.is_file():
+    if isinstance(journal, Path) and not journal.is_file():
         output.error(f"no journal at {journal}: nothing has run with it yet (give --journal "
                      "FILE, or the --out DIR of the run)")
         return 2
     try:
         records, ledger = anyio.run(_read, journal)
-    except JournalError as exc:
+    except JournalError as exc:  # a journal in PostgreSQL: JournalUnavailableError too
         output.error(f"{type(exc).__name__}: {exc}")
         return 2
     fates = Counter(_SHOWN.get(a.fate, a.fate) for a in ledger)
@@ -77,10 +78,10 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
     return 0
 
 
-def last_sent(journal: Path | None) -> dict[str, str]:
+def last_sent(journal: JournalSpec | None) -> dict[str, str]:
     """When each job of ``journal`` sent its last paid request: ``"run 2, sent <time>"``
     (nothing when there is no journal to read)."""
-    if journal is None or not journal.is_file():
+    if journal is None or (isinstance(journal, Path) and not journal.is_file()):
         return {}
     try:
         _records, ledger = anyio.run(_read, journal)
@@ -100,8 +101,8 @@ def _changed(records: dict[str, JobRecord], jobs_file: Path) -> list[str]:
             and records[job.id].fingerprint != job.fingerprint()]
 
 
-async def _read(path: Path) -> tuple[dict[str, JobRecord], list[AttemptRecord]]:
-    journal = await Journal.open(path, endpoint=None)
+async def _read(spec: JournalSpec) -> tuple[dict[str, JobRecord], list[AttemptRecord]]:
+    journal = await open_journal(spec, endpoint=None)
     try:
         return await journal.records(), await journal.ledger()
     finally:
