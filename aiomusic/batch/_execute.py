@@ -135,7 +135,10 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         # the batch's schedule, else the session's for Suno (as SunoTask), else the spec's
         poll = steps.poll or (session.suno.poll_schedule
                               if op.task.service is Service.SUNO else None)
-        snap = await task.wait(timeout=steps.task_timeout, poll=poll)
+        try:
+            snap = await task.wait(timeout=steps.task_timeout, poll=poll)
+        finally:  # what it cost, as the service last said (a failed task may cost too)
+            run.cost = task.snapshot.cost if task.snapshot is not None else None
     files = await _fetch(steps, run, job, snap)
     return files, handle, snap.record if op.output is Output.DOCUMENT else None
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
+from .._core._budget import Budget
 from .._core._errors import AiomusicError
 from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
 from .._core._fate import PAID_ATTEMPTS
@@ -32,10 +34,11 @@ from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
-from ._outcome import BatchSummary, JobOutcome, Run, summarize
+from ._outcome import BatchSummary, JobOutcome, Run, spent, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
 from ._rerun import decide
+from ._spend import BudgetHeld, BudgetWait, Spending
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -81,6 +84,12 @@ class Batch:
         poll: The polling schedule of Suno tasks (default: the session's).
         endpoint: What the journal records as the service endpoint (default: the session's
             base URLs); a journal refuses a run against another endpoint.
+        budget: One `Budget` or several: before each paid request, its expected cost is
+            reserved, and a request that would pass a limit is not sent (nor any later one
+            on that budget); jobs already sent are followed to the end. Held-back jobs stay
+            pending: run again with a bigger budget to send them. What the journal's earlier
+            runs spent counts (see ``docs/spending.md``). Without one, spending is still
+            counted and reported.
     """
 
     def __init__(self, session: MusicSession, jobs: Sequence[Job], *, out: str | os.PathLike[str],
@@ -88,7 +97,8 @@ class Batch:
                  resubmit: str | Iterable[str] | None = None, resubmit_unknown: bool = False,
                  job_file: str | os.PathLike[str] | None = None,
                  generate_timeout: float = 600.0, task_timeout: float = 900.0,
-                 poll: PollSchedule | None = None, endpoint: str | None = None) -> None:
+                 poll: PollSchedule | None = None, endpoint: str | None = None,
+                 budget: Budget | Iterable[Budget] | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         for name, value in (("generate_timeout", generate_timeout),
@@ -111,6 +121,10 @@ class Batch:
         self.task_timeout = task_timeout
         self.poll = poll
         self.endpoint = endpoint or _endpoint(session)
+        self.budgets = (budget,) if isinstance(budget, Budget) else tuple(budget or ())
+        for item in self.budgets:
+            if not isinstance(item, Budget):
+                raise TypeError(f"budget must be a Budget or Budgets, got {item!r}")
         self._summary: BatchSummary | None = None
 
     @property
@@ -156,9 +170,11 @@ class Batch:
                 journal = await Journal.open(self.journal_path, endpoint=self.endpoint)
                 stack.push_async_callback(_shielded_close, journal)
             records = await self._prepare(journal)
+            spend = Spending(self._session, self.budgets, journal)
+            await spend.load()
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
-                task_timeout=self.task_timeout)
+                task_timeout=self.task_timeout, spend=spend)
 
             def listen(event: Event) -> None:
                 if isinstance(event, RetryScheduled):
@@ -195,14 +211,16 @@ class Batch:
                         yield _iterate(receive)
                     finally:
                         tg.cancel_scope.cancel()
-                finished = len(outcomes) == len(self.jobs)
+                finished = len(outcomes) + len(spend.held) == len(self.jobs)
             finally:
                 halt = steps.halt
-                self._summary = summarize(self.jobs, outcomes, counters,
-                                          time.perf_counter() - started,
-                                          interrupted=not finished,
-                                          paid=[p.fate for p in steps.paid],
-                                          stopped=None if halt is None else str(halt))
+                lines, per_job = spent(spend.ledger)
+                self._summary = attrs.evolve(
+                    summarize(self.jobs, outcomes, counters, time.perf_counter() - started,
+                              interrupted=not finished, paid=[p.fate for p in steps.paid],
+                              stopped=None if halt is None else str(halt)),
+                    spending=lines, jobs_spent=per_job, held_back=len(spend.held),
+                    budget=spend.stopped)
             if halt is not None:
                 raise BatchStoppedError(
                     f"the batch stopped sending paid requests: {halt} "
@@ -245,7 +263,10 @@ class Batch:
         token = _CURRENT.set(run)
         hook = PAID_ATTEMPTS.set(JobAttempts(steps, run))
         try:
-            outcome = await self._attempt(steps, run, record)
+            outcome = await self._admitted(steps, run, record)
+        except BudgetHeld as held:  # never sent: pending, for a run with a bigger budget
+            self._session.emit(JobProgress(job=job.id, stage="held", detail=held.reason))
+            return None
         except Halted:
             return None  # nothing was sent; the journal still says what it said
         except (JournalWriteError, PreflightError) as exc:  # it would stop every job
@@ -269,10 +290,31 @@ class Batch:
             PAID_ATTEMPTS.reset(hook)
             _CURRENT.reset(token)
             steps.room.release(job.id)
+            with anyio.CancelScope(shield=True):
+                await self._settle(steps, run)
+        if run.cost is not None:
+            outcome = attrs.evolve(outcome, cost=run.cost)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
                                        detail=type(outcome.error).__name__
                                        if outcome.error else outcome.note or None))
         return outcome
+
+    async def _admitted(self, steps: Steps, run: Run, record: JobRecord | None
+                        ) -> JobOutcome:
+        """`_attempt`, started again whenever the budget guard had it wait for another
+        job's cost (nothing was sent, no permit is held while it waits)."""
+        while True:
+            try:
+                return await self._attempt(steps, run, record)
+            except BudgetWait as wait:
+                await wait.changed.wait()
+
+    @staticmethod
+    async def _settle(steps: Steps, run: Run) -> None:
+        try:
+            await steps.spend.job_ended(run)
+        except JournalWriteError as exc:
+            steps.stop(exc)
 
     async def _attempt(self, steps: Steps, run: Run, record: JobRecord | None) -> JobOutcome:
         job = run.job

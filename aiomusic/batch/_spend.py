@@ -1,0 +1,186 @@
+"""A batch's spending: the ledger of its paid jobs, the budget guard, and their journal rows.
+
+Every paid job of a batch is in the ledger (``aiomusic._core._ledger``), budgets or not, so
+the summary, ``--json`` and ``aiomusic batch --report`` can say what was spent per service and
+per job. With budgets, the guard (``aiomusic._core._budget``) is asked around each paid
+submission:
+
+* **reserve** (`Spending.admit`): right before the request is written (the transport's
+  paid-attempt hook, after the lane's permit, before the journal's intent), the job's expected
+  cost is reserved in the ledger: the budget's ``estimate``, else the largest cost the service
+  reported for the same model in this batch (its earlier runs included), else the job is a
+  *probe* sent alone while the others wait. A job the guard stops is never sent: it stays
+  ``pending`` in the journal, held back (run the batch again with a bigger budget);
+* **release** (`Spending.attempt_ended`): an attempt the service refused before any work (or
+  that never left) gives its reservation back; an attempt of unknown fate keeps it, as its
+  estimated cost (it may have been charged);
+* **settle** (`Spending.job_ended`): when the job ends, the cost the service reported (the
+  AI/ML API's ``meta.usage``) replaces the reservation; without one (Suno, MiniMax), the
+  reservation stands as the job's estimated cost.
+
+A job that had to wait for a probe waits without holding any permit: the hook raises
+`BudgetWait` (nothing was sent, nothing journaled) and the runner starts the job again once a
+cost is known. The spending of a journal's earlier runs counts against the budget, so a batch
+resumed with a bigger budget spends up to the new limit in all, not that much more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._core._budget import Budget, BudgetGuard, Verdict
+from .._core._fate import Fate
+from .._core._ledger import EntryState, Ledger
+from .._core._task import Cost
+
+if TYPE_CHECKING:
+    from .._core._session import MusicSession
+    from ._jobs import Job
+    from ._journal import Journal
+    from ._outcome import Run
+
+__all__ = ["BudgetHeld", "BudgetWait", "Spending", "kind_of", "service_of"]
+
+
+class BudgetHeld(Exception):
+    """A budget stopped this job before its paid request was sent: it stays pending."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BudgetWait(Exception):
+    """The guard waits for a running job's cost before sending this one (nothing was sent).
+
+    Attributes:
+        changed: Set once a cost is known (or a reservation given back): try again then.
+    """
+
+    def __init__(self, reason: str | None, changed: anyio.Event) -> None:
+        super().__init__(reason)
+        self.changed = changed
+
+
+def service_of(session: MusicSession, job: Job) -> str:
+    """The account a job's paid request is charged to (music-01 may go through the AI/ML
+    API, which then bills it)."""
+    if job.op.service == "minimax":
+        return session.minimax_service.value
+    return job.op.service
+
+
+def kind_of(job: Job) -> str:
+    """What the guard estimates a job by: its model where it names one, else its operation."""
+    model = getattr(job.params, "model", None)
+    return f"{job.op.qualified}:{model}" if isinstance(model, str) and model else \
+        job.op.qualified
+
+
+class Spending:
+    """What a batch's paid jobs cost, and the guard that keeps its budgets."""
+
+    def __init__(self, session: MusicSession, budgets: Iterable[Budget] = (),
+                 journal: Journal | None = None) -> None:
+        self.session = session
+        self.guard = BudgetGuard(budgets)
+        self.journal = journal
+        self.run = journal.run if journal is not None else 1
+        self.held: dict[str, str] = {}  # job id -> why a budget held it back
+        self._latest: dict[str, str] = {}  # job id -> its latest ledger key
+        self._changed = anyio.Event()
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.guard.ledger
+
+    @property
+    def stopped(self) -> tuple[str, ...]:
+        """Why budgets stopped new paid submissions, one reason per budget."""
+        return tuple(self.guard.stopped.values())
+
+    async def load(self) -> None:
+        """Count what the journal's earlier runs spent (resumed jobs may still report it)."""
+        if self.journal is None:
+            return
+        for row in await self.journal.spending():
+            key = _key(row.job_id, row.run)
+            self.ledger.submitted(key, row.service, kind=row.kind, reserve=row.reserved)
+            self._latest[row.job_id] = key
+            if row.cost is not None:
+                self.ledger.charged(key, row.cost)
+            elif row.state == EntryState.RELEASED:
+                self.ledger.released(key)
+            else:  # a reservation a killed run left counts as an estimate
+                self.ledger.finished(key)
+
+    async def admit(self, run: Run) -> None:
+        """Reserve ``run``'s expected cost before its paid request is sent.
+
+        Raises:
+            BudgetHeld: a budget would be passed; the request must not be sent.
+            BudgetWait: a probe's cost comes first; start the job again after `changed()`.
+        """
+        job = run.job
+        key = _key(job.id, self.run)
+        entry = self.ledger.entry(key)
+        if entry is not None and entry.state is not EntryState.RELEASED:
+            return  # another attempt of an admitted job (the first was not refused)
+        service = service_of(self.session, job)
+        answer = self.guard.admit(key, service, kind=kind_of(job))
+        if answer.verdict is Verdict.WAIT:
+            raise BudgetWait(answer.reason, self._changed)
+        if answer.verdict is Verdict.STOP:
+            self.held[job.id] = answer.reason or "a budget was reached"
+            raise BudgetHeld(self.held[job.id])
+        self._latest[job.id] = key
+        await self._write(job.id, key)
+
+    async def attempt_ended(self, run: Run, fate: Fate) -> None:
+        """A paid attempt's fate: a refused (or unsent) one gives its reservation back."""
+        key = _key(run.job.id, self.run)
+        entry = self.ledger.entry(key)
+        if entry is None or entry.state is not EntryState.RESERVED:
+            return
+        if fate in (Fate.NOT_SENT, Fate.REFUSED):
+            self.ledger.released(key)
+        elif fate is Fate.TAKEN:
+            return  # its cost comes with its result
+        else:  # unknown, or failed after taken: it may have been charged
+            self.ledger.finished(key)
+        await self._write(run.job.id, key)
+
+    async def job_ended(self, run: Run) -> None:
+        """``run`` ended (or stopped): its reported cost, else its reservation, counts."""
+        key = self._latest.get(run.job.id)
+        entry = None if key is None else self.ledger.entry(key)
+        if key is None or entry is None or entry.state is EntryState.RELEASED:
+            return
+        if run.cost is not None and run.cost.service == entry.service:
+            self.ledger.charged(key, run.cost)
+        elif entry.state is EntryState.RESERVED:
+            self.ledger.finished(key)
+        else:
+            return
+        await self._write(run.job.id, key)
+
+    def cost_of(self, job_id: str) -> Cost | None:
+        """What a job cost as its service reported it, latest run first."""
+        key = self._latest.get(job_id)
+        entry = None if key is None else self.ledger.entry(key)
+        return None if entry is None else entry.cost
+
+    async def _write(self, job_id: str, key: str) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+        entry = self.ledger.entry(key)
+        if self.journal is not None and entry is not None:
+            with anyio.CancelScope(shield=True):  # the money's record outlives a cancel
+                await self.journal.spend(job_id, int(key.rpartition("@")[2]), entry)
+
+
+def _key(job_id: str, run: int) -> str:
+    return f"{job_id}@{run}"

@@ -1,0 +1,98 @@
+"""Spending you can see and cap in batches (issue 21): the ledger per job and service, the
+budget guard around each paid submission, the journal's ``spending`` table, resumes.
+
+Money is checked with the emulator's own counters: what reached it as a paid submission.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiomusic import Batch, Budget, JobOutcome, MusicSession, PollSchedule, RetryPolicy
+from aiomusic.batch._jobfile import parse_jobs
+from aiomusic.batch._journal import Journal
+from aiomusic.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+KEY = "sk-budget-5e1f"
+FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, maintenance_delay=0.01)
+TINY = PollSchedule(initial=0.01, maximum=0.05)
+STABLE = 80_000  # credits the emulator charges for one stable-audio clip ($0.04)
+
+
+def session(emulator: Emulator) -> MusicSession:
+    return MusicSession(aimlapi_key=KEY, suno_key=KEY, minimax_key=KEY, base_url=emulator.url,
+                        allow_http_hosts=("127.0.0.1",), retry=FAST,
+                        suno_callback_url="http://127.0.0.1:9/no-op")
+
+
+def clip(job_id: str, model: str = "stable-audio", **extra: Any) -> dict[str, Any]:
+    fields = {"seconds_total": 5} if model == "stable-audio" else {}
+    return {"id": job_id, "service": "aimlapi", "op": "generate", "model": model,
+            "prompt": f"rain {job_id}", **fields, **extra}
+
+
+async def run(emulator: Emulator, lines: list[dict[str, Any]], base: Path, *,
+              budget: Any = None, journal: Path | None = None, concurrency: int = 8
+              ) -> tuple[dict[str, JobOutcome], Batch]:
+    jobs = parse_jobs(list(enumerate(lines, 1)), base=base)
+    found: dict[str, JobOutcome] = {}
+    async with session(emulator) as s:
+        batch = Batch(s, jobs, out=base / "out", poll=TINY, budget=budget, journal=journal,
+                      concurrency=concurrency)
+        async with batch.results() as results:
+            async for outcome in results:
+                found[outcome.job.id] = outcome
+    return found, batch
+
+
+def states(journal: Path) -> dict[str, str]:
+    with closing(sqlite3.connect(journal)) as db:
+        return dict(db.execute("SELECT id, state FROM jobs").fetchall())
+
+
+async def test_every_aiml_job_carries_its_cost_and_the_summary_adds_them_up(
+        emulator: Emulator, tmp_path: Path) -> None:
+    found, batch = await run(emulator, [clip("a"), clip("b"), clip("c")], tmp_path)
+    assert {o.status for o in found.values()} == {"completed"}
+    assert all(o.cost is not None and o.cost.amount == STABLE for o in found.values())
+    lines = {line["unit"]: line for line in batch.summary.spending}
+    assert lines["credits"]["charged"] == 3 * STABLE
+    assert lines["credits"]["unknown"] == 0
+    assert lines["submissions"]["total"] == 3
+    assert sorted(j["job"] for j in batch.summary.jobs_spent) == ["a", "b", "c"]
+    assert batch.summary.spending_lines() == ["aimlapi: 240,000 credits, 3 paid submissions"]
+    assert batch.summary.held_back == 0 and batch.summary.budget == ()
+
+
+async def test_a_credits_budget_stops_before_the_limit_and_holds_the_rest_pending(
+        emulator: Emulator, tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    lines = [clip(f"s{i}") for i in range(10)]
+    found, batch = await run(emulator, lines, tmp_path, journal=journal,
+                             budget=Budget(200_000, "credits", service="aimlapi"))
+    # the first is a probe (its cost unknown until it ends), then one more fits: 160,000
+    assert emulator.counters.paid(key=KEY) == 2
+    assert len(found) == 2 and {o.status for o in found.values()} == {"completed"}
+    summary = batch.summary
+    assert summary.held_back == 8 and not summary.interrupted
+    assert "budget 200,000 credits on aimlapi" in summary.budget[0]
+    held = [job for job, state in states(journal).items() if state == "pending"]
+    assert len(held) == 8  # never sent: pending, not unknown
+    # a bigger budget in all: what the first run spent counts
+    found, batch = await run(emulator, lines, tmp_path, journal=journal,
+                             budget=Budget(400_000, "credits", service="aimlapi"))
+    assert emulator.counters.paid(key=KEY) == 5
+    assert sum(o.status == "completed" for o in found.values()) == 3
+    assert batch.summary.held_back == 5
+    credits = next(x for x in batch.summary.spending if x["unit"] == "credits")
+    assert credits["charged"] == 5 * STABLE
+    opened = await Journal.open(journal, endpoint=None)
+    rows = await opened.spending()
+    await opened.aclose()
+    assert len(rows) == 5 and {r.state for r in rows} == {"charged"}
