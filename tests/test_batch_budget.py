@@ -6,7 +6,11 @@ Money is checked with the emulator's own counters: what reached it as a paid sub
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ import pytest
 from aiomusic import Batch, Budget, JobOutcome, MusicSession, PollSchedule, RetryPolicy
 from aiomusic.batch._jobfile import parse_jobs
 from aiomusic.batch._journal import Journal
+from aiomusic.batch._spend import parse_budget
 from aiomusic.emulator import Emulator
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +101,73 @@ async def test_a_credits_budget_stops_before_the_limit_and_holds_the_rest_pendin
     rows = await opened.spending()
     await opened.aclose()
     assert len(rows) == 5 and {r.state for r in rows} == {"charged"}
+
+
+# -- the command line -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("aimlapi=5usd", Budget(5, "usd", service="aimlapi"), id="usd"),
+    pytest.param("aimlapi=$0.50", Budget(0.5, "usd", service="aimlapi"), id="dollar-sign"),
+    pytest.param("suno=500credits~12", Budget(500, "credits", service="suno", estimate=12),
+                 id="credits-with-estimate"),
+    pytest.param("200", Budget(200, "submissions"), id="submissions-everywhere"),
+    pytest.param("minimax=1_000 submissions", Budget(1000, "submissions", service="minimax"),
+                 id="submissions-one-service"),
+])
+def test_budget_words(text: str, expected: Budget) -> None:
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    pytest.param("five dollars", "cannot read the budget", id="words"),
+    pytest.param("aimlapi=5eur", "unknown unit 'eur'", id="unit"),
+    pytest.param("udio=5usd", "unknown service 'udio'", id="service"),
+    pytest.param("500credits", "needs a service", id="credits-without-service"),
+])
+def test_budget_words_that_say_nothing_are_refused(text: str, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        parse_budget(text)
+
+
+def _jobfile(folder: Path, lines: list[dict[str, Any]]) -> Path:
+    path = folder / "jobs.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "AIMLAPI_KEY": KEY, "COLUMNS": "120", "AIOMUSIC_LOG": ""}
+    return subprocess.run([sys.executable, "-m", "aiomusic.cli", *args], capture_output=True,
+                          text=True, env=environ, timeout=120, check=False)
+
+
+def test_cli_budget_summary_and_report(emulator: Emulator, tmp_path: Path) -> None:
+    jobs = _jobfile(tmp_path, [clip(f"s{i}") for i in range(6)])
+    out = tmp_path / "out"
+    base = ["batch", str(jobs), "--out", str(out), "--base-url", emulator.url,
+            "--allow-http-host", "127.0.0.1", "--poll-interval", "0.05"]
+    assert _cli(*base, "--budget", "aimlapi=5eur").returncode == 2
+    assert emulator.counters.paid() == 0
+    done = _cli(*base, "--budget", "aimlapi=200000credits", "--json")
+    assert done.returncode == 1, done.stderr  # not every job ran
+    objects = [json.loads(line) for line in done.stdout.splitlines()]
+    summary = objects[-1]
+    assert summary["held_back"] == 4 and emulator.counters.paid() == 2
+    assert "200,000 credits on aimlapi" in summary["budget"][0]
+    credits = next(x for x in summary["spending"] if x["unit"] == "credits")
+    assert credits["charged"] == 2 * STABLE
+    costs = [o["cost"] for o in objects if o.get("event") == "job"]
+    assert costs == [{"amount": STABLE, "unit": "credits", "service": "aimlapi",
+                      "usd": None}] * 2
+    plain = _cli(*base, "--budget", "aimlapi=200000credits")
+    assert plain.returncode == 1 and emulator.counters.paid() == 2  # still stopped
+    assert "spent: aimlapi: 160,000 credits, 2 paid submissions" in plain.stdout
+    assert "held back by the budget: 4 job(s) never sent" in plain.stdout
+    report = _cli(*base, "--report")
+    assert "spent: aimlapi: 160,000 credits" in report.stdout
+    assert report.stdout.count("aimlapi  80,000 credits") == 2
+    as_json = [json.loads(x) for x in _cli(*base, "--report", "--json").stdout.splitlines()]
+    spent = [x for x in as_json if x["event"] == "spent"]
+    assert len(spent) == 2 and {x["amount"] for x in spent} == {STABLE}
+    help_text = _cli("batch", "--help").stdout
+    assert "--budget" in help_text and "never sends anything again" in help_text

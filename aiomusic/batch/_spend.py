@@ -26,6 +26,7 @@ resumed with a bigger budget spends up to the new limit in all, not that much mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -39,10 +40,50 @@ from .._core._task import Cost
 if TYPE_CHECKING:
     from .._core._session import MusicSession
     from ._jobs import Job
-    from ._journal import Journal
+    from ._journal import Journal, SpendRecord
     from ._outcome import Run
 
-__all__ = ["BudgetHeld", "BudgetWait", "Spending", "kind_of", "service_of"]
+__all__ = ["BUDGET_SYNTAX", "BudgetHeld", "BudgetWait", "Spending", "fill", "kind_of",
+           "parse_budget", "service_of"]
+
+#: How ``--budget`` is written (the CLI's help and its errors say it).
+BUDGET_SYNTAX = "[SERVICE=]AMOUNT[UNIT][~ESTIMATE]"
+_SERVICES = ("aimlapi", "minimax", "suno")
+_UNIT_WORDS = {"usd": "usd", "$": "usd", "credits": "credits", "credit": "credits",
+               "submissions": "submissions", "submission": "submissions", "": "submissions"}
+_SPEC = re.compile(r"^(?:(?P<service>[a-z]+)=)?(?P<dollar>\$)?(?P<amount>[0-9][0-9_.,]*)"
+                   r"(?P<unit>[a-z$]*)(?:~(?P<estimate>[0-9][0-9_.,]*))?$")
+
+
+def parse_budget(text: str) -> Budget:
+    """A `Budget` from ``--budget``'s words: ``aimlapi=5usd`` (or ``aimlapi=$5``),
+    ``suno=500credits~12`` (12 credits expected per job), ``200`` (paid submissions, every
+    service), ``minimax=40submissions``.
+
+    Raises:
+        ValueError: it is not written that way, or names an unknown service or unit.
+    """
+    match = _SPEC.match(text.strip().lower().replace(" ", ""))
+    if match is None:
+        raise ValueError(f"cannot read the budget {text!r}: write {BUDGET_SYNTAX}, e.g. "
+                         "aimlapi=5usd, suno=500credits~12, 200")
+    service, unit = match["service"], match["unit"]
+    if match["dollar"]:
+        unit = unit or "usd"
+    if unit not in _UNIT_WORDS:
+        raise ValueError(f"budget {text!r}: unknown unit {unit!r}; use usd, credits or "
+                         "submissions")
+    if service is not None and service not in _SERVICES:
+        raise ValueError(f"budget {text!r}: unknown service {service!r}; use "
+                         f"{', '.join(_SERVICES)}")
+
+    def number(value: str) -> float:
+        return float(value.replace("_", "").replace(",", ""))
+
+    estimate = None if match["estimate"] is None else number(match["estimate"])
+    return Budget(number(match["amount"]), _UNIT_WORDS[unit], service=service,
+                  estimate=estimate)
+
 
 
 class BudgetHeld(Exception):
@@ -106,16 +147,9 @@ class Spending:
         """Count what the journal's earlier runs spent (resumed jobs may still report it)."""
         if self.journal is None:
             return
-        for row in await self.journal.spending():
-            key = _key(row.job_id, row.run)
-            self.ledger.submitted(key, row.service, kind=row.kind, reserve=row.reserved)
-            self._latest[row.job_id] = key
-            if row.cost is not None:
-                self.ledger.charged(key, row.cost)
-            elif row.state == EntryState.RELEASED:
-                self.ledger.released(key)
-            else:  # a reservation a killed run left counts as an estimate
-                self.ledger.finished(key)
+        rows = await self.journal.spending()
+        fill(self.ledger, rows)
+        self._latest.update((row.job_id, _key(row.job_id, row.run)) for row in rows)
 
     async def admit(self, run: Run) -> None:
         """Reserve ``run``'s expected cost before its paid request is sent.
@@ -180,6 +214,20 @@ class Spending:
         if self.journal is not None and entry is not None:
             with anyio.CancelScope(shield=True):  # the money's record outlives a cancel
                 await self.journal.spend(job_id, int(key.rpartition("@")[2]), entry)
+
+
+def fill(ledger: Ledger, rows: Iterable[SpendRecord]) -> Ledger:
+    """``ledger`` with the journal's spending rows (keys ``job@run``)."""
+    for row in rows:
+        key = _key(row.job_id, row.run)
+        ledger.submitted(key, row.service, kind=row.kind, reserve=row.reserved)
+        if row.cost is not None:
+            ledger.charged(key, row.cost)
+        elif row.state == EntryState.RELEASED:
+            ledger.released(key)
+        else:  # a reservation a killed run left counts as an estimate
+            ledger.finished(key)
+    return ledger
 
 
 def _key(job_id: str, run: int) -> str:

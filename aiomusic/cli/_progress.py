@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from .._core._events import JobProgress
+from .._core._ledger import format_amount
 from ..batch._runner import BatchSummary, JobOutcome
 from ._common import Output
 
@@ -69,6 +72,8 @@ class Reporter:
     def event(self, event: JobProgress) -> None:
         if event.stage in _END_STAGES:
             return  # the outcome says it
+        if event.stage == "held":  # the summary says why, once
+            event = attrs.evolve(event, detail="by the budget; stays pending")
         if self._live is not None:
             self._show(event)
             return
@@ -116,7 +121,9 @@ def describe_outcome(outcome: JobOutcome) -> str:
         how = {"completed": "ok  ", "skipped": "done"}[outcome.status]
         extra = " [task resumed]" if outcome.resumed else ""
         note = f" - {outcome.note}" if outcome.note and outcome.status == "completed" else ""
-        return f"{how}  {job.id}: {files}{extra}{note}"
+        cost = "" if outcome.cost is None else \
+            f" [cost {format_amount(outcome.cost.amount, outcome.cost.unit)}]"
+        return f"{how}  {job.id}: {files}{extra}{cost}{note}"
     error = outcome.error
     label = "FAIL" if outcome.status == "failed" else "????"
     said = f"{type(error).__name__}: {error}" if error is not None else outcome.note
@@ -134,6 +141,9 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
                   for f in outcome.files],
         "task_id": outcome.task_id, "trace_id": outcome.trace_id, "retries": outcome.retries,
         "resumed": outcome.resumed, "note": outcome.note or None,
+        "cost": None if outcome.cost is None else {
+            "amount": outcome.cost.amount, "unit": outcome.cost.unit,
+            "service": outcome.cost.service, "usd": outcome.cost.usd},
         "error": None if error is None else {"type": type(error).__name__,
                                              "message": str(error)},
     }
@@ -166,6 +176,13 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
             for item in summary.to_check]
         what = sorted({_AGAIN[str(item["fate"])] for item in summary.to_check})
         lines.append(f"  to pay for them again: --pay-again {' / '.join(what)} (or a job id)")
+    spent = summary.spending_lines()
+    if spent:
+        lines.append("spent: " + "; ".join(spent))
+    lines += [f"budget: {reason}" for reason in summary.budget]
+    if summary.held_back:
+        lines.append(f"held back by the budget: {summary.held_back} job(s) never sent; they "
+                     "stay pending: run the same command with a bigger --budget to send them")
     if summary.stopped and summary.not_run:
         lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
                      "again once the cause below is fixed")

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from ..batch._journal import AttemptRecord, JobRecord, Journal, JournalError
+from .._core._ledger import Ledger, format_amount
+from ..batch._journal import AttemptRecord, JobRecord, Journal, JournalError, SpendRecord
+from ..batch._outcome import spending_lines, spent
+from ..batch._spend import fill
 from ._common import Output
 
 __all__ = ["print_report"]
@@ -33,7 +38,7 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                      "FILE, or the --out DIR of the run)")
         return 2
     try:
-        records, ledger = anyio.run(_read, journal)
+        records, ledger, rows = anyio.run(_read, journal)
     except JournalError as exc:
         output.error(f"{type(exc).__name__}: {exc}")
         return 2
@@ -41,6 +46,7 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
     states = Counter(r.state.value for r in records.values())
     check = [r for r in records.values() if r.fate in _CHECK or (
         r.state.value == "unknown" and r.fate is None)]
+    per_service, per_job = spent(fill(Ledger(), rows))
     if output.json:
         for attempt in ledger:
             output.data({"event": "attempt", "job": attempt.job_id, "run": attempt.run,
@@ -49,9 +55,12 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                          "fate": _SHOWN.get(attempt.fate, attempt.fate),
                          "trace_id": attempt.trace_id, "task_id": attempt.task_id,
                          "error_type": attempt.error_type})
+        for item in reversed(per_job):
+            output.data({"event": "spent", **item})
         output.data({"event": "report", "journal": str(journal), "job_file": str(jobs_file),
                      "jobs": dict(states), "submissions": dict(fates),
-                     "to_check": [_check(r) for r in check]})
+                     "to_check": [_check(r) for r in check],
+                     "spending": list(per_service)})
         return 0
     output.say(f"journal {journal}: {len(records)} jobs "
                f"({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
@@ -59,6 +68,10 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
                                     or "none yet"))
     for attempt in ledger:
         output.say(_line(attempt))
+    if per_job:
+        output.say("spent: " + "; ".join(spending_lines(per_service)))
+        for item in reversed(per_job):
+            output.say(_spent(item))
     if check:
         output.say(f"{len(check)} job(s) may have been charged without their audio; check "
                    "your account (quote the ids) before paying again with --pay-again:")
@@ -70,10 +83,11 @@ def print_report(journal: Path | None, jobs_file: Path, output: Output) -> int:
     return 0
 
 
-async def _read(path: Path) -> tuple[dict[str, JobRecord], list[AttemptRecord]]:
+async def _read(path: Path
+                ) -> tuple[dict[str, JobRecord], list[AttemptRecord], list[SpendRecord]]:
     journal = await Journal.open(path, endpoint=None)
     try:
-        return await journal.records(), await journal.ledger()
+        return await journal.records(), await journal.ledger(), await journal.spending()
     finally:
         await journal.aclose()
 
@@ -89,6 +103,14 @@ def _line(attempt: AttemptRecord) -> str:
     fate = _SHOWN.get(attempt.fate, attempt.fate)
     return (f"  {attempt.job_id:<20} run {attempt.run} attempt {attempt.attempt}  "
             f"{_when(attempt.started_at)}  {fate:<18}{ids}{said}")
+
+
+def _spent(item: Mapping[str, Any]) -> str:
+    amount = "cost not known" if item["amount"] is None else \
+        format_amount(item["amount"], item["unit"])
+    how = {"charged": "", "reserved": " (reserved)", "estimated": " (estimated)",
+           "released": " (refused: not charged)"}[item["state"]]
+    return f"  {item['job']:<20} run {item['run']}  {item['service']:<8} {amount}{how}"
 
 
 def _check(record: JobRecord) -> dict[str, str | None]:
