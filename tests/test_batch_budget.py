@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from aiomusic import Batch, Budget, JobOutcome, MusicSession, PollSchedule, RetryPolicy
+from aiomusic import (
+    Batch,
+    Budget,
+    JobOutcome,
+    LaneConfig,
+    MusicSession,
+    PollSchedule,
+    RetryPolicy,
+)
 from aiomusic.batch._jobfile import parse_jobs
 from aiomusic.batch._journal import Journal
 from aiomusic.batch._spend import parse_budget
@@ -30,9 +38,14 @@ TINY = PollSchedule(initial=0.01, maximum=0.05)
 STABLE = 80_000  # credits the emulator charges for one stable-audio clip ($0.04)
 
 
+#: The emulator runs without limits here: the lanes need not keep the real services' pace.
+OPEN = {f"{service}.{lane}": LaneConfig(max_concurrency=32)
+        for service in ("suno", "aimlapi", "minimax") for lane in ("submit", "poll", "transfer")}
+
+
 def session(emulator: Emulator) -> MusicSession:
     return MusicSession(aimlapi_key=KEY, suno_key=KEY, minimax_key=KEY, base_url=emulator.url,
-                        allow_http_hosts=("127.0.0.1",), retry=FAST,
+                        allow_http_hosts=("127.0.0.1",), retry=FAST, lanes=OPEN,
                         suno_callback_url="http://127.0.0.1:9/no-op")
 
 
@@ -171,3 +184,46 @@ def test_cli_budget_summary_and_report(emulator: Emulator, tmp_path: Path) -> No
     assert len(spent) == 2 and {x["amount"] for x in spent} == {STABLE}
     help_text = _cli("batch", "--help").stdout
     assert "--budget" in help_text and "never sends anything again" in help_text
+
+
+# -- the issue's test: 200 mixed jobs stop at their budgets ------------------------------------
+
+def mixed(count: int) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            lines.append(clip(f"a{i:03}"))
+        elif kind == 1:
+            lines.append({"id": f"s{i:03}", "service": "suno", "op": "generate",
+                          "prompt": f"a song about the number {i}"})
+        else:
+            lines.append({"id": f"m{i:03}", "service": "minimax", "op": "song",
+                          "prompt": "calm", "is_instrumental": True})
+    return lines
+
+
+async def test_two_hundred_mixed_jobs_stop_at_their_budgets_leaving_nothing_unknown(
+        emulator: Emulator, tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    budgets = [Budget(1_000_000, "credits", service="aimlapi"),  # 12 clips at 80,000
+               Budget(30, "submissions", service="suno"),
+               Budget(25, "submissions", service="minimax")]
+    found, batch = await run(emulator, mixed(200), tmp_path, journal=journal, budget=budgets,
+                             concurrency=16)
+    counters = emulator.counters
+    assert dict(counters.submissions) == {(KEY, "aiml.audio.submit"): 12,
+                                          (KEY, "suno.generate"): 30,
+                                          (KEY, "minimax.generate"): 25}
+    # every job the guard admitted ran to its end; none was left unknown
+    assert len(found) == 67 and {o.status for o in found.values()} == {"completed"}
+    summary = batch.summary
+    assert summary.held_back == 133 and summary.unknown == 0 and not summary.interrupted
+    assert len(summary.budget) == 3
+    journaled = states(journal)
+    assert sorted(set(journaled.values())) == ["completed", "pending"]
+    assert sum(s == "pending" for s in journaled.values()) == 133
+    spent = {(x["service"], x["unit"]): x for x in summary.spending}
+    assert spent["aimlapi", "credits"]["charged"] == 12 * STABLE <= 1_000_000
+    assert spent["suno", "submissions"]["total"] == 30
+    assert spent["minimax", "submissions"]["total"] == 25

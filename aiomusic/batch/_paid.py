@@ -181,7 +181,7 @@ class JobAttempts:
             raise Halted from exc
         # the budget's reservation, then the intent: a job the guard holds back was never
         # sent and stays pending (BudgetHeld, BudgetWait)
-        await steps.spend.admit(run)
+        await steps.spend.admit(run, operation)
         if steps.journal is not None:
             try:
                 self._row = await steps.journal.sending(run.job.id, operation, attempt,

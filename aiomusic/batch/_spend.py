@@ -106,12 +106,16 @@ class BudgetWait(Exception):
         self.changed = changed
 
 
-def service_of(session: MusicSession, job: Job) -> str:
-    """The account a job's paid request is charged to (music-01 may go through the AI/ML
-    API, which then bills it)."""
-    if job.op.service == "minimax":
+#: The account a paid request's operation bills (music-01 through the AI/ML API is
+#: ``minimax.generate`` sent to the AI/ML host: its session's ``minimax_service`` says).
+_BILLED = {"aiml": "aimlapi", "aimlapi": "aimlapi", "suno": "suno", "minimax": "minimax"}
+
+
+def service_of(session: MusicSession, job: Job, operation: str) -> str:
+    """The account that pays for ``operation``, a paid request of ``job``."""
+    if job.op.qualified == "minimax.music-01":
         return session.minimax_service.value
-    return job.op.service
+    return _BILLED.get(operation.partition(".")[0], job.op.service)
 
 
 def kind_of(job: Job) -> str:
@@ -151,7 +155,7 @@ class Spending:
         fill(self.ledger, rows)
         self._latest.update((row.job_id, _key(row.job_id, row.run)) for row in rows)
 
-    async def admit(self, run: Run) -> None:
+    async def admit(self, run: Run, operation: str) -> None:
         """Reserve ``run``'s expected cost before its paid request is sent.
 
         Raises:
@@ -163,7 +167,7 @@ class Spending:
         entry = self.ledger.entry(key)
         if entry is not None and entry.state is not EntryState.RELEASED:
             return  # another attempt of an admitted job (the first was not refused)
-        service = service_of(self.session, job)
+        service = service_of(self.session, job, operation)
         answer = self.guard.admit(key, service, kind=kind_of(job))
         if answer.verdict is Verdict.WAIT:
             raise BudgetWait(answer.reason, self._changed)
