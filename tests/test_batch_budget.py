@@ -29,7 +29,7 @@ from aiomusic import (
 from aiomusic.batch._jobfile import parse_jobs
 from aiomusic.batch._journal import Journal
 from aiomusic.batch._spend import parse_budget
-from aiomusic.emulator import Emulator
+from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 
 pytestmark = pytest.mark.anyio
 KEY = "sk-budget-5e1f"
@@ -227,3 +227,74 @@ async def test_two_hundred_mixed_jobs_stop_at_their_budgets_leaving_nothing_unkn
     assert spent["aimlapi", "credits"]["charged"] == 12 * STABLE <= 1_000_000
     assert spent["suno", "submissions"]["total"] == 30
     assert spent["minimax", "submissions"]["total"] == 25
+
+
+async def test_a_suno_credits_budget_measures_its_probe_by_the_balance(
+        emulator: Emulator, tmp_path: Path) -> None:
+    lines = [{"id": f"s{i}", "service": "suno", "op": "generate", "prompt": f"song {i}"}
+             for i in range(6)]
+    found, batch = await run(emulator, lines, tmp_path,
+                             budget=Budget(40, "credits", service="suno"))
+    # the emulator charges 12 credits a task: the probe measured it, two more fit (36)
+    assert emulator.counters.paid(key=KEY) == 3 and batch.summary.held_back == 3
+    costs = sorted((o.cost.amount if o.cost else 0) for o in found.values())
+    assert costs == [0, 0, 12]
+    assert batch.summary.spending_lines() == [
+        "suno: 12 credits + 24 credits estimated, 3 paid submissions"]
+
+
+async def test_a_budget_in_a_unit_the_service_does_not_report_stops_after_one(
+        emulator: Emulator, tmp_path: Path) -> None:
+    _found, batch = await run(emulator, [clip(f"c{i}") for i in range(4)], tmp_path,
+                             budget=Budget(1.0, "usd", service="aimlapi"))
+    # Stable Audio reports credits, not dollars: the probe ran, then the budget says why not
+    assert emulator.counters.paid(key=KEY) == 1 and batch.summary.held_back == 3
+    assert "is not known" in batch.summary.budget[0]
+
+
+async def test_refused_attempts_cost_nothing_and_unknown_ones_count(
+        emulator: Emulator, tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    emulator.inject("rate_limit", operation="aiml.audio.submit", count=2)  # refused, retried
+    emulator.inject("malformed_json", operation="aiml.audio.submit")  # taken, answer lost
+    _found, batch = await run(emulator, [clip(f"c{i}") for i in range(6)], tmp_path,
+                             journal=journal, concurrency=1,
+                             budget=Budget(3, "submissions", service="aimlapi"))
+    summary = batch.summary
+    assert summary.submissions["refused"] == 2
+    assert emulator.counters.paid(key=KEY) == 3  # the lost answer's generation counts
+    assert summary.unknown == 1 and summary.completed == 2 and summary.held_back == 3
+    journaled = states(journal)
+    assert sorted(journaled.values()).count("unknown") == 1  # the fault's, not the guard's
+    assert sorted(journaled.values()).count("pending") == 3
+    line = next(x for x in summary.spending if x["unit"] == "submissions")
+    assert line["total"] == 3
+    # a re-run counts the first run's spending (refused attempts were given back)
+    _found, batch = await run(emulator, [clip(f"c{i}") for i in range(6)], tmp_path,
+                             journal=journal, budget=Budget(3, "submissions",
+                                                            service="aimlapi"))
+    assert emulator.counters.paid(key=KEY) == 3 and batch.summary.held_back == 3
+
+
+async def test_a_resumed_task_settles_the_run_that_paid_for_it(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    config = EmulatorConfig(timings=Timings(aiml_queue=0.0, aiml_generate=1.5),
+                            limits=Limits.off())
+    with Emulator(config) as emulator:
+        lines = [clip("slow")]
+        jobs = parse_jobs(list(enumerate(lines, 1)), base=tmp_path)
+        async with session(emulator) as s:
+            first = Batch(s, jobs, out=tmp_path / "out", poll=TINY, journal=journal,
+                          task_timeout=0.2)
+            await first.run()
+        assert first.summary.failed  # the wait timed out; the task goes on at the service
+        (entry,) = first.summary.jobs_spent
+        assert entry["state"] == "estimated" and entry["amount"] is None
+        async with session(emulator) as s:
+            second = Batch(s, jobs, out=tmp_path / "out", poll=TINY, journal=journal,
+                           task_timeout=30)
+            await second.run()
+        assert emulator.counters.paid() == 1
+    assert second.summary.completed == 1
+    (entry,) = second.summary.jobs_spent
+    assert (entry["run"], entry["state"], entry["amount"]) == (1, "charged", STABLE)

@@ -16,7 +16,9 @@ submission:
   estimated cost (it may have been charged);
 * **settle** (`Spending.job_ended`): when the job ends, the cost the service reported (the
   AI/ML API's ``meta.usage``) replaces the reservation; without one (Suno, MiniMax), the
-  reservation stands as the job's estimated cost.
+  reservation stands as the job's estimated cost. Suno reports no cost per task, but a Suno
+  *probe* for a budget in credits runs alone: Suno's balance (``get_credits()``, free) read
+  before it is sent and after it ends is its cost, and the jobs after it reserve that much.
 
 A job that had to wait for a probe waits without holding any permit: the hook raises
 `BudgetWait` (nothing was sent, nothing journaled) and the runner starts the job again once a
@@ -33,8 +35,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._core._budget import Budget, BudgetGuard, Verdict
+from .._core._errors import AiomusicError
 from .._core._fate import Fate
-from .._core._ledger import EntryState, Ledger
+from .._core._ledger import EntryState, Ledger, spent_between
+from .._core._log import logger
 from .._core._task import Cost
 
 if TYPE_CHECKING:
@@ -106,6 +110,8 @@ class BudgetWait(Exception):
         self.changed = changed
 
 
+_BALANCE_WAIT = 30.0  # seconds for one reading of Suno's balance
+
 #: The account a paid request's operation bills (music-01 through the AI/ML API is
 #: ``minimax.generate`` sent to the AI/ML host: its session's ``minimax_service`` says).
 _BILLED = {"aiml": "aimlapi", "aimlapi": "aimlapi", "suno": "suno", "minimax": "minimax"}
@@ -136,6 +142,7 @@ class Spending:
         self.run = journal.run if journal is not None else 1
         self.held: dict[str, str] = {}  # job id -> why a budget held it back
         self._latest: dict[str, str] = {}  # job id -> its latest ledger key
+        self._before: dict[str, float | None] = {}  # a Suno probe's key -> credits before it
         self._changed = anyio.Event()
 
     @property
@@ -175,7 +182,25 @@ class Spending:
             self.held[job.id] = answer.reason or "a budget was reached"
             raise BudgetHeld(self.held[job.id])
         self._latest[job.id] = key
+        if self._probing_suno_credits(key):
+            self._before[key] = await self._suno_credits()
         await self._write(job.id, key)
+
+    def _probing_suno_credits(self, key: str) -> bool:
+        """Whether ``key`` is a Suno job sent alone to learn what it costs in credits."""
+        entry = self.ledger.entry(key)
+        return entry is not None and entry.service == "suno" and \
+            "credits" in entry.reserved and entry.reserved["credits"] is None
+
+    async def _suno_credits(self) -> float | None:
+        """Suno's balance (a free call), or ``None`` when it cannot be read."""
+        with anyio.move_on_after(_BALANCE_WAIT):
+            try:
+                return await self.session.suno.get_credits(timeout=_BALANCE_WAIT)
+            except AiomusicError as exc:
+                logger.info("batch: Suno's credits could not be read (%s): the probe's cost "
+                            "stays unknown", type(exc).__name__)
+        return None
 
     async def attempt_ended(self, run: Run, fate: Fate) -> None:
         """A paid attempt's fate: a refused (or unsent) one gives its reservation back."""
@@ -197,6 +222,15 @@ class Spending:
         entry = None if key is None else self.ledger.entry(key)
         if key is None or entry is None or entry.state is EntryState.RELEASED:
             return
+        before = self._before.pop(key, None)
+        if run.cost is None and before is not None and entry.state is EntryState.RESERVED:
+            # Suno reports no cost per task: while its probe ran alone, the balance's change
+            # was its cost (the service charges on submission; nothing else was sent)
+            after = await self._suno_credits()
+            measured = None if after is None else spent_between(
+                before, after, unit="credits", service="suno")
+            if measured is not None:
+                run.cost = measured
         if run.cost is not None and run.cost.service == entry.service:
             self.ledger.charged(key, run.cost)
         elif entry.state is EntryState.RESERVED:
