@@ -70,5 +70,7 @@ async def test_the_poll_schedule_stays_inside_the_window(anyio_backend: str) -> 
                     tg.start_soon(one, number)
         counters = emulator.counters
     assert len(finished) == 40
-    assert counters.requests["/v2/generate/audio"] > 120  # the window was filled, and more
+    # each generation: one submission and at least one poll (unthrottled, the same schedule
+    # passes the window within the first second: the emulator then refuses)
+    assert counters.requests["/v2/generate/audio"] >= 80
     assert not [r for r in counters.rejected if r[1] == "rate_limit"], counters.rejected

@@ -20,14 +20,17 @@ import pytest
 from aiomusic import (
     Batch,
     Budget,
+    Cost,
     JobOutcome,
     LaneConfig,
+    Ledger,
     MusicSession,
     PollSchedule,
     RetryPolicy,
 )
 from aiomusic.batch._jobfile import parse_jobs
 from aiomusic.batch._journal import Journal
+from aiomusic.batch._outcome import spending_lines, spent
 from aiomusic.batch._spend import parse_budget
 from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 
@@ -298,3 +301,21 @@ async def test_a_resumed_task_settles_the_run_that_paid_for_it(tmp_path: Path) -
     assert second.summary.completed == 1
     (entry,) = second.summary.jobs_spent
     assert (entry["run"], entry["state"], entry["amount"]) == (1, "charged", STABLE)
+
+
+def test_the_summary_in_words_says_what_is_estimated_and_what_is_not_known() -> None:
+    ledger = Ledger()
+    ledger.submitted("a@1", "aimlapi", reserve={"usd": 0.2})
+    ledger.charged("a@1", Cost(390_000, "credits", "aimlapi", usd=0.195))
+    ledger.submitted("b@1", "aimlapi", reserve={"usd": 0.2})
+    ledger.finished("b@1")  # its fate unknown: its reservation stands
+    ledger.submitted("c@2", "suno", reserve={})
+    ledger.finished("c@2")
+    lines, jobs = spent(ledger)
+    assert spending_lines(lines) == [
+        "aimlapi: $0.195 + $0.2 estimated, 390,000 credits (1 job(s) not reported), "
+        "2 paid submissions",
+        "suno: 1 paid submission"]
+    assert [(j["job"], j["run"], j["state"], j["unit"], j["amount"]) for j in jobs] == [
+        ("c", 2, "estimated", None, None), ("b", 1, "estimated", "usd", 0.2),
+        ("a", 1, "charged", "credits", 390_000)]

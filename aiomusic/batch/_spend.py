@@ -39,7 +39,6 @@ from .._core._errors import AiomusicError
 from .._core._fate import Fate
 from .._core._ledger import EntryState, Ledger, spent_between
 from .._core._log import logger
-from .._core._task import Cost
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
@@ -238,12 +237,6 @@ class Spending:
         else:
             return
         await self._write(run.job.id, key)
-
-    def cost_of(self, job_id: str) -> Cost | None:
-        """What a job cost as its service reported it, latest run first."""
-        key = self._latest.get(job_id)
-        entry = None if key is None else self.ledger.entry(key)
-        return None if entry is None else entry.cost
 
     async def _write(self, job_id: str, key: str) -> None:
         self._changed.set()
