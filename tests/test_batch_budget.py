@@ -34,6 +34,8 @@ from aiomusic.batch._outcome import spending_lines, spent
 from aiomusic.batch._spend import parse_budget
 from aiomusic.emulator import Emulator, EmulatorConfig, Limits, Timings
 
+from .test_cli_batch import run_in_pty
+
 pytestmark = pytest.mark.anyio
 KEY = "sk-budget-5e1f"
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, maintenance_delay=0.01)
@@ -179,6 +181,9 @@ def test_cli_budget_summary_and_report(emulator: Emulator, tmp_path: Path) -> No
     assert plain.returncode == 1 and emulator.counters.paid() == 2  # still stopped
     assert "spent: aimlapi: 160,000 credits, 2 paid submissions" in plain.stdout
     assert "held back by the budget: 4 job(s) never sent" in plain.stdout
+    status, text = run_in_pty([sys.executable, "-m", "aiomusic.cli", *base,
+                               "--budget", "aimlapi=200000credits"])
+    assert status == 1 and "held back by the budget: 4 job(s)" in text
     report = _cli(*base, "--report")
     assert "spent: aimlapi: 160,000 credits" in report.stdout
     assert report.stdout.count("aimlapi  80,000 credits") == 2

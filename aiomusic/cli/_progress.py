@@ -75,7 +75,10 @@ class Reporter:
         if event.stage == "held":  # the summary says why, once
             event = attrs.evolve(event, detail="by the budget; stays pending")
         if self._live is not None:
-            self._show(event)
+            if event.stage == "held":  # it will not move again: no live row for it
+                self._rows.pop(event.job, None)
+            else:
+                self._show(event)
             return
         if self.output.json:
             return
