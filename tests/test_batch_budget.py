@@ -249,6 +249,10 @@ async def test_a_suno_credits_budget_measures_its_probe_by_the_balance(
     assert costs == [0, 0, 12]
     assert batch.summary.spending_lines() == [
         "suno: 12 credits + 24 credits estimated, 3 paid submissions"]
+    # the account's balance before and after the batch: what the three really cost
+    (balance,) = batch.summary.balances
+    assert balance["service"] == "suno" and balance["spent"] == 36
+    assert balance["before"] - balance["after"] == 36
 
 
 async def test_a_budget_in_a_unit_the_service_does_not_report_stops_after_one(

@@ -96,6 +96,10 @@ class BatchSummary:
         held_back: Jobs a budget kept from being sent: still pending, a re-run with a bigger
             budget sends them.
         budget: Why budgets stopped new paid submissions (one line per budget), if they did.
+        balances: Accounts whose balance was read before and after the batch (Suno's
+            credits, for a batch with paid Suno jobs): ``service``, ``unit``, ``before``,
+            ``after`` and ``spent`` (the difference: other use of the account included;
+            ``None`` when a reading failed or the balance grew).
     """
 
     total: int
@@ -117,6 +121,7 @@ class BatchSummary:
     jobs_spent: tuple[Mapping[str, Any], ...] = ()
     held_back: int = 0
     budget: tuple[str, ...] = ()
+    balances: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -140,7 +145,8 @@ class BatchSummary:
                 "stopped": self.stopped, "not_run": self.not_run,
                 "spending": [dict(line) for line in self.spending],
                 "jobs_spent": [dict(line) for line in self.jobs_spent],
-                "held_back": self.held_back, "budget": list(self.budget)}
+                "held_back": self.held_back, "budget": list(self.budget),
+                "balances": [dict(item) for item in self.balances]}
 
     def spending_lines(self) -> list[str]:
         """What was spent, per service, in words (``aimlapi: $0.975 (5 jobs)``)."""

@@ -172,6 +172,7 @@ class Batch:
             records = await self._prepare(journal)
             spend = Spending(self._session, self.budgets, journal)
             await spend.load()
+            await spend.read_balance(self.jobs, "before")
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
                 task_timeout=self.task_timeout, spend=spend)
@@ -212,6 +213,8 @@ class Batch:
                     finally:
                         tg.cancel_scope.cancel()
                 finished = len(outcomes) + len(spend.held) == len(self.jobs)
+                if finished:
+                    await spend.read_balance(self.jobs, "after")
             finally:
                 halt = steps.halt
                 lines, per_job = spent(spend.ledger)
@@ -220,7 +223,7 @@ class Batch:
                               interrupted=not finished, paid=[p.fate for p in steps.paid],
                               stopped=None if halt is None else str(halt)),
                     spending=lines, jobs_spent=per_job, held_back=len(spend.held),
-                    budget=spend.stopped)
+                    budget=spend.stopped, balances=spend.balances)
             if halt is not None:
                 raise BatchStoppedError(
                     f"the batch stopped sending paid requests: {halt} "

@@ -142,6 +142,7 @@ class Spending:
         self.held: dict[str, str] = {}  # job id -> why a budget held it back
         self._latest: dict[str, str] = {}  # job id -> its latest ledger key
         self._before: dict[str, float | None] = {}  # a Suno probe's key -> credits before it
+        self._balance: dict[str, float | None] = {}  # Suno's, "before" and "after" the batch
         self._changed = anyio.Event()
 
     @property
@@ -184,6 +185,24 @@ class Spending:
         if self._probing_suno_credits(key):
             self._before[key] = await self._suno_credits()
         await self._write(job.id, key)
+
+    async def read_balance(self, jobs: Iterable[Job], when: str) -> None:
+        """Read Suno's balance ``when`` (``before`` or ``after`` the batch; a free call) if
+        the batch has paid Suno jobs: the summary shows both readings."""
+        if any(job.op.paid and job.op.service == "suno" for job in jobs):
+            self._balance[when] = await self._suno_credits()
+
+    @property
+    def balances(self) -> tuple[dict[str, object], ...]:
+        """Each account's balance before and after the batch (Suno's credits), where read;
+        ``spent`` is their difference (``None`` when it grew: a top-up or a refund)."""
+        if not self._balance:
+            return ()
+        before, after = self._balance.get("before"), self._balance.get("after")
+        measured = None if before is None or after is None else \
+            spent_between(before, after, unit="credits", service="suno")
+        return ({"service": "suno", "unit": "credits", "before": before, "after": after,
+                 "spent": None if measured is None else measured.amount},)
 
     def _probing_suno_credits(self, key: str) -> bool:
         """Whether ``key`` is a Suno job sent alone to learn what it costs in credits."""

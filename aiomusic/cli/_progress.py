@@ -182,6 +182,11 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
     spent = summary.spending_lines()
     if spent:
         lines.append("spent: " + "; ".join(spent))
+    lines += [f"{item['service']} balance: {_amount(item['before'], item['unit'])} before, "
+              f"{_amount(item['after'], item['unit'])} after"
+              + ("" if item["spent"] is None else
+                 f" ({format_amount(item['spent'], item['unit'])} spent, other use of the "
+                 "account included)") for item in summary.balances]
     lines += [f"budget: {reason}" for reason in summary.budget]
     if summary.held_back:
         lines.append(f"held back by the budget: {summary.held_back} job(s) never sent; they "
@@ -190,6 +195,10 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
         lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
                      "again once the cause below is fixed")
     return lines
+
+
+def _amount(value: float | None, unit: str) -> str:
+    return "not read" if value is None else format_amount(value, unit)
 
 
 _AGAIN = {"unknown": "unknown", "failed after taken": "failed", "missing": "missing"}
