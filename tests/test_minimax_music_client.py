@@ -390,3 +390,13 @@ async def test_no_read_timeout_while_events_flow_but_a_silent_stream_fails(
             await s.minimax.generate_song(tmp_path / "b.mp3", **SONG, stream=True)
         assert info.value.reason == "read timeout"
     assert leftovers(tmp_path) == ["a.mp3"]
+
+
+async def test_a_stream_reads_its_events_within_the_sessions_json_limits(
+        emulator: Emulator, tmp_path: Path) -> None:
+    from aiomusic import JsonLimits
+
+    async with session(emulator, json_limits=JsonLimits(max_depth=1)) as s:
+        with pytest.raises(ResponseError, match="more than 1 deep"):
+            await s.minimax.generate_song(tmp_path / "a.mp3", **SONG, stream=True)
+    assert not (tmp_path / "a.mp3").exists()

@@ -66,7 +66,7 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
                             help="print the task id and stop (then follow it with the "
                                  "`aiomusic task` command it prints)")
     add_service_options(parser, services=frozenset({op.service}),
-                        tasks=op.delivery is Delivery.TASK)
+                        tasks=op.delivery is Delivery.TASK, via=op.name == "music-01")
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
