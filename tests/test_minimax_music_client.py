@@ -397,7 +397,8 @@ async def test_a_stream_reads_its_events_within_the_sessions_json_limits(
     from aiomusic import JsonLimits
 
     async with session(emulator, json_limits=JsonLimits(max_depth=1)) as s:
-        # a too deep answer to a paid request: its fate is unknown (issue 15), said why
+        # an unreadable answer to a paid request: its fate is unknown, and it is not re-sent
         with pytest.raises(SubmissionUnknownError, match="more than 1 deep"):
             await s.minimax.generate_song(tmp_path / "a.mp3", **SONG, stream=True)
     assert not (tmp_path / "a.mp3").exists()
+    assert paid(emulator) == 1

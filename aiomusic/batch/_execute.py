@@ -141,6 +141,8 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
             snap = await task.wait(timeout=steps.task_timeout, poll=poll)
         finally:  # what it cost, as the service last said (a failed task may cost too)
             run.cost = task.snapshot.cost if task.snapshot is not None else None
+        if op.output is Output.TRACKS:  # their ids, for the jobs that follow this one
+            run.tracks = tuple(asset.name for asset in snap.assets)
     files = await _fetch(steps, run, job, snap)
     return files, handle, snap.record if op.output is Output.DOCUMENT else None
 

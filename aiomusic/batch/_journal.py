@@ -35,7 +35,9 @@ same methods, all ``async``):
 * ``spend(job_id, run, entry)``: what a paid job spent (or has reserved) in a run, kept in
   table ``spending`` (one row per job and run: its service, kind, state, reservation and the
   cost the service reported); ``spending() -> list[SpendRecord]``;
-* ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``.
+* ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``;
+* ``record_result(job_id, task_id, tracks)``, ``result(job_id)``: what a job that others
+  follow (``after``) leaves them (table ``results``), written before its ``completed``.
 
 Schema 2 added the ledger; a schema-1 journal is migrated forward when it is opened.
 """
@@ -54,10 +56,12 @@ import anyio
 import attrs
 
 from .._core._task import Cost
+from ._jobs import ChainResult
 from ._journal_db import (
     JournalError,
     JournalWriteError,
     connect,
+    fetch_result,
     fetch_upload,
     ledger_rows,
     run_sql,
@@ -307,6 +311,20 @@ class Journal:
                             reserved=json.loads(r[5]),
                             cost=None if r[6] is None or r[7] is None else
                             Cost(r[6], r[7], r[2], usd=r[8])) for r in rows]
+
+    # -- results of jobs that others follow -------------------------------------------------
+
+    async def record_result(self, job_id: str, task_id: str | None,
+                            tracks: tuple[str, ...]) -> None:
+        """Keep what ``job_id`` leaves the jobs that follow it (before it is ``completed``)."""
+        await self._run(write, self._db, [(
+            "INSERT OR REPLACE INTO results (job_id, task_id, tracks, recorded_at) "
+            "VALUES (?, ?, ?, ?)", (job_id, task_id, json.dumps(list(tracks)), time.time()))])
+
+    async def result(self, job_id: str) -> ChainResult | None:
+        """What ``job_id`` left the jobs that follow it, if it was recorded."""
+        row = await self._run(fetch_result, self._db, job_id)
+        return None if row is None else ChainResult(row[0], tuple(json.loads(row[1])))
 
     # -- uploads ----------------------------------------------------------------------------
 

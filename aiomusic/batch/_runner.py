@@ -30,15 +30,16 @@ from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
 from .._core._paid_errors import BatchStoppedError, PreflightError
+from ._chain import Chains, link
 from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
-from ._outcome import BatchSummary, JobOutcome, Run, spent, summarize
+from ._outcome import BatchSummary, JobOutcome, Run, summarize
 from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
 from ._preflight import preflight
 from ._rerun import decide
-from ._spend import BudgetHeld, BudgetWait, Spending
+from ._spend import BudgetHeld, Spending, admitted, budgets_of
 from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
@@ -109,6 +110,10 @@ class Batch:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"job ids must be unique; {dup!r} appears more than once")
+        problems = link(jobs)[1]
+        if problems:
+            raise ValueError("chained jobs: " + "; ".join(
+                f"{field}: {text}" if field else text for _line, field, text in problems))
         self._session = session
         self.jobs = tuple(jobs)
         self.out = Path(out)
@@ -121,10 +126,7 @@ class Batch:
         self.task_timeout = task_timeout
         self.poll = poll
         self.endpoint = endpoint or _endpoint(session)
-        self.budgets = (budget,) if isinstance(budget, Budget) else tuple(budget or ())
-        for item in self.budgets:
-            if not isinstance(item, Budget):
-                raise TypeError(f"budget must be a Budget or Budgets, got {item!r}")
+        self.budgets = budgets_of(budget)
         self._summary: BatchSummary | None = None
 
     @property
@@ -176,6 +178,7 @@ class Batch:
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
                 task_timeout=self.task_timeout, spend=spend)
+            chains = Chains(self.jobs)
 
             def listen(event: Event) -> None:
                 if isinstance(event, RetryScheduled):
@@ -193,7 +196,12 @@ class Batch:
                 async with anyio.create_task_group() as tg:
 
                     async def one(job: Job) -> None:
-                        outcome = await self._job(steps, job, records.get(job.id))
+                        outcome = None
+                        try:  # a job another follows tells it when it ended, however
+                            outcome = await self._chained(steps, chains, job,
+                                                          records.get(job.id))
+                        finally:
+                            chains.ended(job.id, outcome)
                         if outcome is None:
                             return  # the batch stopped before this job sent anything
                         outcomes.append(outcome)
@@ -217,13 +225,10 @@ class Batch:
                     await spend.read_balance(self.jobs, "after")
             finally:
                 halt = steps.halt
-                lines, per_job = spent(spend.ledger)
-                self._summary = attrs.evolve(
-                    summarize(self.jobs, outcomes, counters, time.perf_counter() - started,
-                              interrupted=not finished, paid=[p.fate for p in steps.paid],
-                              stopped=None if halt is None else str(halt)),
-                    spending=lines, jobs_spent=per_job, held_back=len(spend.held),
-                    budget=spend.stopped, balances=spend.balances)
+                self._summary = spend.summarized(summarize(
+                    self.jobs, outcomes, counters, time.perf_counter() - started,
+                    interrupted=not finished, paid=[p.fate for p in steps.paid],
+                    stopped=None if halt is None else str(halt)))
             if halt is not None:
                 raise BatchStoppedError(
                     f"the batch stopped sending paid requests: {halt} "
@@ -254,19 +259,35 @@ class Batch:
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _job(self, steps: Steps, job: Job, record: JobRecord | None
-                   ) -> JobOutcome | None:
-        """Run one job; ``None`` when the batch stopped before it sent anything."""
+    async def _chained(self, steps: Steps, chains: Chains, job: Job,
+                       record: JobRecord | None) -> JobOutcome | None:
+        """Run one job once the job it follows (if any) ended; see `_job`."""
+        try:
+            ready = await chains.ready(steps, job, record)
+        except JournalWriteError as exc:  # the parent's result could not be read
+            steps.stop(exc)
+            return None
+        if ready is None or isinstance(ready, JobOutcome):
+            if ready is not None:  # not run: its parent did not complete (or cannot fill it)
+                self._session.emit(JobProgress(job=job.id, stage=ready.status,
+                                               detail=type(ready.error).__name__))
+            return ready
+        return await self._job(steps, ready, record, keep=chains.is_parent(job.id))
+
+    async def _job(self, steps: Steps, job: Job, record: JobRecord | None, *,
+                   keep: bool = False) -> JobOutcome | None:
+        """Run one job; ``None`` when the batch stopped before it sent anything. ``keep``:
+        another job follows it, so its result is kept (`Steps.mark`)."""
         if steps.halt is not None:
             return None
-        run = Run(job, expected=expected_bytes(job))
+        run = Run(job, expected=expected_bytes(job), keep_result=keep)
         if record is not None:
             run.state, run.task_id, run.trace_id = record.state, record.task_id, \
                 record.trace_id
         token = _CURRENT.set(run)
         hook = PAID_ATTEMPTS.set(JobAttempts(steps, run))
         try:
-            outcome = await self._admitted(steps, run, record)
+            outcome = await admitted(lambda: self._attempt(steps, run, record))
         except BudgetHeld as held:  # never sent: pending, for a run with a bigger budget
             self._session.emit(JobProgress(job=job.id, stage="held", detail=held.reason))
             return None
@@ -294,30 +315,13 @@ class Batch:
             _CURRENT.reset(token)
             steps.room.release(job.id)
             with anyio.CancelScope(shield=True):
-                await self._settle(steps, run)
+                await steps.spend.job_ended(run, stop=steps.stop)
         if run.cost is not None:
             outcome = attrs.evolve(outcome, cost=run.cost)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
                                        detail=type(outcome.error).__name__
                                        if outcome.error else outcome.note or None))
         return outcome
-
-    async def _admitted(self, steps: Steps, run: Run, record: JobRecord | None
-                        ) -> JobOutcome:
-        """`_attempt`, started again whenever the budget guard had it wait for another
-        job's cost (nothing was sent, no permit is held while it waits)."""
-        while True:
-            try:
-                return await self._attempt(steps, run, record)
-            except BudgetWait as wait:
-                await wait.changed.wait()
-
-    @staticmethod
-    async def _settle(steps: Steps, run: Run) -> None:
-        try:
-            await steps.spend.job_ended(run)
-        except JournalWriteError as exc:
-            steps.stop(exc)
 
     async def _attempt(self, steps: Steps, run: Run, record: JobRecord | None) -> JobOutcome:
         job = run.job

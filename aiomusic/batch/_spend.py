@@ -29,16 +29,19 @@ resumed with a bigger budget spends up to the new limit in all, not that much mo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
+import attrs
 
 from .._core._budget import Budget, BudgetGuard, Verdict
 from .._core._errors import AiomusicError
 from .._core._fate import Fate
 from .._core._ledger import EntryState, Ledger, spent_between
 from .._core._log import logger
+from ._journal import JournalWriteError
+from ._outcome import BatchSummary, spent
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
@@ -46,8 +49,10 @@ if TYPE_CHECKING:
     from ._journal import Journal, SpendRecord
     from ._outcome import Run
 
-__all__ = ["BUDGET_SYNTAX", "BudgetHeld", "BudgetWait", "Spending", "fill", "kind_of",
-           "parse_budget", "service_of"]
+__all__ = ["BUDGET_SYNTAX", "BudgetHeld", "BudgetWait", "Spending", "admitted", "budgets_of",
+           "fill", "kind_of", "parse_budget", "service_of"]
+
+T = TypeVar("T")
 
 #: How ``--budget`` is written (the CLI's help and its errors say it).
 BUDGET_SYNTAX = "[SERVICE=]AMOUNT[UNIT][~ESTIMATE]"
@@ -234,8 +239,18 @@ class Spending:
             self.ledger.finished(key)
         await self._write(run.job.id, key)
 
-    async def job_ended(self, run: Run) -> None:
-        """``run`` ended (or stopped): its reported cost, else its reservation, counts."""
+    async def job_ended(self, run: Run, *,
+                        stop: Callable[[AiomusicError], None] | None = None) -> None:
+        """``run`` ended (or stopped): its reported cost, else its reservation, counts.
+        A journal that cannot be written is given to ``stop`` (else raised)."""
+        try:
+            await self._job_ended(run)
+        except JournalWriteError as exc:
+            if stop is None:
+                raise
+            stop(exc)
+
+    async def _job_ended(self, run: Run) -> None:
         key = self._latest.get(run.job.id)
         entry = None if key is None else self.ledger.entry(key)
         if key is None or entry is None or entry.state is EntryState.RELEASED:
@@ -257,6 +272,13 @@ class Spending:
             return
         await self._write(run.job.id, key)
 
+    def summarized(self, summary: BatchSummary) -> BatchSummary:
+        """``summary`` with what the batch spent, held back and read of balances."""
+        lines, per_job = spent(self.ledger)
+        return attrs.evolve(summary, spending=lines, jobs_spent=per_job,
+                            held_back=len(self.held), budget=self.stopped,
+                            balances=self.balances)
+
     async def _write(self, job_id: str, key: str) -> None:
         self._changed.set()
         self._changed = anyio.Event()
@@ -264,6 +286,29 @@ class Spending:
         if self.journal is not None and entry is not None:
             with anyio.CancelScope(shield=True):  # the money's record outlives a cancel
                 await self.journal.spend(job_id, int(key.rpartition("@")[2]), entry)
+
+
+def budgets_of(budget: Budget | Iterable[Budget] | None) -> tuple[Budget, ...]:
+    """``Batch(budget=...)``'s value as a tuple of budgets.
+
+    Raises:
+        TypeError: something else than a `Budget` was given.
+    """
+    budgets = (budget,) if isinstance(budget, Budget) else tuple(budget or ())
+    for item in budgets:
+        if not isinstance(item, Budget):
+            raise TypeError(f"budget must be a Budget or Budgets, got {item!r}")
+    return budgets
+
+
+async def admitted(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``, started again whenever the guard had it wait for another job's cost
+    (`BudgetWait`: nothing was sent, no permit is held while it waits)."""
+    while True:
+        try:
+            return await attempt()
+        except BudgetWait as wait:
+            await wait.changed.wait()
 
 
 def fill(ledger: Ledger, rows: Iterable[SpendRecord]) -> Ledger:
