@@ -159,7 +159,7 @@ def test_report_and_pay_again(emulator: Emulator, tmp_path: Path) -> None:
     as_json = piped("batch", str(jobs), "--journal", str(out / "aiomusic-journal.sqlite"),
                     "--report", "--json", environ=no_keys)
     objects = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert [o["event"] for o in objects] == ["attempt"] * 3 + ["report"]
+    assert [o["event"] for o in objects] == ["attempt"] * 3 + ["spent"] * 3 + ["report"]
     assert objects[-1]["submissions"] == {"taken": 2, "unknown": 1}
     assert dict(emulator.counters.requests) == before  # a report sends nothing
     status, text = run_in_pty([*CLI, *args])

@@ -194,7 +194,7 @@ async def test_the_schema_is_checked_and_migrated(pg_journal: str) -> None:
     first = await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
     await first.aclose()
     assert dict(sql(pg_journal, "SELECT key, value FROM aiomusic_batch_meta")) == {
-        "schema": "2", "endpoint": ENDPOINT}
+        "schema": "3", "endpoint": ENDPOINT}
     with pytest.raises(JournalError, match="this run uses other"):
         await PostgresJournal(pg_journal).start(endpoint="other")
     # an older schema (none recorded: a database an earlier version prepared) is migrated
@@ -202,7 +202,13 @@ async def test_the_schema_is_checked_and_migrated(pg_journal: str) -> None:
     again = await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
     await again.aclose()
     assert sql(pg_journal, "SELECT value FROM aiomusic_batch_meta WHERE key = 'schema'") == [
-        ("2",)]
+        ("3",)]
+    # a journal of schema 2 (before spending was kept) gains its spending table
+    sql(pg_journal, "DROP TABLE aiomusic_batch_spending")
+    sql(pg_journal, "UPDATE aiomusic_batch_meta SET value = '2' WHERE key = 'schema'")
+    again = await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
+    assert await again.spending() == []
+    await again.aclose()
     sql(pg_journal, "UPDATE aiomusic_batch_meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(JournalError, match="newer aiomusic"):
         await PostgresJournal(pg_journal).start(endpoint=ENDPOINT)
@@ -383,3 +389,29 @@ async def test_an_edited_job_is_refused_in_a_shared_batch(
         with pytest.raises(JournalError, match=rf"ids {edited['id']}: .* give changed jobs new"):
             await batch.run()
     assert emulator.counters.paid() == paid
+
+
+async def test_a_budget_is_refused_in_a_shared_batch_and_spending_is_kept(
+        emulator: Emulator, tmp_path: Path, pg_journal: str) -> None:
+    """Each worker would reserve against a budget alone: a shared batch refuses one before
+    anything is sent. Without a budget, what every paid job spent is in the shared journal."""
+    from aiomusic import Budget
+
+    jobs = load_jobs(write_jobs(tmp_path, songs=2, instrumentals=1))
+    async with session(emulator) as s:
+        batch = Batch(s, jobs, out=tmp_path / "out", journal=pg_journal, poll=TINY,
+                      budget=Budget(10, "submissions"))
+        with pytest.raises(JournalError, match="a budget cannot be kept by the workers"):
+            await batch.run()
+        assert emulator.counters.paid() == 0
+        summary = await Batch(s, jobs, out=tmp_path / "out", journal=pg_journal,
+                              poll=TINY).run()
+    assert summary.completed == len(jobs)
+    journal = await PostgresJournal(pg_journal).start(endpoint=None)
+    try:
+        rows = await journal.spending()
+    finally:
+        await journal.aclose()
+    assert sorted(r.job_id for r in rows) == sorted(job.id for job in jobs)
+    assert len({r.run for r in rows}) == 1 and all(r.state in ("charged", "estimated")
+                                                 for r in rows)

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
+import attrs
 import httpx
 
 from ._call import Classifier
@@ -43,8 +44,10 @@ def default_lanes(*, minimax_plan: Literal["paid", "free"] = "paid"
 
     MiniMax music allows 120 requests/min and 20 concurrent on paid plans (6/min and 3 on free
     ones, and for the ``-free`` models in the ``free`` lane); the AI/ML API publishes no numbers,
-    so the same are used. Suno allows 20 requests per
-    10 s per key, shared here as 8 for submissions and 10 for polls (2 spare).
+    so the same are used, and its status polls count in the same window as its submissions
+    (as the emulator counts them): 60 a minute for submissions and 50 for polls (10 spare).
+    Suno allows 20 requests per 10 s per key, shared here as 8 for submissions and 10 for
+    polls (2 spare).
     """
     paid = minimax_plan == "paid"
     free = LaneConfig(max_concurrency=3, rate=6, per=60.0)
@@ -55,6 +58,9 @@ def default_lanes(*, minimax_plan: Literal["paid", "free"] = "paid"
         lanes[service, LaneKind.FREE] = free  # the -free models: the free plan's limits
         lanes[service, LaneKind.TRANSFER] = LaneConfig(max_concurrency=4, adaptive=False)
         lanes[service, LaneKind.POLL] = LaneConfig(max_concurrency=8)
+    # the AI/ML API's polls and submissions share its key's window of 120 requests a minute
+    lanes[Service.AIMLAPI, LaneKind.SUBMIT] = attrs.evolve(generate, rate=60) if paid else free
+    lanes[Service.AIMLAPI, LaneKind.POLL] = LaneConfig(max_concurrency=8, rate=50, per=60.0)
     lanes[Service.SUNO, LaneKind.SUBMIT] = LaneConfig(max_concurrency=8, rate=8, per=10.0)
     lanes[Service.SUNO, LaneKind.POLL] = LaneConfig(max_concurrency=16, rate=10, per=10.0)
     lanes[Service.SUNO, LaneKind.TRANSFER] = LaneConfig(max_concurrency=8, adaptive=False)

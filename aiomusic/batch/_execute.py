@@ -132,10 +132,15 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         assert op.task is not None, f"{op.qualified} declares no task"
         task = Task(session._transport, op.task, handle, submitted=resume is None,
                     hints=steps.hints_for(op.task))
-        # the batch's schedule, else the session's for Suno (as SunoTask), else the spec's
-        poll = steps.poll or (session.suno.poll_schedule
-                              if op.task.service is Service.SUNO else None)
-        snap = await task.wait(timeout=steps.task_timeout, poll=poll)
+        # the batch's schedule, else the session's client's (as SunoTask, AimlapiTask), else
+        # the spec's
+        poll = steps.poll or {Service.SUNO: session.suno.poll_schedule,
+                              Service.AIMLAPI: session.aimlapi.poll_schedule
+                              }.get(op.task.service)
+        try:
+            snap = await task.wait(timeout=steps.task_timeout, poll=poll)
+        finally:  # what it cost, as the service last said (a failed task may cost too)
+            run.cost = task.snapshot.cost if task.snapshot is not None else None
         if op.output is Output.TRACKS:  # their ids, for the jobs that follow this one
             run.tracks = tuple(asset.name for asset in snap.assets)
     files = await _fetch(steps, run, job, snap)

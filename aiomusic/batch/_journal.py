@@ -33,6 +33,9 @@ same methods, all ``async``):
   unsent attempt puts the job back to ``pending``, in the same transaction);
   ``settle(job_id, fate)``: a taken attempt's later fate (its task failed; a file adopted);
   ``ledger() -> list[AttemptRecord]``;
+* ``spend(job_id, run, entry)``: what a paid job spent (or has reserved) in a run, kept in
+  table ``spending`` (one row per job and run: its service, kind, state, reservation and the
+  cost the service reported); ``spending() -> list[SpendRecord]``;
 * ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``;
 * ``record_result(job_id, task_id, tracks)``, ``result(job_id)``: what a job that others
   follow (``after``) leaves them (table ``results``), written before its ``completed``.
@@ -53,6 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
+from .._core._task import Cost
 from ._jobs import ChainResult
 from ._journal_db import (
     JournalError,
@@ -63,14 +67,17 @@ from ._journal_db import (
     ledger_rows,
     run_sql,
     select_jobs,
+    spending_rows,
     write,
 )
 
 if TYPE_CHECKING:
     import sqlite3
 
+    from .._core._ledger import Entry
+
 __all__ = ["AttemptRecord", "FileRecord", "JobRecord", "JobState", "Journal", "JournalError",
-           "JournalWriteError"]
+           "JournalWriteError", "SpendRecord"]
 
 T = TypeVar("T")
 
@@ -150,6 +157,26 @@ def job_changes(state: JobState, *, task_id: str | None, trace_id: str | None,
     if dest_existed is not None:
         changes["dest_existed"] = dest_existed
     return changes
+
+
+@attrs.frozen
+class SpendRecord:
+    """What one paid job spent in one run (table ``spending``).
+
+    Attributes:
+        state: ``reserved``, ``charged``, ``estimated`` or ``released`` (see
+            `aiomusic._core._ledger.EntryState`).
+        reserved: What was reserved for it, per unit (``None``: unknown).
+        cost: What the service reported, if it did.
+    """
+
+    job_id: str
+    run: int
+    service: str
+    kind: str | None
+    state: str
+    reserved: dict[str, float | None]
+    cost: Cost | None = None
 
 
 class Journal:
@@ -290,6 +317,27 @@ class Journal:
         """Every paid attempt, oldest first."""
         rows = await self._run(ledger_rows, self._db)
         return [AttemptRecord(*row) for row in rows]
+
+    # -- spending ---------------------------------------------------------------------------
+
+    async def spend(self, job_id: str, run: int, entry: Entry) -> None:
+        """Keep what paid job ``job_id`` spent (or has reserved) in run ``run``."""
+        cost = entry.cost
+        await self._run(write, self._db, [(
+            "INSERT OR REPLACE INTO spending (job_id, run, service, kind, state, reserved, "
+            "amount, unit, usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, run, entry.service, entry.kind, entry.state.value,
+             json.dumps(entry.reserved), None if cost is None else cost.amount,
+             None if cost is None else cost.unit, None if cost is None else cost.usd,
+             time.time()))])
+
+    async def spending(self) -> list[SpendRecord]:
+        """What every paid job spent, run by run."""
+        rows = await self._run(spending_rows, self._db)
+        return [SpendRecord(job_id=r[0], run=r[1], service=r[2], kind=r[3], state=r[4],
+                            reserved=json.loads(r[5]),
+                            cost=None if r[6] is None or r[7] is None else
+                            Cost(r[6], r[7], r[2], usd=r[8])) for r in rows]
 
     # -- results of jobs that others follow -------------------------------------------------
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 __all__ = ["JournalError", "JournalWriteError", "connect", "fetch_result", "fetch_upload",
-           "ledger_rows", "run_sql", "select_jobs", "write"]
+           "ledger_rows", "run_sql", "select_jobs", "spending_rows", "write"]
 
 T = TypeVar("T")
 SCHEMA = 2
@@ -61,6 +61,22 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_job ON attempts (job_id);
+"""
+#: What each paid job spent, per run (a table of its own: older journals simply lack it).
+_SPENDING = """
+CREATE TABLE IF NOT EXISTS spending (
+    job_id TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    kind TEXT,
+    state TEXT NOT NULL,
+    reserved TEXT NOT NULL DEFAULT '{}',
+    amount REAL,
+    unit TEXT,
+    usd REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (job_id, run)
+);
 """
 #: The results jobs that others follow leave them (``batch/_chain.py``): written before the
 #: job's ``completed``, so a completed parent always has one. A table of its own, created when
@@ -169,6 +185,7 @@ def _prepare(db: sqlite3.Connection, endpoint: str | None) -> tuple[dict[str, st
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_DDL)
+        db.executescript(_SPENDING)
         db.executescript(_RESULTS)
         db.execute("BEGIN IMMEDIATE")  # takes the lock for writing now, not mid-run
         db.execute("COMMIT")
@@ -231,6 +248,13 @@ def ledger_rows(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return db.execute("SELECT id, job_id, run, attempt, operation, started_at, ended_at, fate, "
                       "trace_id, task_id, error_type, error FROM attempts ORDER BY id"
                       ).fetchall()
+
+
+def spending_rows(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    if not _has_table(db, "spending"):
+        return []  # a journal written before spending was kept
+    return db.execute("SELECT job_id, run, service, kind, state, reserved, amount, unit, usd "
+                      "FROM spending ORDER BY run, rowid").fetchall()
 
 
 def fetch_result(db: sqlite3.Connection, job_id: str) -> tuple[str | None, str] | None:

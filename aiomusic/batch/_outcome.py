@@ -10,10 +10,13 @@ import attrs
 
 from .._core._errors import AiomusicError
 from .._core._fate import Fate
+from .._core._ledger import Ledger, format_amount
+from .._core._task import Cost
 from ._jobs import Job, OutputFile
 from ._journal import JobState
 
-__all__ = ["BatchSummary", "JobOutcome", "Run", "Status", "summarize"]
+__all__ = ["BatchSummary", "JobOutcome", "Run", "Status", "spending_lines", "spent",
+           "summarize"]
 
 Status = Literal["completed", "skipped", "failed", "unknown", "blocked"]
 
@@ -40,6 +43,7 @@ class JobOutcome:
             finished job's file is gone); else ``None``.
         document: The result of an operation whose result is a document (lyrics, a quota),
             as the service's answer was read.
+        cost: What the job cost, where its service reported it (the AI/ML API's usage).
     """
 
     job: Job
@@ -53,6 +57,7 @@ class JobOutcome:
     note: str = ""
     fate: str | None = None
     document: Any = None
+    cost: Cost | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +92,19 @@ class BatchSummary:
         not_run: Jobs without an outcome in this run (the batch stopped early).
         blocked: Jobs not run because the job they follow (``after``) did not complete;
             nothing was sent for them and they stay pending.
+        spending: What the batch's paid jobs cost (its earlier runs included), one mapping
+            per service and unit: ``service``, ``unit``, ``charged`` (what the service
+            reported), ``estimated`` (reservations standing in for costs not reported),
+            ``total``, ``unknown`` (jobs whose cost in that unit cannot be told), ``jobs``.
+        jobs_spent: Per paid job: ``job``, ``service``, ``state`` and what it counts for
+            (``amount`` and ``unit``, ``usd`` where reported), latest run first.
+        held_back: Jobs a budget kept from being sent: still pending, a re-run with a bigger
+            budget sends them.
+        budget: Why budgets stopped new paid submissions (one line per budget), if they did.
+        balances: Accounts whose balance was read before and after the batch (Suno's
+            credits, for a batch with paid Suno jobs): ``service``, ``unit``, ``before``,
+            ``after`` and ``spent`` (the difference: other use of the account included;
+            ``None`` when a reading failed or the balance grew).
     """
 
     total: int
@@ -105,6 +123,11 @@ class BatchSummary:
     stopped: str | None = None
     not_run: int = 0
     blocked: int = 0
+    spending: tuple[Mapping[str, Any], ...] = ()
+    jobs_spent: tuple[Mapping[str, Any], ...] = ()
+    held_back: int = 0
+    budget: tuple[str, ...] = ()
+    balances: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -125,7 +148,15 @@ class BatchSummary:
                 "interrupted": self.interrupted, "ok": self.ok,
                 "submissions": dict(self.submissions),
                 "to_check": [dict(item) for item in self.to_check],
-                "stopped": self.stopped, "not_run": self.not_run, "blocked": self.blocked}
+                "stopped": self.stopped, "not_run": self.not_run, "blocked": self.blocked,
+                "spending": [dict(line) for line in self.spending],
+                "jobs_spent": [dict(line) for line in self.jobs_spent],
+                "held_back": self.held_back, "budget": list(self.budget),
+                "balances": [dict(item) for item in self.balances]}
+
+    def spending_lines(self) -> list[str]:
+        """What was spent, per service, in words (``aimlapi: $0.975 (5 jobs)``)."""
+        return spending_lines(self.spending)
 
 
 @attrs.define
@@ -143,6 +174,7 @@ class Run:
     fate: Fate | None = None  # its latest paid attempt's, in this run
     trace_id: str | None = None  # that attempt's trace id
     reused: list[str] = attrs.field(factory=list)  # uploads of an earlier run it relies on
+    cost: Cost | None = None  # what the service reported it cost
     keep_result: bool = False  # another job follows it: its result is journaled (_chain.py)
     tracks: tuple[str, ...] = ()  # its tracks' ids, when its task made tracks
 
@@ -190,3 +222,41 @@ def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[
                         blocked=status["blocked"])
 
 
+
+
+def spent(ledger: Ledger) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    """A ledger as the summary reports it: per service and unit, and per job."""
+    lines = tuple({"service": line.service, "unit": line.unit,
+                   "charged": round(line.charged, 6), "estimated": round(line.estimated, 6),
+                   "total": round(line.total, 6), "unknown": line.unknown, "jobs": line.jobs}
+                  for line in ledger.summary())
+    jobs = []
+    for entry in reversed(ledger.entries()):
+        cost = entry.cost
+        unit = cost.unit if cost is not None else next(
+            (u for u, a in entry.reserved.items() if a is not None), None)
+        job, _, run = entry.job.rpartition("@")  # ledger keys are "job@run"
+        jobs.append({"job": job, "run": int(run), "service": entry.service, "kind": entry.kind,
+                     "state": entry.state.value, "unit": unit,
+                     "amount": None if unit is None else entry.amount(unit),
+                     "usd": None if cost is None else cost.in_unit("usd")})
+    return lines, tuple(jobs)
+
+
+def spending_lines(spending: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per service: what was charged and estimated, in each unit it was counted in."""
+    out = []
+    for service in dict.fromkeys(line["service"] for line in spending):
+        parts = []
+        for line in (x for x in spending if x["service"] == service):
+            if line["unit"] == "submissions":
+                parts.append(format_amount(line["total"], "submissions"))
+                continue
+            text = format_amount(line["charged"], line["unit"])
+            if line["estimated"]:
+                text += f" + {format_amount(line['estimated'], line['unit'])} estimated"
+            if line["unknown"]:
+                text += f" ({line['unknown']} job(s) not reported)"
+            parts.append(text)
+        out.append(f"{service}: {', '.join(parts)}")
+    return out

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._jobs import Job
     from ._journal import Journal
     from ._outcome import Run
+    from ._spend import Spending
 
 
 class Shared(Protocol):
@@ -42,6 +43,7 @@ class Shared(Protocol):
     halt: AiomusicError | None
     room: Room
     paid: list[Paid]
+    spend: Spending
 
     def stop(self, error: AiomusicError) -> None: ...
 
@@ -181,11 +183,15 @@ class JobAttempts:
         except PreflightError as exc:
             steps.stop(exc)
             raise Halted from exc
+        # the budget's reservation, then the intent: a job the guard holds back was never
+        # sent and stays pending (BudgetHeld, BudgetWait)
+        await steps.spend.admit(run, operation)
         if steps.journal is not None:
             try:
                 self._row = await steps.journal.sending(run.job.id, operation, attempt,
                                                         dest_existed=run.dest_existed)
             except JournalWriteError as exc:  # nothing was sent, and the journal is true
+                await steps.spend.attempt_ended(run, Fate.NOT_SENT)
                 steps.stop(exc)
                 raise Halted from exc
         run.state = JobState.SUBMITTING
@@ -201,6 +207,10 @@ class JobAttempts:
             run.state, run.sent = JobState.PENDING, False  # waits again, as pending
         if isinstance(error, AuthenticationError):
             steps.stop(error)  # every other request with this key would be refused too
+        try:
+            await steps.spend.attempt_ended(run, fate)
+        except JournalWriteError as exc:
+            steps.stop(exc)
         if steps.journal is None:
             return
         said = None

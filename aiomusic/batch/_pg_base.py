@@ -28,7 +28,7 @@ __all__ = ["Args", "JobLostError", "JournalUnavailableError", "PostgresBase", "i
 
 T = TypeVar("T")
 Args = Sequence[object] | Mapping[str, object]
-SCHEMA = 2
+SCHEMA = 3
 #: The first key of a worker's advisory lock names the database and schema (the second is
 #: the worker's id): batches in other schemas of one server never share a lock.
 _LOCK_CLASS = "hashtext(current_database() || '.' || current_schema() || '.aiomusic_batch')"
@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS aiomusic_batch_uploads (
 CREATE TABLE IF NOT EXISTS aiomusic_batch_results (
   job_id text PRIMARY KEY, task_id text, tracks jsonb NOT NULL DEFAULT '[]',
   recorded_at float8 NOT NULL);
+""", """
+CREATE TABLE IF NOT EXISTS aiomusic_batch_spending (
+  id bigserial UNIQUE, job_id text NOT NULL, run int NOT NULL, service text NOT NULL,
+  kind text, state text NOT NULL, reserved jsonb NOT NULL, amount float8, unit text,
+  usd float8, updated_at float8 NOT NULL, PRIMARY KEY (job_id, run));
 """)
 
 

@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from .._core._ledger import Entry
+from .._core._task import Cost
 from ._jobs import ChainResult
-from ._journal import AttemptRecord, FileRecord, JobRecord, JobState, job_changes
+from ._journal import AttemptRecord, FileRecord, JobRecord, JobState, SpendRecord, job_changes
 from ._pg_base import (
     JobLostError,
     JournalUnavailableError,
@@ -248,6 +250,34 @@ class PostgresJournal(PostgresBase):
             "SELECT task_id, tracks FROM aiomusic_batch_results WHERE job_id = %s",
             (job_id,))])[0])
         return ChainResult(rows[0][0], tuple(rows[0][1])) if rows else None
+
+    # -- what each paid job spent ------------------------------------------------------------
+
+    async def spend(self, job_id: str, run: int, entry: Entry) -> None:
+        """Keep what paid job ``job_id`` spent (or has reserved) in run ``run``."""
+        from psycopg.types.json import Jsonb
+
+        cost = entry.cost
+        await self._call(self._tx, [(
+            "INSERT INTO aiomusic_batch_spending (job_id, run, service, kind, state, reserved, "
+            "amount, unit, usd, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "aiomusic_batch_now()) ON CONFLICT (job_id, run) DO UPDATE SET "
+            "service = excluded.service, kind = excluded.kind, state = excluded.state, "
+            "reserved = excluded.reserved, amount = excluded.amount, unit = excluded.unit, "
+            "usd = excluded.usd, updated_at = excluded.updated_at",
+            (job_id, run, entry.service, entry.kind, entry.state.value, Jsonb(entry.reserved),
+             None if cost is None else cost.amount, None if cost is None else cost.unit,
+             None if cost is None else cost.usd))])
+
+    async def spending(self) -> list[SpendRecord]:
+        """What every paid job spent, run by run (every worker's)."""
+        rows = await self._call(lambda: self._tx([(
+            "SELECT job_id, run, service, kind, state, reserved, amount, unit, usd "
+            "FROM aiomusic_batch_spending ORDER BY run, id", ())])[0])
+        return [SpendRecord(job_id=r[0], run=r[1], service=r[2], kind=r[3], state=r[4],
+                            reserved=dict(r[5]),
+                            cost=None if r[6] is None or r[7] is None else
+                            Cost(r[6], r[7], r[2], usd=r[8])) for r in rows]
 
     # -- claims -----------------------------------------------------------------------------
 

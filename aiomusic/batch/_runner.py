@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
+from .._core._budget import Budget
 from .._core._errors import AiomusicError
-from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
+from .._core._events import Event, JobProgress, RetryScheduled
 from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
 from .._core._paid_errors import BatchStoppedError, PreflightError
 from ._chain import Chains, link
 from ._ending import failed, interrupted, unexpected
-from ._execute import WRITES_DURING_CALL, execute
+from ._execute import execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import JobRecord, JobState, Journal, JournalWriteError
 from ._outcome import BatchSummary, JobOutcome, Run, summarize
@@ -39,7 +41,9 @@ from ._pg_journal import PostgresJournal
 from ._preflight import preflight
 from ._rerun import decide, heal_job, healing
 from ._shared import Claims, check_shared, journal_spec, open_journal, work_claimed
-from ._steps import Steps, emit_stage, remove_leftovers
+from ._spend import BudgetHeld, Spending, admitted, budgets_of
+from ._stages import translate
+from ._steps import Steps, remove_leftovers
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
@@ -48,10 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "BatchSummary", "JobOutcome", "OutputFile"]
 
 _CURRENT: contextvars.ContextVar[Run] = contextvars.ContextVar("aiomusic_batch_job")
-_TASK_STAGES = {"PENDING": "pending", "TEXT_SUCCESS": "text", "FIRST_SUCCESS": "first",
-                "SUCCESS": "complete"}
-
-
 class Batch:
     """Run many jobs in one session: MiniMax generations and Suno tasks, mixed.
 
@@ -87,6 +87,12 @@ class Batch:
         poll: The polling schedule of Suno tasks (default: the session's).
         endpoint: What the journal records as the service endpoint (default: the session's
             base URLs); a journal refuses a run against another endpoint.
+        budget: One `Budget` or several: before each paid request, its expected cost is
+            reserved, and a request that would pass a limit is not sent (nor any later one
+            on that budget); jobs already sent are followed to the end. Held-back jobs stay
+            pending: run again with a bigger budget to send them. What the journal's earlier
+            runs spent counts (see ``docs/spending.md``). Without one, spending is still
+            counted and reported.
     """
 
     def __init__(self, session: MusicSession, jobs: Sequence[Job], *, out: str | os.PathLike[str],
@@ -95,7 +101,8 @@ class Batch:
                  resubmit: str | Iterable[str] | None = None, resubmit_unknown: bool = False,
                  job_file: str | os.PathLike[str] | None = None,
                  generate_timeout: float = 600.0, task_timeout: float = 900.0,
-                 poll: PollSchedule | None = None, endpoint: str | None = None) -> None:
+                 poll: PollSchedule | None = None, endpoint: str | None = None,
+                 budget: Budget | Iterable[Budget] | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         for name, value in (("generate_timeout", generate_timeout),
@@ -123,6 +130,7 @@ class Batch:
         self.task_timeout = task_timeout
         self.poll = poll
         self.endpoint = endpoint or _endpoint(session)
+        self.budgets = budgets_of(budget)
         self._summary: BatchSummary | None = None
 
     @property
@@ -169,9 +177,12 @@ class Batch:
             shared = journal if isinstance(journal, PostgresJournal) else None
             claims = Claims()
             records = await self._prepare(journal)
+            spend = Spending(self._session, self.budgets, journal)
+            await spend.load()
+            await spend.read_balance(self.jobs, "before")
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
-                task_timeout=self.task_timeout)
+                task_timeout=self.task_timeout, spend=spend)
             chains = Chains(self.jobs)
 
             def listen(event: Event) -> None:
@@ -179,7 +190,7 @@ class Batch:
                     counters[event.reason] += 1
                 run = _CURRENT.get(None)
                 if run is not None and not isinstance(event, JobProgress):
-                    self._translate(run, event)
+                    translate(self._session, run, event)
 
             stack.callback(self._session.subscribe(listen))
             send, receive = anyio.create_memory_object_stream[JobOutcome](len(self.jobs) or 1)
@@ -219,16 +230,17 @@ class Batch:
                         yield _iterate(receive)
                     finally:
                         tg.cancel_scope.cancel()
-                finished = claims.finished if shared else len(outcomes) == len(self.jobs)
+                finished = claims.finished if shared else \
+                    len(outcomes) + len(spend.held) == len(self.jobs)
+                if finished:
+                    await spend.read_balance(self.jobs, "after")
             finally:
                 halt = steps.halt
                 # a worker of a shared batch sums up the jobs it worked
-                self._summary = summarize(claims.worked if shared else self.jobs, outcomes,
-                                          counters,
-                                          time.perf_counter() - started,
-                                          interrupted=not finished,
-                                          paid=steps.paid,
-                                          stopped=None if halt is None else str(halt))
+                self._summary = spend.summarized(summarize(
+                    claims.worked if shared else self.jobs, outcomes, counters,
+                    time.perf_counter() - started, interrupted=not finished, paid=steps.paid,
+                    stopped=None if halt is None else str(halt)))
             if halt is not None:
                 raise BatchStoppedError(
                     f"the batch stopped sending paid requests: {halt} "
@@ -240,7 +252,7 @@ class Batch:
         changed = [job for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
         if isinstance(journal, PostgresJournal):
-            check_shared(self.jobs, changed)
+            check_shared(self.jobs, changed, budgeted=bool(self.budgets))
         heal = await healing(journal, records, changed, self.resubmit) if changed else {}
         old = {k: records[k] for k in heal}
         records = {k: r for k, r in records.items() if k not in heal}
@@ -296,7 +308,10 @@ class Batch:
         token = _CURRENT.set(run)
         hook = PAID_ATTEMPTS.set(JobAttempts(steps, run))
         try:
-            outcome = await self._attempt(steps, run, record)
+            outcome = await admitted(lambda: self._attempt(steps, run, record))
+        except BudgetHeld as held:  # never sent: pending, for a run with a bigger budget
+            self._session.emit(JobProgress(job=job.id, stage="held", detail=held.reason))
+            return None
         except Halted:
             return None  # nothing was sent; the journal still says what it said
         except (JournalWriteError, PreflightError) as exc:  # it would stop every job
@@ -320,6 +335,10 @@ class Batch:
             PAID_ATTEMPTS.reset(hook)
             _CURRENT.reset(token)
             steps.room.release(job.id)
+            with anyio.CancelScope(shield=True):
+                await steps.spend.job_ended(run, stop=steps.stop)
+        if run.cost is not None:
+            outcome = attrs.evolve(outcome, cost=run.cost)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
                                        detail=type(outcome.error).__name__
                                        if outcome.error else outcome.note or None))
@@ -350,29 +369,6 @@ class Batch:
                           document=document)
 
     # -- progress ---------------------------------------------------------------------------
-
-    def _stage(self, run: Run, stage: str, *, done: int | None = None,
-               total: int | None = None, detail: str | None = None) -> None:
-        emit_stage(self._session, run, stage, done=done, total=total, detail=detail)
-
-    def _translate(self, run: Run, event: Event) -> None:
-        if isinstance(event, RequestStarted):
-            if event.paid:  # the journal's hook (_paid.JobAttempts) marks it sent
-                self._stage(run, "generating" if run.job.op.delivery in WRITES_DURING_CALL
-                            else "submitting")
-            elif event.operation.endswith("upload"):
-                self._stage(run, "uploading")
-        elif isinstance(event, RetryScheduled):
-            run.retries += 1
-            self._stage(run, run.stage, detail=f"retrying after {event.reason}")
-        elif isinstance(event, Progress):
-            if event.stage == "decoding":
-                self._stage(run, "decoding", done=event.done)
-            elif event.operation == "suno.download":  # every download (any service)
-                self._stage(run, "downloading", done=event.done, total=event.total)
-            elif run.task_id is not None and event.key == run.task_id:
-                # a task moved on: Suno's stages by their short names, others as they are
-                self._stage(run, _TASK_STAGES.get(event.stage, event.stage.lower()))
 
 
 def _iterate(receive: anyio.abc.ObjectReceiveStream[JobOutcome]) -> AsyncIterator[JobOutcome]:

@@ -123,13 +123,19 @@ async def work_claimed(journal: PostgresJournal, jobs: Sequence[Job],
         claims.finished = not halted() and len(done) == concurrency and all(done)
 
 
-def check_shared(jobs: Sequence[Job], changed: Sequence[Job]) -> None:
+def check_shared(jobs: Sequence[Job], changed: Sequence[Job], *, budgeted: bool) -> None:
     """Refuse, before anything is sent, what a batch shared through PostgreSQL cannot do yet:
     jobs that follow others (a child here would wait for a parent another worker may hold),
-    and edited jobs (another worker may hold the old version right now: replacing it here
-    would race)."""
+    edited jobs (another worker may hold the old version right now: replacing it here would
+    race), and a budget (each worker would reserve against it alone: together they could
+    pass it)."""
     from ._chain import chain_of
 
+    if budgeted:
+        raise JournalError(
+            "a budget cannot be kept by the workers of a batch shared through PostgreSQL yet "
+            "(each would count only its own spending): drop --budget, or run the batch with a "
+            "journal file")
     followed = [job.id for job in jobs if chain_of(job) is not None]
     if followed:
         raise JournalError(

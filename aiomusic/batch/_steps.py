@@ -32,6 +32,7 @@ from ._journal import FileRecord, JobState, Journal
 from ._leftovers import remove_leftovers, sha256_file
 from ._outcome import Run
 from ._paid import Paid, Room, is_stale
+from ._spend import Spending
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
@@ -61,6 +62,9 @@ class Steps:
     halt: AiomusicError | None = None  # why the batch sends no more paid requests
     room: Room = attrs.field(factory=Room)
     paid: list[Paid] = attrs.field(factory=list)  # this run's paid attempts
+    spend: Spending = attrs.field(  # the ledger and budgets (none: it only keeps accounts)
+        default=attrs.Factory(lambda self: Spending(self.session, journal=self.journal),
+                              takes_self=True))
     results: dict[str, ChainResult] = attrs.field(factory=dict)  # for jobs that follow
     _locks: dict[str, anyio.Lock] = attrs.field(factory=dict)
     _uploads: dict[str, Any] = attrs.field(factory=dict)

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import attrs
 
+from .._core._budget import Budget
 from .._core._errors import AiomusicError, ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
 from .._core._paid_errors import BatchStoppedError
@@ -20,6 +21,7 @@ from ..batch._paid import Resubmit
 from ..batch._pg_journal import PostgresJournal, is_postgres_url
 from ..batch._runner import Batch, BatchSummary
 from ..batch._shared import JournalSpec
+from ..batch._spend import BUDGET_SYNTAX, parse_budget
 from ._common import (
     EMBEDDED,
     EXIT_INTERRUPTED,
@@ -76,6 +78,16 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
                             "repeatable. MAY COST MONEY")
     money.add_argument("--resubmit-unknown", action="store_true",
                        help="the same as --pay-again unknown. MAY COST MONEY")
+    batch.add_argument(
+        "--budget", action="append", default=[], metavar=BUDGET_SYNTAX,
+        help="stop sending new paid requests before this limit would be passed, in the "
+             "service's own unit: 'aimlapi=5usd', 'aimlapi=400000credits', "
+             "'suno=500credits~12' (~: what one job is expected to cost), '200' (paid "
+             "submissions on every service); repeatable. Each paid request first reserves its "
+             "expected cost; one that would pass a limit is not sent, and neither is any later "
+             "one on that budget: those jobs stay pending (run again with a bigger budget: "
+             "what earlier runs spent counts). Jobs already sent are followed to the end, so "
+             "what they cost is never lost. Saves money; never sends anything again")
     batch.add_argument("--generate-timeout", type=positive_float, default=600.0, metavar="S",
                        help="seconds per MiniMax generation (default: %(default)s)")
     batch.add_argument("--task-timeout", type=positive_float, default=900.0, metavar="S",
@@ -121,11 +133,17 @@ def run_batch_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         output.error(f"--pay-again: {exc}")
         return 2
+    try:
+        budgets = tuple(parse_budget(text) for text in args.budget)
+    except ValueError as exc:
+        output.error(f"--budget: {exc}")
+        return 2
     with backend(args) as where:
-        output.say(f"{len(jobs)} jobs against {where.label}")
+        output.say(f"{len(jobs)} jobs against {where.label}" + "".join(
+            f"; budget {b}" for b in budgets))
         result = anyio.run(drive, Drive(where, jobs, Path(args.out), journal, args.concurrency,
                                         again, args.generate_timeout, args.task_timeout,
-                                        job_file=Path(args.jobs)), output)
+                                        job_file=Path(args.jobs), budgets=budgets), output)
         # Reported before an embedded emulator stops: a late Ctrl-C loses nothing then.
         return finish(result, output, journal=journal, again="the same command",
                       ephemeral=where.endpoint == EMBEDDED)
@@ -144,6 +162,7 @@ class Drive:
     generate_timeout: float = 600.0
     task_timeout: float = 900.0
     job_file: Path | None = None
+    budgets: tuple[Budget, ...] = ()
 
 
 @attrs.frozen
@@ -164,7 +183,7 @@ async def drive(plan: Drive, output: Output) -> Result:
                           concurrency=plan.concurrency, resubmit=plan.pay_again,
                           job_file=plan.job_file, generate_timeout=plan.generate_timeout,
                           task_timeout=plan.task_timeout, poll=plan.backend.poll,
-                          endpoint=plan.backend.endpoint)
+                          endpoint=plan.backend.endpoint, budget=plan.budgets)
             with Reporter(output, total=len(plan.jobs)) as reporter:
                 stop.explain = partial(reporter.stopping, journal=plan.journal is not None,
                                        ephemeral=plan.backend.endpoint == EMBEDDED)

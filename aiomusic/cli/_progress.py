@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from .._core._events import JobProgress
+from .._core._ledger import format_amount
 from ..batch._runner import BatchSummary, JobOutcome
 from ._common import Output, describe, for_cli
 
@@ -77,8 +80,13 @@ class Reporter:
         self._now[event.job] = event.stage
         if event.stage == "submitted":
             self._tasks.add(event.job)
+        if event.stage == "held":  # the summary says why, once
+            event = attrs.evolve(event, detail="by the budget; stays pending")
         if self._live is not None:
-            self._show(event)
+            if event.stage == "held":  # it will not move again: no live row for it
+                self._rows.pop(event.job, None)
+            else:
+                self._show(event)
             return
         if self.output.json:
             return
@@ -151,7 +159,9 @@ def describe_outcome(outcome: JobOutcome) -> str:
         how = {"completed": "ok  ", "skipped": "done"}[outcome.status]
         extra = " [task resumed]" if outcome.resumed else ""
         note = f" - {outcome.note}" if outcome.note and outcome.status == "completed" else ""
-        return f"{how}  {job.id}: {files}{extra}{note}"
+        cost = "" if outcome.cost is None else \
+            f" [cost {format_amount(outcome.cost.amount, outcome.cost.unit)}]"
+        return f"{how}  {job.id}: {files}{extra}{cost}{note}"
     error = outcome.error
     label = {"failed": "FAIL", "blocked": "SKIP"}.get(outcome.status, "????")
     said = describe(error) if error is not None else outcome.note
@@ -169,6 +179,9 @@ def outcome_dict(outcome: JobOutcome) -> dict[str, Any]:
                   for f in outcome.files],
         "task_id": outcome.task_id, "trace_id": outcome.trace_id, "retries": outcome.retries,
         "resumed": outcome.resumed, "note": outcome.note or None,
+        "cost": None if outcome.cost is None else {
+            "amount": outcome.cost.amount, "unit": outcome.cost.unit,
+            "service": outcome.cost.service, "usd": outcome.cost.usd},
         "error": None if error is None else {"type": type(error).__name__,
                                              "message": for_cli(str(error))},
     }
@@ -207,6 +220,18 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0,
                      "service; their new version was not made (the journal keeps the old):")
         lines += [_item(item, sent) for item in changed]
         lines.append("  to pay for the new versions: --pay-again changed (or a job id)")
+    spent = summary.spending_lines()
+    if spent:
+        lines.append("spent: " + "; ".join(spent))
+    lines += [f"{item['service']} balance: {_amount(item['before'], item['unit'])} before, "
+              f"{_amount(item['after'], item['unit'])} after"
+              + ("" if item["spent"] is None else
+                 f" ({format_amount(item['spent'], item['unit'])} spent, other use of the "
+                 "account included)") for item in summary.balances]
+    lines += [f"budget: {reason}" for reason in summary.budget]
+    if summary.held_back:
+        lines.append(f"held back by the budget: {summary.held_back} job(s) never sent; they "
+                     "stay pending: run the same command with a bigger --budget to send them")
     if summary.blocked:
         lines.append(f"not run: {summary.blocked} job(s) whose parent (after) did not "
                      "complete; nothing was sent for them: they run when the same batch runs "
@@ -215,6 +240,10 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0,
         lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
                      "again once the cause below is fixed")
     return lines
+
+
+def _amount(value: float | None, unit: str) -> str:
+    return "not read" if value is None else format_amount(value, unit)
 
 
 _AGAIN = {"unknown": "unknown", "failed after taken": "failed", "missing": "missing"}

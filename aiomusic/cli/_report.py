@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 
+from .._core._ledger import Ledger, format_amount
 from ..batch._jobfile import JobFileError, load_jobs
-from ..batch._journal import AttemptRecord, JobRecord, JournalError
+from ..batch._journal import AttemptRecord, JobRecord, JournalError, SpendRecord
+from ..batch._outcome import spending_lines, spent
 from ..batch._shared import JournalSpec, open_journal
+from ..batch._spend import fill
 from ._common import Output
 
 __all__ = ["last_sent", "print_report"]
@@ -35,7 +40,7 @@ def print_report(journal: JournalSpec | None, jobs_file: Path, output: Output) -
                      "FILE, or the --out DIR of the run)")
         return 2
     try:
-        records, ledger = anyio.run(_read, journal)
+        records, ledger, rows = anyio.run(_read, journal)
     except JournalError as exc:  # a journal in PostgreSQL: JournalUnavailableError too
         output.error(f"{type(exc).__name__}: {exc}")
         return 2
@@ -44,6 +49,7 @@ def print_report(journal: JournalSpec | None, jobs_file: Path, output: Output) -
     check = [r for r in records.values() if r.fate in _CHECK or (
         r.state.value == "unknown" and r.fate is None)]
     changed = _changed(records, jobs_file)
+    per_service, per_job = spent(fill(Ledger(), rows))
     if output.json:
         for attempt in ledger:
             output.data({"event": "attempt", "job": attempt.job_id, "run": attempt.run,
@@ -52,9 +58,12 @@ def print_report(journal: JournalSpec | None, jobs_file: Path, output: Output) -
                          "fate": _SHOWN.get(attempt.fate, attempt.fate),
                          "trace_id": attempt.trace_id, "task_id": attempt.task_id,
                          "error_type": attempt.error_type})
+        for item in reversed(per_job):
+            output.data({"event": "spent", **item})
         output.data({"event": "report", "journal": str(journal), "job_file": str(jobs_file),
                      "jobs": dict(states), "submissions": dict(fates),
-                     "to_check": [_check(r) for r in check], "changed": changed})
+                     "to_check": [_check(r) for r in check], "changed": changed,
+                     "spending": list(per_service)})
         return 0
     output.say(f"journal {journal}: {len(records)} jobs "
                f"({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})")
@@ -67,6 +76,10 @@ def print_report(journal: JournalSpec | None, jobs_file: Path, output: Output) -
                    f"recorded: {', '.join(changed)}. The next run replaces those the service "
                    "never saw, and reports the others: --pay-again changed makes their new "
                    "version (it may cost money)")
+    if per_job:
+        output.say("spent: " + "; ".join(spending_lines(per_service)))
+        for item in reversed(per_job):
+            output.say(_spent(item))
     if check:
         output.say(f"{len(check)} job(s) may have been charged without their audio; check "
                    "your account (quote the ids) before paying again with --pay-again:")
@@ -84,7 +97,7 @@ def last_sent(journal: JournalSpec | None) -> dict[str, str]:
     if journal is None or (isinstance(journal, Path) and not journal.is_file()):
         return {}
     try:
-        _records, ledger = anyio.run(_read, journal)
+        _records, ledger, _rows = anyio.run(_read, journal)
     except JournalError:
         return {}
     return {a.job_id: f"run {a.run}, sent {_when(a.started_at)}" for a in ledger}
@@ -101,10 +114,11 @@ def _changed(records: dict[str, JobRecord], jobs_file: Path) -> list[str]:
             and records[job.id].fingerprint != job.fingerprint()]
 
 
-async def _read(spec: JournalSpec) -> tuple[dict[str, JobRecord], list[AttemptRecord]]:
+async def _read(spec: JournalSpec
+                ) -> tuple[dict[str, JobRecord], list[AttemptRecord], list[SpendRecord]]:
     journal = await open_journal(spec, endpoint=None)
     try:
-        return await journal.records(), await journal.ledger()
+        return await journal.records(), await journal.ledger(), await journal.spending()
     finally:
         await journal.aclose()
 
@@ -120,6 +134,14 @@ def _line(attempt: AttemptRecord) -> str:
     fate = _SHOWN.get(attempt.fate, attempt.fate)
     return (f"  {attempt.job_id:<20} run {attempt.run} attempt {attempt.attempt}  "
             f"{_when(attempt.started_at)}  {fate:<18}{ids}{said}")
+
+
+def _spent(item: Mapping[str, Any]) -> str:
+    amount = "cost not known" if item["amount"] is None else \
+        format_amount(item["amount"], item["unit"])
+    how = {"charged": "", "reserved": " (reserved)", "estimated": " (estimated)",
+           "released": " (refused: not charged)"}[item["state"]]
+    return f"  {item['job']:<20} run {item['run']}  {item['service']:<8} {amount}{how}"
 
 
 def _check(record: JobRecord) -> dict[str, str | None]:
