@@ -12,11 +12,7 @@ Memory is the case's peak RSS minus the warm baseline's: it must not grow with t
 Time to first byte is the raw transport's; time to first audio is what aiomusic reports in
 ``SongResult.time_to_first_audio``. Run alone: ``python -m benchmarks._sse [--quick]``.
 
-To wire it into ``benchmarks/run.py`` (id B7): add ``"B7"`` to ``IDS``,
-``"B7": ">= 0.5 x raw, <= 8 MiB"`` to ``GOALS``, and inside the emulator block
-``if "B7" in only: step("B7 SSE stream", lambda: _sse.run(emu, quick=quick, baselines=base))``
-(with ``base`` measured when ``"B7"`` is asked for), plus `met` and `cells` below for ``_met``
-and ``_cells``.
+``python -m benchmarks`` runs it with the others (id B7; ``--only B7`` alone).
 """
 
 from __future__ import annotations

@@ -24,12 +24,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _goodput, _overhead, _tasks, _transfer, bench_emulator
+from benchmarks import _goodput, _overhead, _sse, _tasks, _transfer, bench_emulator
 from benchmarks._common import ROOT, Emulator, baselines, machine, make_wav
 
 __all__ = ["IDS", "main", "markdown"]
 
-IDS = ("B1", "B2", "B3", "B4", "B5", "B6")
+IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
 
 GOALS = {
     "B1": ">= 0.95 x ideal, <= 5 % rejected, 0 failed",
@@ -38,6 +38,7 @@ GOALS = {
     "B4": ">= 0.85 x httpx",
     "B5": "<= 20 KiB/task, polls <= limit, all complete",
     "B6": ">= 1,000 req/s, 500 connections",
+    "B7": ">= 0.5 x raw, <= 8 MiB",
 }
 
 
@@ -100,7 +101,7 @@ def run(*, quick: bool, only: Sequence[str] = IDS,
         step("B1 goodput", lambda: _goodput.run(quick=quick))
     with tempfile.TemporaryDirectory() as folder, Emulator(
             "--speed", "instant", "--no-limits", "--audio-bytes", "1000") as emu:
-        if {"B2", "B3", "B5"} & set(only):
+        if {"B2", "B3", "B5", "B7"} & set(only):
             base.update(baselines(emu.url, runs=1 if quick else 2))
         if "B2" in only:
             step("B2 hex answers", lambda: _transfer.run(emu, quick=quick, baselines=base,
@@ -114,6 +115,8 @@ def run(*, quick: bool, only: Sequence[str] = IDS,
             make_wav(reference, 2.2)
             voice = _goodput._upload_voice(emu.url, reference)
             step("B4 overhead", lambda: _overhead.run(emu, quick=quick, voice=voice))
+        if "B7" in only:  # a streamed MiniMax generation (SSE): benchmarks/_sse.py
+            step("B7 SSE stream", lambda: _sse.run(emu, quick=quick, baselines=base))
         if "B6" in only:
             emu.reset()
             step("B6 emulator capacity", lambda: _capacity(emu, quick))
@@ -155,6 +158,8 @@ def _met(row: dict[str, Any]) -> bool | None:
         return bool(row["kib_per_task"] <= 20 and row["marginal_kib_per_task"] <= 20
                     and row["max_polls_per_s"] <= row["poll_limit_per_s"]
                     and row["completed"] == row["tasks"])
+    if ident == "B7":
+        return _sse.met(row)
     if row["request"] != "GET credit":
         return None
     return bool(row["per_second"] >= 1000 and row["peak_connections"] >= 500)
@@ -205,6 +210,8 @@ def _cells(row: dict[str, Any]) -> tuple[str, str, str, str]:
                 f"max {row['max_polls_per_s']} polls/s, {row['completed']}/{row['tasks']} "
                 f"done in {row['seconds']} s",
                 f"poll lane limit {row['poll_limit_per_s']}/s", "")
+    if ident == "B7":
+        return _sse.cells(row)
     return (f"emulator: {row['request']}",
             f"{row['per_second']:,} req/s over {row['peak_connections']} connections", "", "")
 

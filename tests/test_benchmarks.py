@@ -19,7 +19,7 @@ import pytest
 from aiomusic.emulator._cli import build_parser, config_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = ("B1", "B2", "B3", "B4", "B5", "B6")
+IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
 
 
 def _numbers(row: dict[str, Any]) -> list[float]:
@@ -57,6 +57,8 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     assert all(row["completed"] == row["tasks"] for row in by_id["B5"])
     assert all(row["max_polls_per_s"] > 0 for row in by_id["B5"])
     assert {row["calls"] for row in by_id["B4"]} == {"generate", "credits"}
+    (sse,) = by_id["B7"]
+    assert sse["first_audio_ms"] > 0 and sse["file_mib"] < 64  # flat, whatever the stream
     for row in [*by_id["B2"], *by_id["B3"]]:
         if row.get("case") != "decoder":
             assert row["aiomusic_mb_s"] > 0
