@@ -315,7 +315,9 @@ class MusicSession:
                 if wait is None:
                     raise
                 if isinstance(error, RateLimitError):
-                    wait = max(wait, lane.paused_for)
+                    # the lane decides: a pause for a rate refusal, none for a concurrency one
+                    # (the request then waits for a permit like any other)
+                    wait = lane.paused_for
                 if anyio.current_time() + wait > deadline:
                     error.retry_after = wait
                     raise
@@ -376,7 +378,7 @@ class MusicSession:
             if wait is None:
                 wait = self.retry.backoff(lane.consecutive_rejections + 1)
             wait = min(wait, self.retry.max_retry_after)
-            if lane.rejected(permit, wait=wait):
+            if lane.rejected(permit, wait=wait, limit=error.limit):
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
                             lane.name, wait, lane.limit)
 
