@@ -32,10 +32,11 @@ from aiomusic import (
     RetryScheduled,
     Service,
 )
-from aiomusic._core import _lanes
 from aiomusic._core._call import Call
 from aiomusic._core._config import LaneKind
-from aiomusic._core._lanes import GUARD_MAX, GUARD_START, Lane
+from aiomusic._core._lanes import Lane
+from aiomusic._core._limit import GRACE_MIN
+from aiomusic._core._window import GUARD_MAX, GUARD_START
 
 pytestmark = pytest.mark.anyio
 
@@ -410,12 +411,12 @@ async def test_the_grace_follows_the_refusals() -> None:
     async with lane.permit() as p:
         await anyio.sleep(0.3)  # a slow refusal
         lane.rejected(p, wait=0.0, limit="rate")
-    assert lane._grace == pytest.approx(0.6)  # twice the slowest refusal, at once
+    assert lane._limit.grace == pytest.approx(0.6)  # twice the slowest refusal, at once
     for _ in range(20):
         async with lane.permit() as p:
             await anyio.sleep(0.001)
             lane.rejected(p, wait=0.0, limit="rate")
-    assert _lanes.GRACE_MIN < lane._grace < 0.1  # and slowly back down
+    assert GRACE_MIN < lane._limit.grace < 0.1  # and slowly back down
 
 
 async def test_probes_above_the_refused_level_back_off() -> None:
@@ -426,7 +427,7 @@ async def test_probes_above_the_refused_level_back_off() -> None:
     assert lane.limit == 2
     # The first step (to 26: 2.5 % of the demand) overshot by 24. Then one probe after 40
     # accepted requests, and after 80, 160, 320 more: 600 of the 1,000.
-    assert lane._failed_probes == 4
+    assert lane._limit.failed_probes == 4
     assert sim.refused_share <= 0.035
 
 
