@@ -87,12 +87,14 @@ class AdaptiveLimit:
         self._queue: deque[_Waiter] = deque()
         self._inflight: set[Permit] = set()
         self._recent: deque[Permit] = deque()  # requests sent within the grace
-        self._watch: Permit | None = None  # the oldest request sent and not yet checked
+        self._check_at = math.inf  # when the oldest request not yet admitted has its grace
         self.grace = GRACE_START
+        self._trusted_from = -math.inf  # requests sent earlier were judged by too short a grace
         self.proven = 0  # the most of ours the service surely took at once (since a cut)
         self._ceiling = math.inf  # the lowest level refused, and not since taken
         self._cut_at = -math.inf
         self._settle_until = -math.inf  # no refills before: a burst's refusals are arriving
+        self._cuts: list[list[Permit]] = []  # what was in flight when each refusal came
         self._accepted = 0  # requests admitted since the last refusal
         self.failed_probes = 0
         self._suspect: tuple[float, float] | None = None  # (sent_at, wait): maybe the rate's
@@ -102,6 +104,7 @@ class AdaptiveLimit:
 
     async def acquire(self) -> None:
         """Take a place, first come first served."""
+        self._settled()
         if self.held < self.value and not self._queue:
             self.held += 1
             return
@@ -170,8 +173,8 @@ class AdaptiveLimit:
         permit.overlap = len(recent)
         recent.append(permit)
         self._inflight.add(permit)
-        if self._watch is None:
-            self._watch = permit
+        if self._check_at == math.inf:
+            self._check_at = now + self.grace
             self._nudge()
         elif permit.level >= self.value:
             self._nudge()
@@ -190,13 +193,11 @@ class AdaptiveLimit:
                 other.clean = False
             if now - permit.sent_at >= self.grace:
                 self.admit(permit, self.seen(permit))
-        if self._watch is permit:
-            self._watch = None
 
-    @staticmethod
-    def seen(permit: Permit) -> int:
+    def seen(self, permit: Permit) -> int:
         """How many of ours the service surely held at once when it took ``permit``."""
-        return permit.level - permit.overlap if permit.clean else 0
+        trusted = permit.clean and permit.sent_at >= self._trusted_from
+        return permit.level - permit.overlap if trusted else 0
 
     def admit(self, permit: Permit, seen: int) -> None:
         """``permit`` was taken, with ``seen`` of ours in flight at the service."""
@@ -204,6 +205,10 @@ class AdaptiveLimit:
             return
         permit.admitted = True
         self._accepted += 1
+        self._took(seen, filled=permit.level >= self.value)
+
+    def _took(self, seen: int, *, filled: bool) -> None:
+        """The service held ``seen`` of ours at once; ``filled``: they used the whole limit."""
         self.proven = max(self.proven, seen)
         if seen >= self._ceiling:  # a level refused before was taken
             if self._suspect is not None:
@@ -216,7 +221,7 @@ class AdaptiveLimit:
             self._suspect = None
             self._probe_at = math.inf
             self.failed_probes = 0
-        if self._adaptive and max(seen, permit.level) >= self.value and self._queue:
+        if self._adaptive and (filled or seen >= self.value) and self._queue:
             if self._ceiling == math.inf:  # slow start
                 demand = self.held + len(self._queue)
                 self._set(self.value + max(1, int(STEP_SHARE * demand)))
@@ -227,10 +232,15 @@ class AdaptiveLimit:
     def refused(self, permit: Permit, now: float) -> None:
         """``permit`` was refused (for either limit): learn how fast refusals come back."""
         permit.refused = True
-        if permit is self._watch:
-            self._watch = None
-        # quick to grow (a slow refusal must not be taken for an admission twice), slow to shrink
-        target = 2 * (now - permit.sent_at)
+        latency = now - permit.sent_at
+        if latency > self.grace:
+            # The grace was too short: requests sent so far may have been taken as admitted, or
+            # as alone at the service, when they were not. Their evidence does not hold.
+            self.proven = 0
+            self._trusted_from = now
+            self._check_at = min(self._check_at, now + 2 * latency)  # evidence anew
+        # twice the slowest recent refusal: quick to grow, slow to shrink
+        target = 2 * latency
         grace = target if target > self.grace else 0.9 * self.grace + 0.1 * target
         self.grace = min(GRACE_MAX, max(GRACE_MIN, grace))
 
@@ -254,28 +264,42 @@ class AdaptiveLimit:
                 self._probe_at = suspect_until
         self.proven = min(self.proven, level - 1)
         self._settle_until = max(self._settle_until, permit.sent_at + self.grace)
+        self._cuts.append([p for p in self._inflight if p is not permit])
         self._set(min(self.value, level - 1))
         self._nudge()
+
+    def _settled(self) -> None:
+        """Once a burst's refusals are all in, cut to what the service really held: of the
+        requests in flight when a refusal came, those that were not refused."""
+        if self._cuts and anyio.current_time() >= self._settle_until:
+            held = min(sum(1 for p in snapshot if not p.refused) for snapshot in self._cuts)
+            self._cuts.clear()
+            if held + 1 < self._ceiling:
+                self._ceiling = held + 1
+                self._set(min(self.value, held))
 
     # -- the checks the head waiter runs -----------------------------------------------------
 
     def _next_check(self) -> float:
-        watch = self._watch
-        due = watch.sent_at + self.grace if watch is not None else math.inf
         settled = self._settle_until if self._settle_until > anyio.current_time() else math.inf
-        return min(due, settled, self._probe_due())
+        return min(self._check_at, settled, self._probe_due())
 
     def _tick(self) -> None:
         now = anyio.current_time()
+        self._settled()
         if self.held < self.value:
             self._grant()  # a settling time ended
-        watch = self._watch
-        if watch is not None and now >= watch.sent_at + self.grace:
-            # Unanswered a grace after it was sent, like every request sent before it that is
-            # still in flight: all of them reached the service, and none has left it yet (its
-            # answer would be here), so it held all of them at once.
-            self._watch = None
-            self.admit(watch, sum(1 for p in self._inflight if p.sent_at <= watch.sent_at))
+        if now >= self._check_at:
+            # Every request still unanswered a grace after it was sent reached the service, and
+            # none of them has left it (its answer would be here): it held all of them at once.
+            old = [p for p in self._inflight if p.sent_at + self.grace <= now and not p.refused]
+            fresh = [p for p in old if not p.admitted]
+            for permit in fresh:
+                permit.admitted = True
+            self._accepted += len(fresh)
+            self._took(len(old), filled=bool(fresh) and len(old) >= self.value)
+            self._check_at = min((p.sent_at + self.grace for p in self._inflight
+                                  if not p.admitted and not p.refused), default=math.inf)
         if self._probe_due() <= now:
             # one more than the service took last time, for one request
             self._probe_at = math.inf
