@@ -111,9 +111,10 @@ def run(*, quick: bool, grid: bool, plots: Path | None,
         point_rows = [_summary(point, client, runs[client]) for client in clients]
         if plots is not None:
             path = plots / f"B1-{point.slug}.png"
+            medians = {row["client"]: runs[row["client"]][row["median_round"]]
+                       for row in point_rows}
             _plot.point(path, point.label, ideal_seconds(point),
-                        {row["client"]: runs[row["client"]][row["median_round"]]
-                         for row in point_rows if row["client"] in GRID_CLIENTS})
+                        {client: medians[client] for client in GRID_CLIENTS})
             for row in point_rows:
                 row["plot"] = path.name
         rows.extend(point_rows)

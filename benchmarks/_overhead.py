@@ -3,9 +3,9 @@
 - generate: music-01 generations of a tiny track (zero generation time), decoded into memory:
   plain ``httpx`` (``post``, ``json()``, ``bytes.fromhex``) under a semaphore of 64, vs
   ``session.minimax.generate(io.BytesIO())`` with a lane open to 64 at once;
-- generate-path: the same into files: plain httpx writes the decoded bytes with
-  ``Path.write_bytes`` in a worker thread; aiomusic writes a temporary file, fsyncs it and
-  renames it into place (what makes a file safe to trust after a crash);
+- generate-path: the same into files, with the same guarantee on both sides: a temporary
+  file, fsynced and renamed into place, so that a file that exists is complete even after a
+  crash (plain httpx does it in a worker thread; aiomusic as it always does);
 - generate-default-lane: into memory, with aiomusic's lane left at its defaults except the
   ceiling (``LaneConfig(max_concurrency=64)``: the limit starts at 1 and grows). The session's
   shipped lanes also carry the service's documented rate (120 per minute), which would measure
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import resource
 import statistics
 import tempfile
@@ -130,7 +131,7 @@ async def generate(p: dict[str, Any]) -> dict[str, Any]:
                 audio = bytes.fromhex(doc["data"]["audio"])
                 if to_path:
                     path = Path(folder, f"h{next(names) % 512}.mp3")
-                    await anyio.to_thread.run_sync(path.write_bytes, audio)
+                    await anyio.to_thread.run_sync(_durable_write, path, audio)
                 else:
                     io.BytesIO().write(audio)
 
@@ -155,6 +156,16 @@ async def credits(p: dict[str, Any]) -> dict[str, Any]:
             await session.suno.get_credits()
 
         return await _alternate(p, plain, ours)
+
+
+def _durable_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` the safe way: a temporary file, fsync, rename."""
+    part = path.with_name(path.name + ".part")
+    with part.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    part.replace(path)
 
 
 CASES = {"generate": generate, "credits": credits}

@@ -412,11 +412,11 @@ async def test_the_limit_starts_at_one_and_steps_with_the_demand() -> None:
         for _ in range(200):
             tg.start_soon(one)
         await anyio.sleep(1.0)
-        # every grace of 10 ms the limit grew by 2.5 % of the demand (5), up to the maximum
+        # every grace of 10 ms the limit grew by 1.5 % of the demand (3), up to the maximum
         steps = [e.new - e.old for e in events if isinstance(e, LaneLimitChanged)]
-        assert steps[0] == 5
+        assert steps[0] == 3
         assert lane.limit == 64
-        assert max(sent) < 0.2
+        assert max(sent) < 0.3
         tg.cancel_scope.cancel()
 
 
@@ -439,7 +439,7 @@ async def test_probes_above_the_refused_level_back_off() -> None:
         await run_jobs(s, 1000, "aiml")
         lane = lane_of(s, "aiml")
     assert lane.limit == 2
-    # The first step (to 26: 2.5 % of the demand) overshot by 24. Then one probe after 40
+    # The first step (to 16: 1.5 % of the demand) overshot by 14. Then one probe after 40
     # accepted requests, and after 80, 160, 320 more: 600 of the 1,000.
     assert lane._limit.failed_probes == 4
     assert sim.refused_share <= 0.05
@@ -560,9 +560,9 @@ async def test_a_refusal_at_the_edge_of_the_rate_window_widens_the_guard() -> No
             pauses.append(lane.paused_for)
         widths.append(lane.rate_guard)
     assert widths == pytest.approx([2 * GUARD_START, 4 * GUARD_START] + [GUARD_MAX] * 3)
-    # sooner than the service advised: until the widened window has room
-    assert pauses[:3] == pytest.approx([0.02, 0.04, 0.02])
-    assert pauses[3:] == [5.0, 5.0]  # the window had room by then: the advice stands
+    # far sooner than the service advised (5 s): until the widened window has room, and at
+    # least one guard (the service counts a start a little later than we sent it)
+    assert pauses == pytest.approx(widths)
     assert lane.limit == 4  # the rate was too high, not the concurrency
     assert lane.rate == 1  # at its widest guard the window keeps its one start (not zero)
 

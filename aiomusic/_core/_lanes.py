@@ -243,8 +243,7 @@ class Lane:
         # At most this many of ours were at the service: requests sent at once arrive in any
         # order, so the level alone can be too low.
         level = max(permit.level, self._limit.sending)
-        kind = limit or ("rate" if level <= self._limit.proven
-                         and (permit.at_edge or self.config.rate is None) else "concurrency")
+        kind = limit or self._guess(permit, level)
         if kind == "concurrency" and self.config.adaptive and level > 1:
             # Named by neither the answer nor a known rate, it may as well have been the rate:
             # then a probe of this level once a window has passed is taken.
@@ -252,23 +251,33 @@ class Lane:
             self._limit.cut(permit, level,
                             suspect_until=now + max(wait, MIN_WINDOW) if guess else None)
             return False
-        pause = wait
-        if kind == "rate" and self._rate_refused(permit, wait, now):
-            pause = self._window.next_start(now) - now
-            if pause <= 0:  # the window had room by our count: trust the service's advice
-                pause = wait
+        pause = self._rate_refused(permit, wait, now) if kind == "rate" else wait
         return self._pause(now, pause)
 
-    def _rate_refused(self, permit: Permit, wait: float, now: float) -> bool:
-        """Adjust the rate window to a rate refusal; whether it has a rate now."""
+    def _guess(self, permit: Permit, level: int) -> LimitKind:
+        """Which limit refused ``permit``, sent with at most ``level`` in flight, when the
+        answer did not say."""
+        if permit.at_edge and level <= self._limit.worked:
+            # The window was full, and this many at once were being served a moment ago.
+            return "rate"
+        if level <= self._limit.proven and (permit.at_edge or self.config.rate is None):
+            return "rate"  # the service held this many at once, surely
+        return "concurrency"
+
+    def _rate_refused(self, permit: Permit, wait: float, now: float) -> float:
+        """Adjust the rate window to a rate refusal; how long the lane pauses."""
         window = self._window
         if window.rate is None:
             window.note(permit.sent_at, wait)  # learned after the pause, when the burst is over
-            return False
+            return wait
         if permit.at_edge:
             window.refused_at_edge()
-            return True
-        return window.learn(permit.sent_at, wait, now)
+            # Until the widened window has room. By our count it may have room already (the
+            # service counts a start when it gets to it, a little later than we sent it).
+            return max(window.next_start(now) - now, window.guard)
+        window.learn(permit.sent_at, wait, now)
+        room = window.next_start(now) - now
+        return room if room > 0 else wait  # room by our count: the service knows better
 
     def _rate_lesson(self, at: float, wait: float) -> None:
         self._window.learn(at, wait, anyio.current_time())

@@ -2,7 +2,7 @@
 
 The limit starts at 1 and grows while requests are *admitted*: answered, or still unanswered
 a grace after they were sent (refusals come back fast; the grace is twice the slowest recent
-refusal). Each step adds 2.5 % of the demand, so that one overshoot costs at most that share
+refusal). Each step adds 1.5 % of the demand, so that one overshoot costs at most that share
 of the requests. What the service took is known from evidence that survives requests arriving
 out of order: a grace after a request was sent, every request sent up to it that is still in
 flight reached the service and none has left it (its answer would be here), so the service
@@ -31,7 +31,7 @@ from ._events import Event, LaneLimitChanged
 __all__ = ["AdaptiveLimit", "Permit"]
 
 #: Slow start adds this share of the demand (permits held and awaited) per step.
-STEP_SHARE = 0.025
+STEP_SHARE = 0.015
 #: A request unanswered this long after it was sent was admitted. Learned as twice the slowest
 #: recent refusal, between the bounds.
 GRACE_START = 0.01
@@ -91,6 +91,7 @@ class AdaptiveLimit:
         self.grace = GRACE_START
         self._trusted_from = -math.inf  # requests sent earlier were judged by too short a grace
         self.proven = 0  # the most of ours the service surely took at once (since a cut)
+        self.worked = 0  # the most of ours in flight when one was taken (since a cut)
         self._ceiling = math.inf  # the lowest level refused, and not since taken
         self._cut_at = -math.inf
         self._settle_until = -math.inf  # no refills before: a burst's refusals are arriving
@@ -205,6 +206,7 @@ class AdaptiveLimit:
             return
         permit.admitted = True
         self._accepted += 1
+        self.worked = max(self.worked, permit.level - permit.overlap)
         self._took(seen, filled=permit.level >= self.value)
 
     def _took(self, seen: int, *, filled: bool) -> None:
@@ -263,6 +265,7 @@ class AdaptiveLimit:
                 self._suspect = (permit.sent_at, suspect_until - now)
                 self._probe_at = suspect_until
         self.proven = min(self.proven, level - 1)
+        self.worked = min(self.worked, level - 1)
         self._settle_until = max(self._settle_until, permit.sent_at + self.grace)
         self._cuts.append([p for p in self._inflight if p is not permit])
         self._set(min(self.value, level - 1))
