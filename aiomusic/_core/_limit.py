@@ -2,11 +2,12 @@
 
 The limit starts at 1 and grows while requests are *admitted*: answered, or still unanswered
 a grace after they were sent (refusals come back fast; the grace is twice the slowest recent
-refusal). Each step adds 1.5 % of the demand, so that one overshoot costs at most that share
-of the requests. What the service took is known from evidence that survives requests arriving
-out of order: a grace after a request was sent, every request sent up to it that is still in
-flight reached the service and none has left it (its answer would be here), so the service
-held all of them at once.
+refusal). Each step adds 1.5 % of the demand (at least 2), so that one overshoot costs at most
+that share of the requests (or one refusal). What the service took is known from evidence that
+survives requests arriving out of order: a grace after a request was sent, if it is still in
+flight, it and every other request still in flight that was sent before it reached the
+service, and none of them has left it (its answer would be here), so the service held all of
+them at once.
 
 A concurrency refusal lowers the limit below the level refused: the larger of the request's
 level and what is in flight when the refusal arrives, since requests sent at once reach the
@@ -30,8 +31,10 @@ from ._events import Event, LaneLimitChanged
 
 __all__ = ["AdaptiveLimit", "Permit"]
 
-#: Slow start adds this share of the demand (permits held and awaited) per step.
+#: Slow start adds this share of the demand (permits held and awaited) per step, and at least
+#: STEP_MIN (an overshoot then costs at most one refusal more than the step's share).
 STEP_SHARE = 0.015
+STEP_MIN = 2
 #: A request unanswered this long after it was sent was admitted. Learned as twice the slowest
 #: recent refusal, between the bounds.
 GRACE_START = 0.01
@@ -226,7 +229,7 @@ class AdaptiveLimit:
         if self._adaptive and (filled or seen >= self.value) and self._queue:
             if self._ceiling == math.inf:  # slow start
                 demand = self.held + len(self._queue)
-                self._set(self.value + max(1, int(STEP_SHARE * demand)))
+                self._set(self.value + max(STEP_MIN, int(STEP_SHARE * demand)))
             elif self.value + 1 < self._ceiling:
                 self._set(self.value + 1)
         self._nudge()
