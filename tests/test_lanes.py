@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, deque
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import anyio
 import httpx
@@ -164,6 +164,20 @@ async def run_jobs(session: MusicSession, n: int, style: Style) -> float:
     return anyio.current_time() - started
 
 
+class Run(NamedTuple):
+    lane: Lane
+    events: list[Event]
+    seconds: float
+
+
+async def simulate(sim: SimService, config: LaneConfig, n: int) -> Run:
+    """``n`` jobs at once against ``sim`` through a lane configured by ``config``."""
+    events: list[Event] = []
+    async with session_for(sim, config, events) as session:
+        seconds = await run_jobs(session, n, sim.style)
+        return Run(lane_of(session, sim.style), events, seconds)
+
+
 def lane_of(session: MusicSession, style: Style) -> Lane:
     service = {"aiml": Service.AIMLAPI, "minimax": Service.MINIMAX, "suno": Service.SUNO}
     kind = LaneKind.POLL if style == "suno" else LaneKind.SUBMIT
@@ -180,9 +194,7 @@ def pauses(events: list[Event]) -> list[PauseStarted]:
 async def test_rate_bound_with_the_rate_told() -> None:
     # 10 starts/s, no concurrency cap, 2 s jobs: the window is the only limit
     sim = SimService(rate=10, latency=2.0)
-    async with session_for(sim, LaneConfig(max_concurrency=64, rate=10, per=1.0)) as s:
-        seconds = await run_jobs(s, 200, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, _, seconds = await simulate(sim, LaneConfig(max_concurrency=64, rate=10, per=1.0), 200)
     assert sim.refusals == 0
     assert sim.most_starts_in_a_window() <= 10
     assert lane.limit <= 22  # grew only as far as the window let requests out (10/s x 2 s)
@@ -192,11 +204,9 @@ async def test_rate_bound_with_the_rate_told() -> None:
 async def test_concurrency_bound_with_the_rate_told() -> None:
     # 40/s told, but only 4 at once (200 ms each: 20/s). The issue's worst point: refusals
     # must lower the limit to 4 without pausing the other slots.
-    events: list[Event] = []
     sim = SimService(capacity=4, rate=40, latency=0.2)
-    async with session_for(sim, LaneConfig(max_concurrency=64, rate=40, per=1.0), events) as s:
-        seconds = await run_jobs(s, 400, "aiml")
-        lane = lane_of(s, "aiml")
+    config = LaneConfig(max_concurrency=64, rate=40, per=1.0)
+    lane, events, seconds = await simulate(sim, config, 400)
     assert sim.refused["rate"] == 0
     assert sim.refused_share <= 0.05
     assert pauses(events) == []  # a concurrency refusal stops nobody else
@@ -208,9 +218,7 @@ async def test_concurrency_bound_with_the_rate_told() -> None:
 async def test_both_limits_bind() -> None:
     # 40/s and 8 at once with 200 ms jobs: both allow exactly 40 jobs/s
     sim = SimService(capacity=8, rate=40, latency=0.2)
-    async with session_for(sim, LaneConfig(max_concurrency=64, rate=40, per=1.0)) as s:
-        seconds = await run_jobs(s, 400, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, _, seconds = await simulate(sim, LaneConfig(max_concurrency=64, rate=40, per=1.0), 400)
     assert sim.refused_share <= 0.05
     assert sim.most_starts_in_a_window() <= 40
     assert lane.rate == 40  # concurrency refusals at the window's edge did not lower the rate
@@ -221,11 +229,8 @@ async def test_both_limits_bind() -> None:
 async def test_no_rate_told_the_lane_learns_it_from_refusals() -> None:
     # Nothing told, nothing named (a bare 429 with Retry-After): the first refusal could be
     # either limit; one probe a window later shows it was the rate, which the lane then keeps.
-    events: list[Event] = []
     sim = SimService(rate=10, latency=2.0)
-    async with session_for(sim, LaneConfig(max_concurrency=64), events) as s:
-        seconds = await run_jobs(s, 200, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, _, seconds = await simulate(sim, LaneConfig(max_concurrency=64), 200)
     assert lane.rate == 10
     assert lane.per == 1.0
     assert sim.refused_share <= 0.05
@@ -248,9 +253,7 @@ async def test_no_rate_told_and_concurrency_bound() -> None:
 async def test_a_slow_rate_is_told_apart_from_a_small_capacity() -> None:
     # 1 start/s and 5 s jobs look like "one at a time" at the first refusal
     sim = SimService(rate=1, latency=5.0)
-    async with session_for(sim, LaneConfig(max_concurrency=64)) as s:
-        seconds = await run_jobs(s, 20, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, _, seconds = await simulate(sim, LaneConfig(max_concurrency=64), 20)
     assert (lane.rate, lane.per) == (1, 1.0)
     assert sim.refusals <= 2  # the first step (to 3) sent two too many in the first second
     assert lane.limit > 4  # several 5 s jobs in flight, not one
@@ -260,11 +263,8 @@ async def test_a_slow_rate_is_told_apart_from_a_small_capacity() -> None:
 async def test_refusals_slower_than_the_grace_are_not_taken_for_the_rate() -> None:
     # Refusals take 60 ms here, six times the first grace: requests about to be refused looked
     # admitted for a while. The evidence they gave is withdrawn when their refusal comes.
-    events: list[Event] = []
     sim = SimService(capacity=4, latency=0.3, delay=0.06)
-    async with session_for(sim, LaneConfig(max_concurrency=64), events) as s:
-        await run_jobs(s, 200, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, events, _ = await simulate(sim, LaneConfig(max_concurrency=64), 200)
     assert lane.rate is None  # no rate was learned from concurrency refusals
     assert lane.limit == 4
     assert pauses(events) == []
@@ -275,11 +275,8 @@ async def test_refusals_slower_than_the_grace_are_not_taken_for_the_rate() -> No
 
 
 async def test_minimax_connection_limit_lowers_the_limit_without_a_pause() -> None:
-    events: list[Event] = []
     sim = SimService(capacity=3, latency=1.0, style="minimax")
-    async with session_for(sim, LaneConfig(max_concurrency=20), events) as s:
-        await run_jobs(s, 60, "minimax")
-        lane = lane_of(s, "minimax")
+    lane, events, _ = await simulate(sim, LaneConfig(max_concurrency=20), 60)
     assert sim.refused["concurrency"] >= 1
     assert pauses(events) == []
     assert lane.limit == 3
@@ -290,11 +287,8 @@ async def test_minimax_connection_limit_lowers_the_limit_without_a_pause() -> No
 
 
 async def test_minimax_rate_limit_pauses_and_teaches_the_rate() -> None:
-    events: list[Event] = []
     sim = SimService(rate=5, latency=0.5, style="minimax")
-    async with session_for(sim, LaneConfig(max_concurrency=20), events) as s:
-        await run_jobs(s, 60, "minimax")
-        lane = lane_of(s, "minimax")
+    lane, events, _ = await simulate(sim, LaneConfig(max_concurrency=20), 60)
     assert lane.rate == 5
     assert lane.limit < 20 or sim.peak <= 5
     assert pauses(events)  # a rate refusal: the lane waited for room in the window
@@ -303,11 +297,8 @@ async def test_minimax_rate_limit_pauses_and_teaches_the_rate() -> None:
 
 async def test_rate_limit_headers_name_a_rate_refusal() -> None:
     # x-ratelimit-remaining-requests: 0 says "rate": learned at the first refusal, no probe
-    events: list[Event] = []
     sim = SimService(rate=5, latency=2.0, rate_headers=True)
-    async with session_for(sim, LaneConfig(max_concurrency=64), events) as s:
-        await run_jobs(s, 40, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, events, _ = await simulate(sim, LaneConfig(max_concurrency=64), 40)
     assert lane.rate == 5
     assert sim.refusals <= 2  # the first step's overshoot, in one burst
     assert len(pauses(events)) == 1  # one pause for the burst, then the window paced them
@@ -437,9 +428,7 @@ async def test_the_grace_follows_the_refusals() -> None:
 
 async def test_probes_above_the_refused_level_back_off() -> None:
     sim = SimService(capacity=2, latency=0.2)
-    async with session_for(sim, LaneConfig(max_concurrency=64, rate=100)) as s:
-        await run_jobs(s, 1000, "aiml")
-        lane = lane_of(s, "aiml")
+    lane, _, _ = await simulate(sim, LaneConfig(max_concurrency=64, rate=100), 1000)
     assert lane.limit == 2
     # The first step (to 16: 1.5 % of the demand) overshot by 14. Then one probe after 40
     # accepted requests, and after 80, 160, 320 more: 600 of the 1,000.
@@ -524,13 +513,11 @@ async def test_the_rate_window_counts_when_a_request_is_sent() -> None:
 
 async def test_a_rate_bound_lane_does_not_grow_its_limit() -> None:
     sim = SimService(latency=0.05, style="suno")
-    async with session_for(sim, LaneConfig(max_concurrency=64, initial_concurrency=4,
-                                           rate=2, per=1.0)) as s:
-        await run_jobs(s, 20, "suno")
-        lane = lane_of(s, "suno")
-        # requests waiting for their start held every permit, but at most two were sent
-        assert lane.limit == 4
-        assert lane.sending == 0
+    config = LaneConfig(max_concurrency=64, initial_concurrency=4, rate=2, per=1.0)
+    lane, _, _ = await simulate(sim, config, 20)
+    # requests waiting for their start held every permit, but at most two were sent
+    assert lane.limit == 4
+    assert lane.sending == 0
 
 
 async def test_a_refused_start_gives_its_place_in_the_window_back() -> None:

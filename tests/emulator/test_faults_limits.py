@@ -298,3 +298,14 @@ def test_a_refused_generation_frees_its_place(emulator_factory: Factory) -> None
         assert c.post(GEN, json=payload).status_code == 503  # refused after taking the place
         assert c.post(GEN, json={}).status_code == 400  # invalid after taking the place
         assert c.post(GEN, json=payload).status_code == 200  # both gave it back
+
+
+def test_the_rate_window_slides(emulator: Emulator) -> None:
+    import time
+
+    emulator.set_limits(Limits(minimax_requests=1, minimax_window=0.3))
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {KEY}"}) as c:
+        assert c.post(GEN, json={}).status_code == 400  # admitted (then found invalid)
+        assert c.post(GEN, json={}).status_code == 429
+        time.sleep(0.35)
+        assert c.post(GEN, json={}).status_code == 400  # the first start left the window
