@@ -389,6 +389,18 @@ async def test_a_concurrency_refusal_cuts_below_the_level_that_was_refused() -> 
     assert lane.paused_for == pytest.approx(2.0)  # no slot of ours can free: a pause
 
 
+async def test_no_place_is_refilled_until_a_bursts_refusals_are_in() -> None:
+    lane = Lane("x", LaneConfig(max_concurrency=8, initial_concurrency=8))
+    async with lane.permit(), lane.permit(), lane.permit() as third:
+        await anyio.sleep(0.001)
+        lane.rejected(third, wait=1.0, limit="concurrency")
+    settled = third.sent_at + lane._limit.grace  # the refusals of its burst are in by then
+    assert anyio.current_time() < settled
+    async with lane.permit():  # nobody waits, yet it is not sent before then
+        assert anyio.current_time() == pytest.approx(settled)
+    assert lane.limit == 2
+
+
 async def test_the_limit_starts_at_one_and_steps_with_the_demand() -> None:
     events: list[Event] = []
     lane = Lane("x", LaneConfig(max_concurrency=64), emit=events.append)

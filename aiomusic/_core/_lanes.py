@@ -257,8 +257,9 @@ class Lane:
     def _guess(self, permit: Permit, level: int) -> LimitKind:
         """Which limit refused ``permit``, sent with at most ``level`` in flight, when the
         answer did not say."""
-        if permit.at_edge and level <= self._limit.worked:
-            # The window was full, and this many at once were being served a moment ago.
+        if permit.at_edge and (level <= self._limit.worked or not self._limit.capped):
+            # The window was full, and this many at once were being served a moment ago (or
+            # no level was ever refused for concurrency).
             return "rate"
         if level <= self._limit.proven and (permit.at_edge or self.config.rate is None):
             return "rate"  # the service held this many at once, surely

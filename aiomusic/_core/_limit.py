@@ -101,6 +101,7 @@ class AdaptiveLimit:
         self._cuts: list[list[Permit]] = []  # what was in flight when each refusal came
         self._accepted = 0  # requests admitted since the last refusal
         self.failed_probes = 0
+        self._probing = False  # the limit was raised above the refused level for one probe
         self._suspect: tuple[float, float] | None = None  # (sent_at, wait): maybe the rate's
         self._probe_at = math.inf  # when the probe that tells a suspect apart may go
 
@@ -109,7 +110,8 @@ class AdaptiveLimit:
     async def acquire(self) -> None:
         """Take a place, first come first served."""
         self._settled()
-        if self.held < self.value and not self._queue:
+        settling = anyio.current_time() < self._settle_until
+        if self.held < self.value and not self._queue and not settling:
             self.held += 1
             return
         waiter = _Waiter()
@@ -212,9 +214,15 @@ class AdaptiveLimit:
         self.worked = max(self.worked, permit.level - permit.overlap)
         self._took(seen, filled=permit.level >= self.value)
 
+    @property
+    def capped(self) -> bool:
+        """Whether the service has refused a level for concurrency (and not taken it since)."""
+        return self._ceiling != math.inf
+
     def _took(self, seen: int, *, filled: bool) -> None:
         """The service held ``seen`` of ours at once; ``filled``: they used the whole limit."""
         self.proven = max(self.proven, seen)
+        self.worked = max(self.worked, seen)
         if seen >= self._ceiling:  # a level refused before was taken
             if self._suspect is not None:
                 # taken with as many in flight as before, one window later: the refusal was
@@ -226,6 +234,7 @@ class AdaptiveLimit:
             self._suspect = None
             self._probe_at = math.inf
             self.failed_probes = 0
+            self._probing = False
         if self._adaptive and (filled or seen >= self.value) and self._queue:
             if self._ceiling == math.inf:  # slow start
                 demand = self.held + len(self._queue)
@@ -258,7 +267,8 @@ class AdaptiveLimit:
         now = anyio.current_time()
         if permit.sent_at >= self._cut_at:  # news, not an echo of the burst already cut for
             self._accepted = 0
-            if level >= self._ceiling:  # a refused probe
+            if self._probing and level >= self._ceiling:  # the probe was refused
+                self._probing = False
                 self.failed_probes += 1
                 self._suspect = None  # refused again a window later: the concurrency after all
         if level < self._ceiling:
@@ -309,6 +319,7 @@ class AdaptiveLimit:
         if self._probe_due() <= now:
             # one more than the service took last time, for one request
             self._probe_at = math.inf
+            self._probing = True
             self._set(int(self._ceiling))
 
     def _probe_due(self) -> float:
