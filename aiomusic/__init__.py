@@ -1,12 +1,14 @@
 """aiomusic: an async client for AI music generation services.
 
-MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and the Suno API's Add
-Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads, incremental
-hex decoding into files, and a local emulator of both services.
+MiniMax ``music-01`` (on the AI/ML API or MiniMax's own hosts) and its current models
+(music-2.6 and friends, covers, lyrics, streamed as they are generated), and the Suno API's
+Add Instrumental workflow, with adaptive rate limiting, safe retries, streamed uploads,
+incremental hex decoding into files, and a local emulator of both services.
 """
 
 from __future__ import annotations
 
+from ._core._budget import Admission, Budget, BudgetGuard, Verdict
 from ._core._config import Endpoints, LaneKind, Service
 from ._core._errors import (
     AiomusicError,
@@ -20,11 +22,14 @@ from ._core._errors import (
     ContentPolicyError,
     DeadlineExceededError,
     DownloadError,
+    EncodingError,
     GenerationTimeoutError,
     InputError,
     InsufficientCreditsError,
+    JsonError,
     LocalFileError,
     MaintenanceError,
+    MissingTracksError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -49,7 +54,10 @@ from ._core._events import (
     RequestStarted,
     RetryScheduled,
 )
+from ._core._json import JsonLimits
+from ._core._lane_store import LaneStore, LaneStoreError
 from ._core._lanes import LaneConfig
+from ._core._ledger import Ledger, Spending, spent_between
 from ._core._models import (
     UPLOAD_RETENTION,
     AudioFormat,
@@ -67,19 +75,37 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
+from ._core._pg_lanes import PostgresLanes
+from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
 from ._core._session import MusicSession
+from ._core._task import Cost
 from ._version import __version__
-from .batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs
+from .aimlapi.client import AimlapiResult, AimlapiTask
+from .batch._jobfile import JobFileError, load_jobs
+from .batch._jobs import MiniMaxJob, SunoJob
 from .batch._journal import JournalError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
+from .minimax._results import (
+    CoverFeatures,
+    LinkDownloadError,
+    Lyrics,
+    ModelQuota,
+    MusicLink,
+    Quota,
+    SongResult,
+    WrittenSong,
+)
 from .minimax.client import AudioStream
 from .suno import PollSchedule, SunoTask
 
 __all__ = [
     "UPLOAD_RETENTION",
     "APIError",
+    "Admission",
+    "AimlapiResult",
+    "AimlapiTask",
     "AiomusicError",
     "AudioDecodeError",
     "AudioFormat",
@@ -90,15 +116,20 @@ __all__ = [
     "BadRequestError",
     "Batch",
     "BatchSummary",
+    "Budget",
+    "BudgetGuard",
     "CallbackEvent",
     "CallbackReceiver",
     "CallbackType",
     "ConfigurationError",
     "ConnectionFailedError",
     "ContentPolicyError",
+    "Cost",
+    "CoverFeatures",
     "DeadlineExceededError",
     "DownloadError",
     "DownloadResult",
+    "EncodingError",
     "Endpoints",
     "Event",
     "ExtraInfo",
@@ -110,12 +141,22 @@ __all__ = [
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JsonError",
+    "JsonLimits",
     "LaneConfig",
     "LaneKind",
     "LaneLimitChanged",
+    "LaneStore",
+    "LaneStoreError",
+    "Ledger",
+    "LinkDownloadError",
     "LocalFileError",
+    "Lyrics",
     "MaintenanceError",
     "MiniMaxJob",
+    "MissingTracksError",
+    "ModelQuota",
+    "MusicLink",
     "MusicSession",
     "NotFoundError",
     "OutputFile",
@@ -123,9 +164,12 @@ __all__ = [
     "PauseStarted",
     "PermissionDeniedError",
     "PollSchedule",
+    "PostgresLanes",
     "Progress",
     "Purpose",
+    "Quota",
     "RateLimitError",
+    "RedisLanes",
     "ReferenceUpload",
     "RequestFinished",
     "RequestStarted",
@@ -136,6 +180,8 @@ __all__ = [
     "Service",
     "ServiceUnavailableError",
     "SessionClosedError",
+    "SongResult",
+    "Spending",
     "SubmissionUnknownError",
     "SunoJob",
     "SunoTask",
@@ -148,7 +194,10 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "UsageLimitError",
+    "Verdict",
+    "WrittenSong",
     "__version__",
     "load_jobs",
     "parse_callback",
+    "spent_between",
 ]

@@ -14,36 +14,47 @@ or Starlette, or runs alone under any ASGI server::
 Every submission of that session then passes ``url`` (which ends with the secret token) as
 ``callBackUrl``, and tasks waiting in any session attached to the receiver wake up as soon as a
 callback arrives. The receiver answers at once (Suno gives up after 15 s), accepts only POSTs
-whose path holds the token (compared in constant time), caps the body size, answers 400 to a
-malformed body, and is idempotent: duplicates and stages that arrive out of order are harmless.
+whose path holds the token (compared in constant time), caps the body size and nesting depth,
+cuts off a body that does not arrive within a deadline (408), answers 400 to a malformed body,
+and is idempotent: duplicates and stages that arrive out of order are harmless.
+
+The receiver reads the callbacks of every Suno endpoint (lyrics, WAV, stems, MIDI, videos too:
+``aiomusic.suno._hooks``), keeps each task's most advanced one as a `TaskSnapshot` hint
+(`snapshot()`), and wakes the tasks waiting for it. Pass ``verifier=WebhookVerifier(key)`` to
+accept only callbacks signed the kie.ai way (off by default: sunoapi.org does not sign).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 import anyio.lowlevel
 
 from ._core._converter import structure
 from ._core._errors import ResponseError
+from ._core._json import JsonLimits, loads
 from ._core._log import logger
 from ._core._models import CallbackEvent, CallbackType
+from ._core._task import TaskSnapshot
+from ._core._webhook import WebhookVerifier
 
-__all__ = ["CallbackReceiver", "parse_callback"]
+__all__ = ["CallbackReceiver", "WebhookVerifier", "parse_callback"]
 
 #: A callback with two tracks is a few KiB; anything far larger is not from Suno.
 DEFAULT_MAX_BODY = 256 * 1024
+#: Seconds a client has to send the whole body; Suno sends a few KiB at once.
+DEFAULT_BODY_TIMEOUT = 10.0
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~]{16,256}")
-_RANK = {CallbackType.TEXT: 1, CallbackType.FIRST: 2, CallbackType.COMPLETE: 3,
-         CallbackType.ERROR: 3}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,30 +62,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any]
-                   ) -> CallbackEvent:
+def parse_callback(body: bytes | bytearray | memoryview | str | Mapping[str, Any], *,
+                   limits: JsonLimits | None = None) -> CallbackEvent:
     """Parse one callback body (raw JSON or already decoded).
 
-    Unknown fields are ignored; both ``createTime`` forms are read.
+    Unknown fields are ignored; both ``createTime`` forms are read; numbers sent as strings
+    are read as numbers.
+
+    Args:
+        body: The raw body, or the mapping a web framework decoded from it.
+        limits: Bounds on a raw body (default: 256 KiB, 64 levels deep).
 
     Raises:
-        ResponseError: the body is not JSON, or not a Suno callback.
+        ResponseError: the body is not JSON, too large or too deep, or not a Suno callback.
         TypeError: ``body`` is of another type.
     """
     if isinstance(body, bytes | bytearray | memoryview | str):
-        try:
-            data: object = json.loads(bytes(body) if isinstance(body, memoryview) else body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ResponseError(f"a Suno callback body is not JSON: {exc}") from exc
+        data: object = loads(body, limits=limits or _CALLBACK_LIMITS, what="a Suno callback body")
     elif isinstance(body, Mapping):
         data = body
     else:
         raise TypeError(f"parse_callback() takes bytes, str or a mapping, "
                         f"not {type(body).__name__}")
-    try:
-        return structure(data, CallbackEvent, what="a Suno callback")
-    except RecursionError as exc:  # absurdly nested JSON
-        raise ResponseError("a Suno callback body is nested too deeply") from exc
+    return structure(data, CallbackEvent, what="a Suno callback")
+
+
+_CALLBACK_LIMITS = JsonLimits(max_bytes=DEFAULT_MAX_BODY)
 
 
 def is_failure(event: CallbackEvent) -> bool:
@@ -123,34 +136,48 @@ class CallbackReceiver:
         token: The secret part of the callback URL (16-256 URL-safe characters); a random
             one by default. Keep it stable across restarts if tasks outlive the process.
         max_body_bytes: Larger bodies are refused with 413.
+        body_timeout: Seconds a client has to send the whole body; a slower one (a client
+            trickling bytes to hold connections open) is answered 408 and cut off.
+        max_depth: Deeper JSON nesting is refused with 400.
         max_tasks: How many tasks' latest callbacks are remembered (oldest forgotten first).
-        on_event: Called with every new (not duplicate, not stale) callback; it runs before
-            the answer is sent, so it must be quick and must not block.
+        on_event: Called with every new (not duplicate, not stale) callback of the generation
+            family; it runs before the answer is sent, so it must be quick and must not block.
+        verifier: Accept only callbacks it verifies (HMAC-signed, fresh); others get 401.
     """
 
     def __init__(self, token: str | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, max_depth: int = 64,
                  max_tasks: int = 10_000,
-                 on_event: Callable[[CallbackEvent], object] | None = None) -> None:
+                 on_event: Callable[[CallbackEvent], object] | None = None,
+                 verifier: WebhookVerifier | None = None) -> None:
         token = secrets.token_urlsafe(32) if token is None else token
         given: object = token
         if not isinstance(given, str) or not _TOKEN.fullmatch(given):
             raise ValueError("token must be 16-256 URL-safe characters (letters, digits, "
                              "'-', '_', '.', '~'); omit it to get a random one")
-        if max_body_bytes < 1024 or max_tasks < 1:
-            raise ValueError("max_body_bytes must be at least 1024 and max_tasks positive")
+        if max_body_bytes < 1024 or max_tasks < 1 or max_depth < 4:
+            raise ValueError("max_body_bytes must be at least 1024, max_depth at least 4 and "
+                             "max_tasks positive")
+        if not math.isfinite(body_timeout) or body_timeout <= 0:
+            raise ValueError(f"body_timeout must be a positive number of seconds, "
+                             f"got {body_timeout!r}")
         self._token = token.encode()
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = float(body_timeout)
+        self.limits = JsonLimits(max_bytes=max_body_bytes, max_depth=max_depth)
         self.max_tasks = max_tasks
         self.on_event = on_event
+        self.verifier = verifier
         self._lock = threading.Lock()
-        self._latest: OrderedDict[str, CallbackEvent] = OrderedDict()
+        self._latest: OrderedDict[str, tuple[TaskSnapshot, CallbackEvent | None]] = \
+            OrderedDict()
         self._waiters: dict[str, set[_Waker]] = {}
         self.accepted = 0
         """Callbacks that moved a task on."""
         self.ignored = 0
         """Duplicates and stale stages (answered 200, changed nothing)."""
         self.refused = 0
-        """Requests answered 4xx (wrong token, method, size or body)."""
+        """Requests answered 4xx (wrong token, method, size, body or a body too slow)."""
 
     def __repr__(self) -> str:
         return (f"<CallbackReceiver tasks={len(self._latest)} accepted={self.accepted} "
@@ -170,22 +197,34 @@ class CallbackReceiver:
     # -- the store --------------------------------------------------------------------------
 
     def latest(self, task_id: str) -> CallbackEvent | None:
-        """The most advanced callback received for ``task_id``, if any."""
+        """The most advanced generation-family callback received for ``task_id``, if any."""
         with self._lock:
-            return self._latest.get(task_id)
+            known = self._latest.get(task_id)
+        return None if known is None else known[1]
 
-    def record(self, event: CallbackEvent) -> bool:
+    def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        """The most advanced callback of any endpoint received for ``task_id``, as a task
+        snapshot (a hint: the status endpoint confirms it), if any."""
+        with self._lock:
+            known = self._latest.get(task_id)
+        return None if known is None else known[0]
+
+    def record(self, event: CallbackEvent | TaskSnapshot) -> bool:
         """Take in a callback (the ASGI app does this; call it if you parse bodies yourself).
 
         Returns:
             True if it moved the task on; False for a duplicate or an older stage.
         """
+        from .suno._hooks import event_snapshot  # the suno package imports this module
+
+        snapshot = event if isinstance(event, TaskSnapshot) else event_snapshot(event)
         with self._lock:
             known = self._latest.get(event.task_id)
-            if known is not None and _RANK[event.callback_type] <= _RANK[known.callback_type]:
+            if known is not None and snapshot.rank <= known[0].rank:
                 self.ignored += 1
                 return False
-            self._latest[event.task_id] = event
+            self._latest[event.task_id] = (snapshot, snapshot.record if isinstance(
+                snapshot.record, CallbackEvent) else None)
             self._latest.move_to_end(event.task_id)
             while len(self._latest) > self.max_tasks:
                 self._latest.popitem(last=False)
@@ -193,7 +232,7 @@ class CallbackReceiver:
             self.accepted += 1
         for waker in waiters:
             waker.wake()
-        if self.on_event is not None:
+        if self.on_event is not None and isinstance(event, CallbackEvent):
             try:
                 self.on_event(event)
             except Exception:  # noqa: BLE001 - a user hook must not fail Suno's delivery
@@ -232,17 +271,35 @@ class CallbackReceiver:
         if scope.get("method") != "POST":
             await self._answer(send, 405, "use POST", extra=[(b"allow", b"POST")])
             return
-        body = await self._read(scope, receive)
+        body: bytes | None = b""
+        with anyio.move_on_after(self.body_timeout) as late:
+            body = await self._read(scope, receive)
+        if late.cancelled_caught:
+            logger.info("cut off a Suno callback whose body took over %g s", self.body_timeout)
+            await self._answer(send, 408, "body too slow", extra=[(b"connection", b"close")])
+            return
         if body is None:
             await self._answer(send, 413, "body too large")
             return
+        from .suno._hooks import route  # the suno package imports this module
+
+        kind = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("kind", [None])[0]
         try:
-            event = parse_callback(body)
+            event, snapshot = route(loads(body, limits=self.limits,
+                                          what="a Suno callback body"), kind)
         except ResponseError as exc:
             logger.info("refused a malformed Suno callback: %s", exc)
             await self._answer(send, 400, "malformed callback")
             return
-        self.record(event)
+        if self.verifier is not None:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                       for k, v in scope.get("headers", ())}
+            problem = self.verifier.problem(snapshot.task_id, headers)
+            if problem is not None:
+                logger.info("refused a callback for task %s: %s", snapshot.task_id, problem)
+                await self._answer(send, 401, "unverified callback")
+                return
+        self.record(event if event is not None else snapshot)
         await _send_json(send, 200, {"code": 200, "msg": "received"})
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | None:

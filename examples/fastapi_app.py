@@ -4,13 +4,19 @@
 - One task group, also opened in the lifespan, owns the background work. Shutting the app down
   cancels that work *before* the session closes, so no task outlives the app.
 - ``POST /references`` uploads a reference track (multipart) and returns its MiniMax ids.
-- ``POST /songs`` starts a music-01 generation and returns a job id at once.
-  ``GET /songs/{id}`` reports the job, and ``GET /songs/{id}/audio`` returns the audio.
+- ``POST /songs`` starts a music-01 generation and returns a job id at once;
+  ``POST /tracks`` does the same with MiniMax's current models (music-2.6: a style prompt and
+  lyrics). ``GET /songs/{id}`` reports either job, and ``GET /songs/{id}/audio`` returns the
+  audio.
   - ``"delivery": "file"`` (the default) generates in the background into ``songs_dir``.
     The audio endpoint serves the finished file.
   - ``"delivery": "live"`` streams the audio to the listener of ``GET /songs/{id}/audio``
     *while it is being decoded*: no file, no buffer. The generation starts when the listener
-    connects, and stops (cleanly, nothing left behind) if the listener goes away.
+    connects, and stops (cleanly, nothing left behind) if the listener goes away. A current
+    model's track streams *while it is being generated* (server-sent events under the hood).
+- ``GET /listen?prompt=...&lyrics=...`` is the shortest way to hear a track as it is made:
+  point an ``<audio>`` element at it. ``GET /`` is a page that does it for you: write a style
+  and lyrics, and the track plays while it is generated.
 - ``POST /instrumentals`` submits a Suno Add Instrumental task. The callback URL points back
   at this app, where a ``CallbackReceiver`` is mounted. ``GET /instrumentals/{id}`` reports it.
 - Library errors become HTTP answers: a rate limit is 503 with ``Retry-After``, bad input is
@@ -20,30 +26,47 @@
 Run it against the emulator (``pip install "aiomusic[all]" fastapi``)::
 
     aiomusic emulator --port 8765 &
-    AIOMUSIC_BASE_URL=http://127.0.0.1:8765 AIMLAPI_KEY=any SUNO_API_KEY=any \\
-        uvicorn examples.fastapi_app:app --port 8000
+    AIOMUSIC_BASE_URL=http://127.0.0.1:8765 AIMLAPI_KEY=any MINIMAX_API_KEY=any \\
+        SUNO_API_KEY=any uvicorn examples.fastapi_app:app --port 8000
 
-Against the real services, leave ``AIOMUSIC_BASE_URL`` unset, set real keys, and set
-``AIOMUSIC_PUBLIC_URL`` to the https URL where Suno can reach this app.
+and open http://127.0.0.1:8000/ in a browser. Against the real services, leave
+``AIOMUSIC_BASE_URL`` unset, set real keys, and set ``AIOMUSIC_PUBLIC_URL`` to the https URL
+where Suno can reach this app.
+
+Several worker processes (``uvicorn --workers 4``) share one key's limits when
+``AIOMUSIC_LANES`` names a Redis (``redis://127.0.0.1:6379/0``, ``pip install
+"aiomusic[redis]"``) or a PostgreSQL (``postgresql://...``): every worker's session then takes
+its permits and starts from there (see docs/scale.md). Without it each worker would spend the
+whole budget by itself. ``AIOMUSIC_LANE_LIMITS`` overrides lane limits as JSON, e.g.
+``{"aimlapi.submit": {"rate": 60, "per": 60, "max_concurrency": 10}}``. Job state (``GET
+/songs/{id}``) stays in the worker that took the job: give each worker's jobs to a shared store
+or route a client back to its worker if it polls.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.abc
 import httpx
-from fastapi import FastAPI, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import Receive, Scope, Send
 
@@ -75,6 +98,8 @@ class Settings:
     restarts if tasks outlive the process; random when unset."""
     aimlapi_key: str | None = None
     """``None``: aiomusic reads ``AIMLAPI_KEY``."""
+    minimax_key: str | None = None
+    """``None``: aiomusic reads ``MINIMAX_API_KEY`` (the current models, on MiniMax's hosts)."""
     suno_key: str | None = None
     """``None``: aiomusic reads ``SUNO_API_KEY``."""
     retry: aiomusic.RetryPolicy | None = None
@@ -85,6 +110,11 @@ class Settings:
     """Seconds a background generation may take, retries included."""
     instrumental_timeout: float = 900.0
     """Seconds to follow a Suno task before giving up on it (it goes on at the service)."""
+    lanes: str | None = None
+    """Where worker processes share the keys' limits: a ``redis://`` or ``postgresql://`` URL
+    (``AIOMUSIC_LANES``); ``None``: each process alone."""
+    lane_limits: Mapping[str, aiomusic.LaneConfig] = dataclasses.field(default_factory=dict)
+    """Lane limits to override (``AIOMUSIC_LANE_LIMITS``, JSON by lane name)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +124,9 @@ class Settings:
             public_url=env.get("AIOMUSIC_PUBLIC_URL") or cls.public_url,
             songs_dir=Path(env.get("AIOMUSIC_SONGS_DIR") or cls.songs_dir),
             callback_token=env.get("AIOMUSIC_CALLBACK_TOKEN") or None,
+            lanes=env.get("AIOMUSIC_LANES") or None,
+            lane_limits={name: aiomusic.LaneConfig(**limits) for name, limits in
+                         json.loads(env.get("AIOMUSIC_LANE_LIMITS") or "{}").items()},
         )
 
 
@@ -105,7 +138,8 @@ def open_session(settings: Settings) -> aiomusic.MusicSession:
         hosts = (httpx.URL(settings.base_url).host,)
     return aiomusic.MusicSession(
         base_url=settings.base_url, aimlapi_key=settings.aimlapi_key,
-        suno_key=settings.suno_key, retry=settings.retry, allow_http_hosts=hosts)
+        minimax_key=settings.minimax_key, suno_key=settings.suno_key, retry=settings.retry,
+        allow_http_hosts=hosts, lanes=settings.lane_limits, lane_store=settings.lanes)
 # --8<-- [end:session]
 
 
@@ -133,6 +167,46 @@ class SongRequest(BaseModel):
         return {"lyrics": self.lyrics, "refer_voice": self.refer_voice,
                 "refer_instrumental": self.refer_instrumental,
                 "audio_setting": aiomusic.AudioSetting(format=self.format)}
+
+    def generate(self, session: aiomusic.MusicSession, path: Path, timeout: float
+                 ) -> Awaitable[aiomusic.GenerationResult]:
+        return session.minimax.generate(path, **self.arguments(), timeout=timeout)
+
+    def stream(self, session: aiomusic.MusicSession, timeout: float
+               ) -> AbstractAsyncContextManager[aiomusic.AudioStream]:
+        return session.minimax.stream(**self.arguments(), timeout=timeout)
+
+
+class TrackRequest(BaseModel):
+    """A track by MiniMax's current models: a style prompt, and lyrics unless instrumental."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=2000)
+    lyrics: str | None = Field(default=None, min_length=1, max_length=3500)
+    model: str = Field(default="music-2.6", min_length=1)
+    is_instrumental: bool = False
+    format: Literal["mp3", "wav"] = "mp3"
+    delivery: Literal["file", "live"] = "live"
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``generate_song()`` / ``stream_song()``."""
+        return {"prompt": self.prompt, "lyrics": self.lyrics, "model": self.model,
+                "is_instrumental": self.is_instrumental,
+                "audio_setting": aiomusic.AudioSetting(format=self.format)}
+
+    # --8<-- [start:tracks]
+    def generate(self, session: aiomusic.MusicSession, path: Path, timeout: float
+                 ) -> Awaitable[aiomusic.SongResult]:
+        # stream=True: the audio is written as it is generated, not when it is all done
+        return session.minimax.generate_song(path, **self.arguments(), stream=True,
+                                             timeout=timeout)
+
+    def stream(self, session: aiomusic.MusicSession, timeout: float
+               ) -> AbstractAsyncContextManager[aiomusic.AudioStream]:
+        # server-sent events under the hood: each piece is passed on as soon as it arrives
+        return session.minimax.stream_song(**self.arguments(), timeout=timeout)
+    # --8<-- [end:tracks]
 
 
 class InstrumentalRequest(BaseModel):
@@ -162,7 +236,7 @@ _BAD_INPUT = (aiomusic.InputError, aiomusic.BadRequestError, aiomusic.ContentPol
 # Our own set-up is at fault: the details go to the log, never to the client.
 _OURS = (aiomusic.AuthenticationError, aiomusic.PermissionDeniedError,
          aiomusic.ConfigurationError, aiomusic.NotFoundError, aiomusic.SessionClosedError,
-         aiomusic.InsufficientCreditsError)
+         aiomusic.InsufficientCreditsError, aiomusic.LaneStoreError)
 _TIMEOUTS = (aiomusic.DeadlineExceededError, aiomusic.GenerationTimeoutError,
              aiomusic.TransferTimeoutError)
 
@@ -214,7 +288,7 @@ async def _aiomusic_error(request: Request, exc: Exception) -> Response:
 @dataclasses.dataclass(eq=False)
 class SongJob:
     id: str
-    request: SongRequest
+    request: SongRequest | TrackRequest
     status: Literal["running", "ready", "streaming", "done", "failed", "cancelled"]
     path: Path | None = None
     result: aiomusic.GenerationResult | None = None
@@ -229,7 +303,8 @@ class SongJob:
             "audio_url": f"/songs/{self.id}/audio",
             "result": None if result is None else {
                 "bytes": result.bytes_written, "sha256": result.sha256,
-                "duration": result.duration, "trace_id": result.trace_id},
+                "duration": result.duration, "trace_id": result.trace_id,
+                "time_to_first_audio": getattr(result, "time_to_first_audio", None)},
             "error": None if self.error is None else problem(self.error)[1],
         }
 
@@ -268,7 +343,7 @@ class Music:
         self._group = group
 
     # --8<-- [start:jobs]
-    def add_song(self, request: SongRequest) -> SongJob:
+    def add_song(self, request: SongRequest | TrackRequest) -> SongJob:
         job = SongJob(id=uuid.uuid4().hex, request=request, status="running")
         self.songs[job.id] = job
         if request.delivery == "live":
@@ -296,8 +371,8 @@ class Music:
         assert job.path is not None
         self.active += 1
         try:
-            job.result = await self.session.minimax.generate(
-                job.path, **job.request.arguments(), timeout=self.settings.song_timeout)
+            job.result = await job.request.generate(self.session, job.path,
+                                                    self.settings.song_timeout)
             job.status = "done"
         except aiomusic.AiomusicError as exc:
             job.error, job.status = exc, "failed"
@@ -411,9 +486,8 @@ class LiveAudio(StreamingResponse):
         """Stream the song; returns whether the answer started, and the error if any."""
         job = self._job
         try:
-            async with self._music.session.minimax.stream(
-                    **job.request.arguments(), timeout=self._music.settings.song_timeout
-            ) as audio:
+            async with job.request.stream(self._music.session,
+                                          self._music.settings.song_timeout) as audio:
                 # Nothing is raised inside this block: stream() would wrap it in a group.
                 first, error = await _first_chunk(audio, receive)
                 if first is None or error is not None:
@@ -429,6 +503,146 @@ class LiveAudio(StreamingResponse):
             return False, exc
         return True, None
 # --8<-- [end:live]
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+# GET /: a page to hear a track while it is generated. It asks POST /tracks for a live track
+# and points an <audio> element at its audio_url; GET /songs/{id} tells how it ended.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Hear a song while it is made</title>
+<style>
+  :root { color-scheme: light dark; }
+  body { font: 17px/1.5 system-ui, sans-serif; max-width: 38rem; margin: 2.5rem auto;
+         padding: 0 1.25rem; }
+  h1 { font-size: 1.6rem; margin-bottom: .25rem; }
+  .lead { margin-top: 0; opacity: .8; }
+  label { display: block; margin-top: 1.1rem; font-weight: 600; }
+  input[type=text], textarea { width: 100%; box-sizing: border-box; margin-top: .3rem;
+                               padding: .5rem .6rem; font: inherit; border-radius: 6px;
+                               border: 1px solid #8a8a8a; }
+  textarea { min-height: 7.5rem; resize: vertical; }
+  textarea:disabled { opacity: .45; }
+  label.check { font-weight: normal; }
+  .actions { display: flex; align-items: center; gap: 1rem; margin-top: 1.4rem; }
+  button { font: inherit; font-weight: 600; padding: .55rem 1.3rem; border: 0;
+           border-radius: 6px; background: #3451b2; color: #fff; cursor: pointer; }
+  button:disabled { opacity: .5; cursor: progress; }
+  .cost { font-size: .9rem; opacity: .7; }
+  audio { display: block; width: 100%; margin-top: 1.6rem; }
+  #status { min-height: 3em; margin-top: .8rem; }
+  #status.error { color: #c62828; }
+</style>
+</head>
+<body>
+<h1>Hear a song while it is made</h1>
+<p class="lead">MiniMax sends the song while it generates it: it starts playing within
+seconds, long before the whole song is done.</p>
+<form id="song">
+  <label for="prompt">Style</label>
+  <input id="prompt" name="prompt" type="text" required maxlength="2000"
+         value="dream pop, hazy guitars, slow and warm">
+  <label for="lyrics">Lyrics</label>
+  <textarea id="lyrics" name="lyrics" maxlength="3500">[Verse]
+Paper boats on silver rain
+[Chorus]
+Carry me home again</textarea>
+  <label class="check"><input id="instrumental" type="checkbox"> Instrumental (no lyrics)</label>
+  <div class="actions">
+    <button type="submit">Generate and play</button>
+    <span class="cost">Each song is one paid generation.</span>
+  </div>
+</form>
+<audio id="player" controls></audio>
+<p id="status" role="status" aria-live="polite"></p>
+<script>
+const form = document.getElementById("song"), player = document.getElementById("player");
+const lyrics = document.getElementById("lyrics");
+const instrumental = document.getElementById("instrumental");
+const button = form.querySelector("button"), line = document.getElementById("status");
+let job = null, asked = 0, waited = null;  // seconds from asking to hearing
+
+function say(text, error = false) {
+  line.textContent = text;
+  line.className = error ? "error" : "";
+}
+function problem(body) {  // an aiomusic error, or FastAPI's list of invalid fields
+  if (body.retry_after) return `The music service is busy: try again in ${body.retry_after} s.`;
+  if (Array.isArray(body.detail)) {
+    return body.detail.map(e => `${e.loc.at(-1)}: ${e.msg}`).join("; ");
+  }
+  return body.detail || "Something went wrong.";
+}
+function minutes(s) {
+  return `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
+instrumental.addEventListener("change", () => { lyrics.disabled = instrumental.checked; });
+
+form.addEventListener("submit", async event => {
+  event.preventDefault();
+  if (!instrumental.checked && !lyrics.value.trim()) {
+    say("Write some lyrics, or tick Instrumental.", true);
+    lyrics.focus();
+    return;
+  }
+  button.disabled = true;
+  say("Starting…");
+  const body = {prompt: form.prompt.value, is_instrumental: instrumental.checked};
+  if (!instrumental.checked) body.lyrics = lyrics.value.trim();
+  try {
+    const answer = await fetch("/tracks", {method: "POST", body: JSON.stringify(body),
+                                           headers: {"content-type": "application/json"}});
+    const created = await answer.json();
+    if (!answer.ok) throw new Error(problem(created));
+    job = created;
+    asked = performance.now();
+    waited = null;
+    say("Generating: the first notes usually arrive within seconds…");
+    player.src = job.audio_url;
+    player.play().catch(() => {});  // a failure shows as the "error" event
+    watch(job);
+  } catch (error) {
+    say(error.message, true);
+    button.disabled = false;
+  }
+});
+
+player.addEventListener("playing", () => {
+  if (job && job.status !== "done") {
+    waited ??= ((performance.now() - asked) / 1000).toFixed(1);
+    say(`Playing ${waited} s after you asked, while the rest is still being generated.`);
+  }
+});
+
+async function watch(current) {  // until the generation ends: done, failed or cancelled;
+  // a failure before the first note leaves the player silent, and shows here
+  while (job === current) {
+    const view = await (await fetch(`/songs/${current.id}`)).json();
+    if (view.status === "done") {
+      current.status = "done";
+      const length = view.result.duration ? ` (${minutes(view.result.duration)})` : "";
+      say(`The whole song has arrived${length}. ` +
+          (waited ? `It began playing ${waited} s after you asked.` : "Press play to hear it."));
+      break;
+    }
+    if (view.status === "failed" || view.status === "cancelled") {
+      say(view.error ? problem(view.error) : "The generation stopped before the end.", true);
+      job = null;
+      break;
+    }
+    await new Promise(resolve => setTimeout(resolve, 1000));
+  }
+  button.disabled = false;
+}
+</script>
+</body>
+</html>
+"""
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -464,6 +678,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(CALLBACK_PATH, receiver)  # Suno POSTs to /suno/callbacks/<token>
     # --8<-- [end:lifespan]
 
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        """The page: hear a track while it is generated."""
+        return PAGE
+
     @app.post("/references", status_code=201)
     async def upload_reference(
             request: Request, file: UploadFile,
@@ -478,6 +697,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def create_song(request: Request, body: SongRequest) -> dict[str, Any]:
         """Start a generation; poll ``GET /songs/{id}``, fetch ``GET /songs/{id}/audio``."""
         return _music(request).add_song(body).view()
+
+    @app.post("/tracks", status_code=202)
+    async def create_track(request: Request, body: TrackRequest) -> dict[str, Any]:
+        """A track by a current model; live (the default) plays at ``GET /songs/{id}/audio``."""
+        return _music(request).add_song(body).view()
+
+    @app.get("/listen", response_model=None)
+    async def listen(
+            request: Request, prompt: Annotated[str, Query(min_length=1, max_length=2000)],
+            lyrics: Annotated[str | None, Query(min_length=1, max_length=3500)] = None,
+            model: Annotated[str, Query(min_length=1)] = "music-2.6",
+            instrumental: bool = False) -> Response:
+        """Hear a track while it is generated: ``<audio src="/listen?prompt=...">``."""
+        music = _music(request)
+        job = music.add_song(TrackRequest(prompt=prompt, lyrics=lyrics, model=model,
+                                          is_instrumental=instrumental))
+        job.status = "streaming"
+        return LiveAudio(music, job)
 
     @app.get("/songs/{job_id}")
     async def get_song(request: Request, job_id: str) -> dict[str, Any]:

@@ -10,6 +10,34 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: Where ``*.example`` names resolve in tests: a public address, as a real CDN's name would.
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names under ``.example`` (RFC 2606: never real) resolve to a public address.
+
+    Downloads resolve a URL's host before fetching it (the SSRF check), and the tests that
+    answer through ``httpx.MockTransport`` or respx use such names; every other name (and
+    ``localhost``) resolves for real.
+    """
+    import socket
+
+    import anyio
+
+    from aiomusic._core import _guard
+
+    real = anyio.getaddrinfo
+
+    async def resolve(host: object, port: object, **kwargs: object) -> object:
+        if isinstance(host, str) and host.rstrip(".").endswith(".example"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC_ADDRESS, port))]
+        return await real(host, port, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_guard, "getaddrinfo", resolve)
+
+
 # -- the emulator, shared by the client integration tests ----------------------------------
 
 import io  # noqa: E402
@@ -35,6 +63,16 @@ def make_wav(seconds: float, *, rate: int = 8000) -> bytes:
     return buf.getvalue()
 
 
+def make_flac(seconds: float, *, rate: int = 44100, channels: int = 2,
+              frames: bytes = b"\xff\xf8\x69\x08" + bytes(200)) -> bytes:
+    """A FLAC file as far as its metadata goes: STREAMINFO for ``seconds``, then ``frames``
+    (a frame's sync code and padding: what probing reads, not decodable audio)."""
+    samples = int(seconds * rate)
+    bits = (rate << 44) | ((channels - 1) << 41) | (15 << 36) | samples
+    info = struct.pack(">HH", 4096, 4096) + bytes(6) + bits.to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80, 0, 0, 34]) + info + frames
+
+
 @pytest.fixture(scope="session")
 def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("refs") / "reference.wav"
@@ -58,3 +96,8 @@ def emulator(emu: Emulator) -> Iterator[Emulator]:
     emu.set_limits(Limits.off())
     yield emu
     emu.reset()
+
+
+# -- real servers (Redis, PostgreSQL): skipped locally when absent, failing on CI ----------
+
+from .servers import postgres_url, redis_url  # noqa: E402, F401

@@ -82,11 +82,12 @@ def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Run:
 def cli(emulator: Emulator, env: None, quick_polls: None,
         capsys: pytest.CaptureFixture[str]) -> Runner:
     """``cli("credits", "--json")``: the command against the shared emulator."""
-    service = ["--base-url", emulator.url, "--allow-http-host", "127.0.0.1",
-               "--callback-url", CALLBACK]
+    service = ["--base-url", emulator.url, "--allow-http-host", "127.0.0.1"]
 
     def run(*argv: str) -> Run:
-        return _run(capsys, [*argv, *service])
+        # each command takes only its own options: a callback URL only where tasks are sent
+        tasks = ["--callback-url", CALLBACK] if argv[0] in ("instrumental", "task") else []
+        return _run(capsys, [*argv, *service, *tasks])
 
     return run
 
@@ -113,14 +114,15 @@ def submit(cli: Runner, source: str | Path, *extra: str) -> str:
 def test_upload_song_reference(cli: Runner, reference_wav: Path, emulator: Emulator) -> None:
     run = cli("upload", str(reference_wav))
     assert run.code == 0, run.err
-    assert run.err == ""
+    # stdout carries only results; the stages go to stderr (so $(aiomusic upload ...) works)
+    assert all(line.startswith(("voice_id: ", "instrumental_id: ")) for line in run.lines)
     voice = [line for line in run.lines if line.startswith("voice_id: ")]
     inst = [line for line in run.lines if line.startswith("instrumental_id: ")]
     assert len(voice) == len(inst) == 1
     voice_id, inst_id = voice[0].split(": ")[1], inst[0].split(": ")[1]
     assert voice_id != "-" and inst_id != "-"
     assert voice_id in emulator.app.state.refs and inst_id in emulator.app.state.refs
-    assert "  ..  minimax.upload reference.wav: uploading" in run.lines
+    assert "  ..  minimax.upload reference.wav: uploading" in run.err
 
 
 @pytest.mark.parametrize(("purpose", "voice", "instrumental"), [
@@ -303,7 +305,7 @@ def test_instrumental_waits_and_downloads(cli: Runner, tmp_path: Path,
     for path in files:
         assert f"wrote {path}: {path.stat().st_size} bytes, sha256 {sha256(path)}" in wrote
         assert playable_seconds(path) > 1
-    assert "  ..  suno.upload" in run.out  # the local file went up first
+    assert "  ..  suno.upload" in run.err  # the local file went up first (stages: stderr)
     assert emulator.counters.paid(key=SUNO_KEY, operation="suno.add_instrumental") == 1
     param = emulator.app.state.tasks[task_id].param
     assert param["callBackUrl"] == CALLBACK and param["title"] == "Night Drive"
@@ -368,7 +370,7 @@ def test_instrumental_task_failure_exits_1(cli: Runner, emulator: Emulator,
     emulator.inject("sensitive_word_error", operation="suno.add_instrumental")
     run = cli("instrumental", str(_vocals(tmp_path)), *ARGS, "--out", str(tmp_path / "o"))
     assert run.code == 1
-    assert run.err.startswith("aiomusic: TaskFailedError: Suno task ")
+    assert run.err.splitlines()[-1].startswith("aiomusic: TaskFailedError: Suno task ")
     assert "SENSITIVE_WORD_ERROR" in run.err
     assert any(line.startswith("task id: ") for line in run.lines)  # printed before the wait
     assert not (tmp_path / "o").exists()

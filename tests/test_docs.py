@@ -23,10 +23,13 @@ The convention (docs/architecture.md sums it up for writers):
   blocks, a command that starts with ``aiomusic`` and passes ``--emulator`` is self-contained
   and cheap, so it runs (in page order, in the page's folder) and must exit with status 0. Its
   printed output is not compared. Other shell commands are shown, not run.
-- **Excerpts.** A block made of ``--8<-- "path:section"`` snippet lines shows part of a file
-  that its own tests run (``examples/fastapi_app.py``: ``tests/test_fastapi_example.py``); it
-  is not run, but the file and the section must exist. A whole-file snippet
-  ``--8<-- "path"`` is replaced by the file, and runs.
+- **Excerpts.** A block that shows part of a file whose own tests run it
+  (``examples/fastapi_app.py``: ``tests/test_fastapi_example.py``) holds the real code, so
+  that the page reads well anywhere (GitHub, an editor), and has
+  ``<!-- doc-test: excerpt PATH:NAME -->`` on the line before its fence. It is not run; it
+  must equal the lines between the file's ``--8<-- [start:NAME]`` and ``--8<-- [end:NAME]``
+  comments, dedented, so it cannot drift. Snippet lines (``--8<-- "path"``) inside a fence
+  are refused: outside the docs site they show as themselves instead of the code.
 - **Skipping**, only where running is impossible: ``<!-- doc-test: skip REASON -->`` on the
   line before the fence. The reason is required.
 """
@@ -39,6 +42,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +64,8 @@ SHELLS = {"console", "bash", "sh", "shell"}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _SKIP = re.compile(r"\s*<!--\s*doc-test:\s*skip\b\s*(?P<reason>.*?)\s*-->\s*")
+_EXCERPT = re.compile(
+    r"\s*<!--\s*doc-test:\s*excerpt\s+(?P<path>[^\s:]+):(?P<name>[\w-]+)\s*-->\s*")
 _MARKER = re.compile(r"\s*<!--\s*doc-test:")  # a marker stands alone on its line
 _SNIPPET = re.compile(r"^\s*-{1,}8<-{1,}\s+\"(?P<path>[^\"]+)\"\s*$")
 _TITLE = re.compile(r"""title=(?P<q>["'])(?P<title>.+?)(?P=q)""")
@@ -73,6 +79,7 @@ class Block:
     title: str | None
     source: str
     skip: str | None  # the reason, when marked
+    excerpt: tuple[str, str] | None = None  # (path, section name), when marked
 
     @property
     def where(self) -> str:
@@ -103,37 +110,32 @@ def blocks(page: Path) -> list[Block]:
             i += 1
         i += 1
         before = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
-        skip = _SKIP.fullmatch(before)
+        skip, excerpt = _SKIP.fullmatch(before), _EXCERPT.fullmatch(before)
         found.append(Block(page, start + 1, language, title["title"] if title else None,
-                           "\n".join(body) + "\n", skip["reason"] if skip else None))
+                           "\n".join(body) + "\n", skip["reason"] if skip else None,
+                           (excerpt["path"], excerpt["name"]) if excerpt else None))
     return found
 
 
-def expand(block: Block) -> str | None:
-    """The block's source with whole-file snippets included; None for an excerpt."""
-    out: list[str] = []
-    excerpt = False
+def section(path: str, name: str) -> str:
+    """The lines between ``--8<-- [start:name]`` and ``--8<-- [end:name]`` in ``path``,
+    dedented: what an excerpt of that section must show."""
+    target = ROOT / path
+    assert target.is_file(), f"{path} does not exist"
+    lines = target.read_text(encoding="utf-8").splitlines()
+    edges = [[i for i, text in enumerate(lines) if f"--8<-- [{edge}:{name}]" in text]
+             for edge in ("start", "end")]
+    assert [len(found) for found in edges] == [1, 1] and edges[0][0] < edges[1][0], \
+        f"{path} needs one '--8<-- [start:{name}]' and, after it, one '--8<-- [end:{name}]'"
+    return textwrap.dedent("\n".join(lines[edges[0][0] + 1:edges[1][0]])) + "\n"
+
+
+def no_snippets(block: Block) -> None:
+    """A snippet line reads as itself outside the docs site: a page shows the code instead."""
     for text in block.source.splitlines():
-        snippet = _SNIPPET.match(text)
-        if snippet is None:
-            out.append(text)
-            continue
-        path, _, section = snippet["path"].partition(":")
-        target = ROOT / path
-        assert target.is_file(), f"{block.where}: snippet {path!r} does not exist"
-        if section:
-            content = target.read_text(encoding="utf-8")
-            for edge in ("start", "end"):
-                assert f"--8<-- [{edge}:{section}]" in content, \
-                    f"{block.where}: {path} has no '--8<-- [{edge}:{section}]' marker"
-            excerpt = True
-        else:
-            out.append(target.read_text(encoding="utf-8"))
-    if excerpt:
-        assert all(not t.strip() for t in out), \
-            f"{block.where}: an excerpt block holds only snippet lines"
-        return None
-    return "\n".join(out) + "\n"
+        assert _SNIPPET.match(text) is None, (
+            f"{block.where}: {text.strip()!r} shows as a marker on GitHub and in editors; "
+            "paste the code and mark the block '<!-- doc-test: excerpt PATH:NAME -->'")
 
 
 def commands(block: Block) -> Iterator[list[str]]:
@@ -190,6 +192,7 @@ def redirected(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
         original(self, *args, **kwargs)
         if real:  # the shared emulator finishes a task at once: the first poll finds it done
             self.suno.poll_schedule = PollSchedule(initial=0.02, maximum=0.1)
+            self.aimlapi.poll_schedule = PollSchedule(initial=0.02, maximum=0.1)
 
     monkeypatch.setattr(MusicSession, "__init__", init)
     return emulator
@@ -239,12 +242,10 @@ def test_page_examples_run(page: Path, page_folder: Path, redirected: Emulator,
     monkeypatch.setitem(sys.modules, "__main__", main)
     namespace: dict[str, Any] = main.__dict__
     for block in found:
-        if block.skip is not None:
+        if block.skip is not None or block.excerpt is not None:
             continue
         if block.language in ("python", "py"):
-            source = expand(block)
-            if source is not None:
-                run_python(block, source, namespace)
+            run_python(block, block.source, namespace)
         elif block.language in SHELLS:
             for words in commands(block):
                 run_command(block, words, page_folder)
@@ -262,11 +263,24 @@ def test_markers_are_well_formed(page: Path) -> None:
         if not _MARKER.match(line):
             continue
         skip = _SKIP.fullmatch(line)
-        assert skip is not None and skip["reason"], \
-            f"{_page_id(page)}:{number}: use '<!-- doc-test: skip REASON -->'"
+        assert (skip is not None and skip["reason"]) or _EXCERPT.fullmatch(line), \
+            (f"{_page_id(page)}:{number}: use '<!-- doc-test: skip REASON -->' or "
+             "'<!-- doc-test: excerpt PATH:NAME -->'")
         following = next((t for t in lines[number:] if t.strip()), "")
         assert _FENCE.match(following), \
-            f"{_page_id(page)}:{number}: a skip marker goes on the line before a fence"
+            f"{_page_id(page)}:{number}: a doc-test marker goes on the line before a fence"
+    for block in blocks(page):
+        no_snippets(block)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_excerpts_equal_their_sections(page: Path) -> None:
+    """The code a page copies from a file is still that file's code."""
+    for block in blocks(page):
+        if block.excerpt is not None:
+            path, name = block.excerpt
+            assert block.source == section(path, name), \
+                f"{block.where}: copy the section {name!r} of {path} here again"
 
 
 def test_the_harness_finds_the_examples() -> None:
@@ -284,16 +298,23 @@ def test_parsing_of_fences_markers_titles_and_excerpts(tmp_path: Path) -> None:
         "Text.\n\n<!-- doc-test: skip needs a real public URL -->\n```python\nx = 1\n```\n\n"
         "!!! note\n\n    ```json title=\"jobs/one.json\"\n    {\"a\": 1}\n    ```\n\n"
         "````markdown\n```python\nnot a block of its own\n```\n````\n\n"
-        "```python\n--8<-- \"examples/fastapi_app.py:errors\"\n```\n", encoding="utf-8")
-    first, titled, nested, excerpt = blocks(page)
+        "<!-- doc-test: excerpt examples/fastapi_app.py:jobs -->\n```python\ndef add_song(): ...\n"
+        "```\n\n```python\n--8<-- \"examples/fastapi_app.py:errors\"\n```\n", encoding="utf-8")
+    first, titled, nested, excerpt, snippet = blocks(page)
     assert (first.line, first.language, first.skip) == (4, "python", "needs a real public URL")
+    assert first.excerpt is None and no_snippets(first) is None
     assert (titled.language, titled.title, titled.source) == ("json", "jobs/one.json",
                                                               '{"a": 1}\n')
     assert nested.language == "markdown" and "not a block of its own" in nested.source
-    assert expand(excerpt) is None and expand(first) == "x = 1\n"
-    broken = attrs.evolve(excerpt, source='--8<-- "examples/fastapi_app.py:nope"\n')
-    with pytest.raises(AssertionError, match="no '--8<-- \\[start:nope\\]' marker"):
-        expand(broken)
+    assert (excerpt.excerpt, excerpt.skip) == (("examples/fastapi_app.py", "jobs"), None)
+    # a section is the lines between its markers, dedented (this one is a method)
+    jobs = section("examples/fastapi_app.py", "jobs")
+    assert jobs.startswith("def add_song(self, ") and "--8<--" not in jobs
+    assert excerpt.source != jobs
+    with pytest.raises(AssertionError, match="one '--8<-- \\[start:nope\\]'"):
+        section("examples/fastapi_app.py", "nope")
+    with pytest.raises(AssertionError, match="shows as a marker on GitHub"):
+        no_snippets(snippet)
 
 
 def test_shell_commands_that_run() -> None:

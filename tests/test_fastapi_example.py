@@ -115,7 +115,7 @@ def serve(emulator: Emulator, tmp_path: Path, **settings: Any) -> Iterator[Serve
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     songs = tmp_path / "songs"
     settings = {"base_url": emulator.url, "public_url": url, "songs_dir": songs,
-                "aimlapi_key": KEY, "suno_key": KEY, "retry": FAST,
+                "aimlapi_key": KEY, "minimax_key": KEY, "suno_key": KEY, "retry": FAST,
                 "poll": PollSchedule(initial=0.02, maximum=0.1), **settings}
     app = example.create_app(example.Settings(**settings))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
@@ -293,7 +293,8 @@ async def test_callbacks_arrive_at_the_mounted_receiver(emulator: Emulator,
                                                         tmp_path: Path) -> None:
     async with MusicSession(suno_key=KEY, base_url=emulator.url) as direct:
         vocals = (await direct.suno.upload(make_wav(3.0), name="vocals.wav")).download_url
-    # polls only every minute: within the guard, only a callback can finish the task
+    # polls only every minute: within the guard, only a callback can finish the task (then
+    # one record-info call confirms it: callbacks are hints)
     slow_polls = PollSchedule(initial=60, maximum=60)
     with serve(emulator, tmp_path, poll=slow_polls) as served:
         async with client(served) as http:
@@ -307,7 +308,7 @@ async def test_callbacks_arrive_at_the_mounted_receiver(emulator: Emulator,
             assert (await http.get("/healthz")).json()["callbacks_accepted"] >= 1
     param = emulator.app.state.tasks[task_id].param
     assert param["callBackUrl"].startswith(f"{served.url}/suno/callbacks/")
-    assert emulator.counters.requests.get("/api/v1/generate/record-info", 0) == 0
+    assert emulator.counters.requests.get("/api/v1/generate/record-info", 0) == 1
     assert emulator.counters.paid(operation="suno.add_instrumental") == 1
 
 
@@ -427,3 +428,64 @@ def test_error_mapping(error: Any, status: int, retry_after: str | None) -> None
         assert KEY not in str(body) and error.message not in str(body)
     else:
         assert body["detail"] == error.message
+
+
+# -- the current models: a track heard while it is generated ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def paced_emu() -> Iterator[Emulator]:
+    """An emulator that takes 1 s per generation and streams it over that second."""
+    config = EmulatorConfig(timings=Timings(generate=1.0), limits=Limits.off(),
+                            generate_audio_bytes=160_000)
+    with Emulator(config) as emu:
+        yield emu
+
+
+async def test_listen_plays_a_track_while_it_is_generated(paced_emu: Emulator,
+                                                          tmp_path: Path) -> None:
+    paced_emu.reset()
+    with serve(paced_emu, tmp_path) as served:
+        async with client(served) as http, http.stream(
+                "GET", "/listen", params={"prompt": "dream pop, hazy", "instrumental": "true"}
+        ) as audio:
+            assert audio.status_code == 200
+            assert audio.headers["content-type"] == "audio/mpeg"
+            chunks = aiter(audio.aiter_raw())
+            first = await anext(chunks)
+            # the first audio is here while the service is still generating the song
+            assert paced_emu.app.state.in_flight[KEY] == 1
+            data = first + b"".join([chunk async for chunk in chunks])
+            (job,) = served.music.songs.values()
+            view = await until(http, f"/songs/{job.id}", finished)
+        assert view["status"] == "done"
+        assert view["result"]["bytes"] == len(data)
+        assert view["result"]["time_to_first_audio"] > 0
+        song = mutagen.File(io.BytesIO(data))
+        assert song is not None and song.info.length > 1
+        assert list(served.songs.iterdir()) == []
+    assert paced_emu.counters.paid(operation="minimax.generate") == 1
+
+
+async def test_tracks_live_and_to_a_file(emulator: Emulator, tmp_path: Path) -> None:
+    with serve(emulator, tmp_path) as served:
+        async with client(served) as http:
+            live = (await http.post("/tracks", json={"prompt": "city pop",
+                                                     "lyrics": "[Verse]\nneon rain"})).json()
+            assert (live["status"], live["delivery"]) == ("ready", "live")
+            played = await http.get(live["audio_url"])
+            assert played.status_code == 200 and len(played.content) > 1000
+            stored = (await http.post("/tracks", json={
+                "prompt": "lo-fi", "is_instrumental": True, "format": "wav",
+                "delivery": "file", "model": "music-2.6-free"})).json()
+            body = await until(http, f"/songs/{stored['id']}", finished)
+            assert body["status"] == "done"
+            assert body["result"]["time_to_first_audio"] is not None  # written as streamed
+            audio = await http.get(body["audio_url"])
+            assert audio.headers["content-type"] == "audio/wav"
+            assert hashlib.sha256(audio.content).hexdigest() == body["result"]["sha256"]
+            # the library's checks answer before anything is paid: 422 in its own words
+            refused = await http.get("/listen", params={"prompt": "no lyrics"})
+            assert refused.status_code == 422 and refused.json()["field"] == "lyrics"
+            assert (await http.get("/listen", params={"prompt": ""})).status_code == 422
+    assert emulator.counters.paid(operation="minimax.generate") == 2

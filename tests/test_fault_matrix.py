@@ -131,7 +131,7 @@ def _matrix() -> dict[str, dict[str, Outcome | None]]:
         rows[fault].update(dict.fromkeys(paid, LOST))
         rows[fault]["suno.download"] = TRANSPORT if fault == "reset_before_answer" else RESUMED
     rows["slow_drip"].update(dict.fromkeys((*free_json, *paid, "suno.download"), OK))
-    rows["malformed_json"].update(dict.fromkeys(free_json, Outcome(absorbed="ResponseError")))
+    rows["malformed_json"].update(dict.fromkeys(free_json, Outcome(absorbed="JsonError")))
     rows["malformed_json"].update(dict.fromkeys(audio, Outcome(error=ResponseError)))
     rows["malformed_json"]["suno.add_instrumental"] = Outcome(
         error=SubmissionUnknownError, reason="malformed answer")

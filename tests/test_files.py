@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +120,13 @@ async def test_cancellation_inside_write(tmp_path: Path, calls: list[int]) -> No
     target.write_bytes(b"old")
     reached = []
     with anyio.move_on_after(0.2) as scope:
-        async with AtomicFile(target, batch_size=1) as f:
+        # max_behind=0: every write waits for the writer thread, the only checkpoint
+        async with AtomicFile(target, batch_size=1, max_behind=0) as f:
             while True:
                 reached.append(True)
-                await f.write(b"abc")  # every write goes to a thread: the only checkpoint
+                await f.write(b"abc")
     assert scope.cancelled_caught
-    # the last write was cancelled before or while its batch went to the thread
+    # the last write was cancelled while its batch went through the thread
     assert len(reached) - 1 <= len(calls) <= len(reached)
     assert len(reached) > 1
     assert target.read_bytes() == b"old"
@@ -251,19 +254,50 @@ async def test_disk_error_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
     async def write(name: str) -> None:
         async with AtomicFile(tmp_path / name, batch_size=1) as f:
-            await f.write(b"x")
+            await f.write(b"x")  # handed to the thread: its failure comes out at the exit
 
     async def swallow() -> None:
-        async with AtomicFile(tmp_path / "b", batch_size=1) as f:
+        # max_behind=0: the write waits for the thread, so its failure comes out of it
+        async with AtomicFile(tmp_path / "b", batch_size=1, max_behind=0) as f:
             with pytest.raises(OSError, match="No space"):
                 await f.write(b"x")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="No space") as caught:
         await write("a")
+    assert type(caught.value) is OSError
     assert leftovers(tmp_path) == []
     # swallowing the error does not produce a silently incomplete file
     with pytest.raises(ValueError, match="earlier write"):
         await swallow()
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_failed_batch_is_raised_by_the_next_write(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+    real = _files._write_all
+
+    def second_fails(fd: int, pieces: list[bytes], digest: Any) -> int:
+        written.append(len(pieces))
+        if len(written) == 2:
+            raise OSError(errno.EIO, "I/O error")
+        return real(fd, pieces, digest)
+
+    monkeypatch.setattr(_files, "_write_all", second_fails)
+
+    async def write() -> None:
+        async with AtomicFile(tmp_path / "a", batch_size=1) as f:
+            await f.write(b"x")
+            await f.write(b"y")
+            while f._behind is None or f._behind.error is None:  # the thread's own time
+                await anyio.sleep(0.001)
+            await f.write(b"z")
+            raise AssertionError("the failure was not raised")  # pragma: no cover
+
+    with pytest.raises(OSError, match="I/O error") as caught:
+        await write()
+    assert type(caught.value) is OSError
+    assert written == [1, 1]  # nothing is written after a failure
     assert leftovers(tmp_path) == []
 
 
@@ -302,9 +336,8 @@ async def test_write_many_writes_what_is_held_first_in_one_call(tmp_path: Path,
         await f.write(b"held ")
         assert calls == []
         await f.write_many([b"then ", b"", b"these"])
-        assert calls == [15]  # one worker call, the held piece in front
         await f.write_many([])  # nothing held, nothing given: no call
-        assert calls == [15]
+    assert calls == [15]  # one writer-thread call, the held piece in front
     assert target.read_bytes() == b"held then these"
     assert f.bytes_written == 15
 
@@ -498,3 +531,75 @@ def test_batcher_holds_pieces_until_a_batch_and_flushes_on_empty() -> None:
     assert batcher.take() == []
     with pytest.raises(ValueError, match="batch_size"):
         Batcher(0)
+
+
+# -- the writer thread ------------------------------------------------------------------------
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "aiomusic-writer"]
+
+
+def test_write_all_finishes_short_writes_and_long_piece_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.writev
+    counts: list[int] = []
+
+    def short(fd: int, buffers: list[bytes]) -> int:  # a pipe or a signal: a short write
+        counts.append(len(buffers))
+        return real(fd, [bytes(b"".join(buffers)[:5])])
+
+    pieces = [bytes([i % 256]) * (i % 7) for i in range(3000)]  # empty ones too
+    expected = b"".join(pieces)
+    for writev, name in ((short, "short"), (real, "plain")):
+        monkeypatch.setattr(os, "writev", writev)
+        digest = hashlib.sha256()
+        with open(tmp_path / name, "wb") as f:
+            assert _files._write_all(f.fileno(), pieces, digest) == len(expected)
+        assert (tmp_path / name).read_bytes() == expected
+        assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+    assert max(counts) <= _files._IOV_MAX  # never more buffers than one call takes
+
+
+def test_max_behind_must_not_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_behind"):
+        AtomicFile(tmp_path / "a", max_behind=-1)
+
+
+@pytest.mark.parametrize("outcome", ["done", "error", "cancelled"])
+async def test_the_writer_thread_never_outlives_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+    real = _files._write_all
+    started = threading.Event()
+    written: list[int] = []
+
+    def slow(fd: int, pieces: list[bytes], digest: Any) -> int:
+        started.set()
+        time.sleep(0.002)  # a slow disk: the file falls behind its caller
+        written.append(len(pieces))
+        return real(fd, pieces, digest)
+
+    monkeypatch.setattr(_files, "_write_all", slow)
+    target = tmp_path / "song.mp3"
+    with anyio.move_on_after(60 if outcome != "cancelled" else 0.05) as scope:
+        try:
+            async with AtomicFile(target, batch_size=4, max_behind=400) as f:
+                for _ in range(200 if outcome != "cancelled" else 10_000):
+                    await f.write(b"abcd")
+                assert writer_threads()
+                if outcome == "error":
+                    raise KeyError("stop")
+        except KeyError:
+            pass
+    assert started.is_set()
+    assert writer_threads() == []  # joined before the context exited
+    count = len(written)
+    await anyio.sleep(0.01)
+    assert len(written) == count  # and nothing was written after
+    if outcome == "done":
+        assert target.read_bytes() == b"abcd" * 200
+        assert f.sha256 == hashlib.sha256(b"abcd" * 200).hexdigest()
+    else:
+        assert scope.cancelled_caught == (outcome == "cancelled")
+        assert leftovers(tmp_path) == []
+        assert count < 200  # what was behind (up to 100 batches of 2 ms) was dropped

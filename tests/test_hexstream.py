@@ -5,15 +5,21 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
+import attrs
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiomusic._core._errors import AudioDecodeError, ResponseError
-from aiomusic._io._hexstream import HexAudioScanner, decode_hex_stream
+from aiomusic import MusicSession, RetryPolicy
+from aiomusic._core._errors import AudioDecodeError, JsonError, ResponseError
+from aiomusic._io._hexstream import HexAudioScanner, JsonLimits, decode_hex_stream
 
 AUDIO = bytes(range(256)) * 3
 HEX = AUDIO.hex()
@@ -25,8 +31,8 @@ def split(body: bytes, size: int) -> Iterator[bytes]:
 
 
 def scan(body: bytes, size: int, path: tuple[str, ...] = ("data", "audio"),
-         ) -> tuple[bytes, dict[str, Any], HexAudioScanner]:
-    scanner = HexAudioScanner(path)
+         limits: JsonLimits | None = None) -> tuple[bytes, dict[str, Any], HexAudioScanner]:
+    scanner = HexAudioScanner(path, limits=limits)
     audio = b"".join(scanner.feed(chunk) for chunk in split(body, size))
     return audio, scanner.close(), scanner
 
@@ -263,7 +269,7 @@ def test_huge_decoy_strings_and_escapes(size: int) -> None:
     decoy = ('"audio":"00" \\ ' * 70_000)[:1_000_000]
     document = {"extra_info": {"lyrics": decoy, "audio": decoy}, "data": {"audio": HEX}}
     body = json.dumps(document).encode()
-    out, parsed, _ = scan(body, size)
+    out, parsed, _ = scan(body, size, limits=JsonLimits(max_bytes=4 << 20))  # raised on purpose
     assert out == AUDIO
     assert parsed["extra_info"] == document["extra_info"]
 
@@ -330,3 +336,232 @@ async def test_decode_hex_stream_errors() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         async for _ in decode_hex_stream(agen(b"", 1), batch_size=0):
             pass
+
+
+# -- bounds on everything that is not the audio ----------------------------------------------
+
+TRACE = b'{"data":{"audio":"' + HEX.encode() + b'","status":2},"trace_id":"t-1","extra_info":'
+
+
+def lazy(parts: list[tuple[bytes, int]], size: int = 1 << 16) -> Iterator[bytes]:
+    """The body made of ``(block, times)`` parts, in ``size``-byte chunks, built as read."""
+    pending = bytearray()
+    for block, times in parts:
+        for _ in range(times):
+            pending += block
+            while len(pending) >= size:
+                yield bytes(pending[:size])
+                del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
+def feed_all(scanner: HexAudioScanner, chunks: Iterator[bytes]) -> tuple[bytes, int]:
+    """Feed every chunk; the audio, and how many body bytes were fed before it stopped."""
+    audio: list[bytes] = []
+    fed = 0
+    for chunk in chunks:
+        fed += len(chunk)
+        scanner.feed_into(chunk, audio)
+        assert len(scanner._doc) <= scanner.limits.max_bytes  # bounded after every chunk
+    scanner.close()
+    return b"".join(audio), fed
+
+
+def test_json_limits_defaults_and_checks() -> None:
+    limits = JsonLimits()
+    assert (limits.max_bytes, limits.max_depth, limits.max_values) == (1 << 20, 64, 50_000)
+    assert HexAudioScanner().limits == limits
+    for name in ("max_bytes", "max_depth", "max_values"):
+        with pytest.raises(ValueError, match=name):
+            JsonLimits(**{name: 0})
+
+
+# Issue 16: 150 MB of padding elsewhere in an answer cost +457 MB, an 80 MB hex decoy in
+# extra_info.audio +247 MB: now each is refused after the first MiB, with memory flat.
+@pytest.mark.parametrize(("parts", "match"), [
+    pytest.param([(TRACE + b'{"padding":"', 1), (b"x" * 1000, 150_000), (b'"}}', 1)],
+                 "more than 1048576 bytes of JSON besides data.audio", id="150MB-string"),
+    pytest.param([(TRACE + b"{}", 1), (b" " * 1000, 150_000), (b"}", 1)],
+                 "more than 1048576 bytes", id="150MB-whitespace"),
+    pytest.param([(TRACE + b'{"audio":"', 1), (b"0123456789abcdef" * 64, 80_000), (b'"}}', 1)],
+                 "more than 1048576 bytes", id="80MB-decoy-hex"),
+    pytest.param([(TRACE + b'{"x":[0', 1), (b",0", 1_000_000), (b"]}}", 1)],
+                 "more than 50000 JSON values", id="100k-values"),
+    pytest.param([(TRACE + b'{"x":', 1), (b"[", 200_000), (b"]", 200_000), (b"}}", 1)],
+                 "more than 64 deep", id="200k-levels"),
+])
+def test_answers_past_a_bound_are_refused_at_once_with_flat_memory(
+        parts: list[tuple[bytes, int]], match: str) -> None:
+    scanner = HexAudioScanner()
+    fed: list[int] = []
+    chunks = (fed.append(len(chunk)) or chunk for chunk in lazy(parts))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResponseError, match=match) as caught:
+            feed_all(scanner, chunks)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert type(caught.value) is JsonError
+    assert "report the answer" in str(caught.value)  # says what to do
+    assert peak < 4 << 20  # the padding's many MB are never held
+    assert sum(fed) < (1 << 20) + (1 << 17)  # refused at once: the rest is never read
+    assert sum(1 for _ in chunks) >= 5  # and most chunks were never made
+    with pytest.raises(ResponseError, match=match):  # the scanner stays failed
+        scanner.feed(b"")
+    with pytest.raises(ResponseError, match=match):
+        scanner.close()
+
+
+def test_the_bounds_are_settable_and_count_only_what_is_not_the_audio() -> None:
+    audio = os.urandom(4096)  # its 8,192 hex digits are far beyond max_bytes: never counted
+    document = {"data": {"audio": audio.hex()}, "x": [[[[1, 2]]]], "pad": "y" * 500}
+    body = json.dumps(document).encode()
+    doc_bytes = len(body) - 2 * len(audio)
+    values = 1 + 1 + 4 + 1 + 2  # two objects, four arrays, and the commas between values
+    exact = JsonLimits(max_bytes=doc_bytes, max_depth=5, max_values=values)
+    for size in (1, 7, 1 << 16):
+        out, parsed, _ = scan(body, size, limits=exact)
+        assert out == audio
+        assert parsed["x"] == [[[[1, 2]]]]
+    for limits, match in [(attrs.evolve(exact, max_bytes=doc_bytes - 1), "bytes of JSON"),
+                          (attrs.evolve(exact, max_depth=4), "more than 4 deep"),
+                          (attrs.evolve(exact, max_values=values - 1), "JSON values")]:
+        for size in (1, 7, 1 << 16):
+            with pytest.raises(ResponseError, match=match):
+                scan(body, size, limits=limits)
+
+
+def test_decode_hex_stream_takes_limits() -> None:
+    async def run() -> None:
+        async for _ in decode_hex_stream(agen(answer(extra={"x": [[1]]}), 5),
+                                         limits=JsonLimits(max_depth=2)):
+            pass
+
+    with pytest.raises(ResponseError, match="more than 2 deep"):
+        anyio.run(run)
+
+
+# The property: any JSON document with any bounds and any chunking gives exactly the audio
+# and the document that json.loads + unhexlify give, or the typed error of a bound that the
+# document really passes; the kept document never outgrows its bound.
+
+DEEP = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(KEYS, inner, max_size=3)),
+                    max_leaves=40)
+
+
+def depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+def values(value: Any) -> int:
+    """What `JsonLimits.max_values` counts: each container, and each comma."""
+    if isinstance(value, dict | list):
+        items = list(value.values()) if isinstance(value, dict) else value
+        return 1 + max(len(items) - 1, 0) + sum(map(values, items))
+    return 0
+
+
+def feed_in_pieces(scanner: HexAudioScanner, body: bytes, sizes: list[int], out: list[bytes]
+                   ) -> dict[str, Any] | ResponseError:
+    """The document, or the typed error; checks the bounds on what is kept after each piece."""
+    pos = 0
+    try:
+        for size in [*sizes, len(body)]:
+            scanner.feed_into(body[pos:pos + size], out)
+            pos += size
+            assert len(scanner._doc) <= scanner.limits.max_bytes
+            assert len(scanner._stack) <= scanner.limits.max_depth
+        return scanner.close()
+    except ResponseError as exc:
+        return exc
+
+
+@given(data=st.data(), audio=st.binary(max_size=300),
+       limits=st.builds(JsonLimits, max_bytes=st.integers(1, 3000),
+                        max_depth=st.integers(1, 12), max_values=st.integers(1, 80)),
+       sizes=st.lists(st.integers(1, 600), min_size=1, max_size=40))
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_document_gives_the_oracle_or_the_error_of_a_bound_it_passes(
+        data: st.DataObject, audio: bytes, limits: JsonLimits, sizes: list[int]) -> None:
+    inner = with_target(data.draw, data.draw(st.dictionaries(KEYS, DEEP, max_size=3)),
+                        "audio", audio.hex())
+    document = with_target(data.draw, data.draw(st.dictionaries(KEYS, DEEP, max_size=3)),
+                           "data", inner)
+    body = json.dumps(document, ensure_ascii=data.draw(st.booleans()),
+                      indent=data.draw(INDENTS)).encode()
+    passed = {"bytes": len(body) - 2 * len(audio) > limits.max_bytes,
+              "deep": depth(document) > limits.max_depth,
+              "values": values(document) > limits.max_values}
+    scanner = HexAudioScanner(limits=limits)
+    out: list[bytes] = []
+    outcome = feed_in_pieces(scanner, body, sizes, out)
+    if isinstance(outcome, ResponseError):
+        assert type(outcome) is JsonError
+        message = str(outcome)
+        bound = ("bytes" if "bytes of JSON" in message else
+                 "deep" if "deep" in message else "values")
+        assert bound != "values" or "JSON values" in message
+        assert passed[bound], (bound, message)
+        return
+    parsed = outcome
+    assert not any(passed.values()), passed
+    expected = json.loads(body)
+    assert b"".join(out) == binascii.unhexlify(expected["data"]["audio"]) == audio
+    expected["data"]["audio"] = ""
+    assert parsed == expected
+
+
+# -- through generate(): the typed error, and nothing left at the destination -----------------
+
+GENERATE = "https://api.aimlapi.com/v2/generate/audio/minimax/generate"
+
+
+class Lazy(httpx.AsyncByteStream):
+    """A streamed body built as it is read (an iterator, not a generator: nothing to close)."""
+
+    def __init__(self, parts: list[tuple[bytes, int]]) -> None:
+        self.chunks = lazy(parts)
+        self.sent = 0
+
+    def __aiter__(self) -> Lazy:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            raise StopAsyncIteration
+        self.sent += len(chunk)
+        return chunk
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("parts", [
+    # Issue 16: valid audio plus 200,000 levels of nesting raised a raw RecursionError
+    pytest.param([(TRACE + b'{"x":', 1), (b"[", 200_000), (b"]", 200_000), (b"}}", 1)],
+                 id="200k-levels"),
+    pytest.param([(TRACE + b'{"padding":"', 1), (b"x" * 1000, 150_000), (b'"}}', 1)],
+                 id="150MB-padding"),
+])
+async def test_generate_refuses_an_unbounded_answer_with_a_typed_error(
+        tmp_path: Path, parts: list[tuple[bytes, int]]) -> None:
+    body = Lazy(parts)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with MusicSession(aimlapi_key="k", http_client=client,
+                            retry=RetryPolicy.never()) as session:
+        with pytest.raises(ResponseError, match="report the answer"):
+            await session.minimax.generate(tmp_path / "song.mp3", lyrics="la",
+                                           refer_voice="v")
+    await client.aclose()
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary file
+    assert body.sent < 2 << 20  # refused at once, not after reading the whole answer

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from aiomusic._core._errors import InputError
 from aiomusic._core._models import AudioFormat, AudioSetting, Purpose
-from aiomusic.batch._jobs import JobFileError, MiniMaxJob, SunoJob, load_jobs, parse_jobs
+from aiomusic.batch._jobfile import JobFileError, load_jobs, parse_jobs
+from aiomusic.batch._jobs import MiniMaxJob, SunoJob
 
 URL = "https://cdn.example.com/vocals.mp3"
 
@@ -219,12 +220,12 @@ def test_fields_of_the_other_service_are_unknown(folder: Path) -> None:
 @pytest.mark.parametrize("service", [None, "Minimax", "udio", 3, ["suno"]])
 def test_service_must_be_known(folder: Path, service: object) -> None:
     found = problems_of(folder, {"id": "a", "service": service})
-    assert found == [(1, "service", f'must be "minimax" or "suno", got {service!r}')]
+    assert found == [(1, "service", f'must be "minimax", "suno" or "aimlapi", got {service!r}')]
 
 
 def test_missing_service(folder: Path) -> None:
     assert problems_of(folder, {"id": "a"}) == \
-        [(1, "service", 'must be "minimax" or "suno", got None')]
+        [(1, "service", 'must be "minimax", "suno" or "aimlapi", got None')]
 
 
 @pytest.mark.parametrize("field", ["source", "title", "tags", "negative_tags"])
@@ -439,7 +440,8 @@ def test_missing_suno_source_file(folder: Path) -> None:
 def test_a_folder_is_not_a_reference(folder: Path) -> None:
     (folder / "dir.wav").mkdir()
     line, field, text = only_problem(folder, minimax(reference="dir.wav"))
-    assert (line, field) == (1, "reference") and "is not a file" in text
+    # said as it is (before: "is not a file", as for a missing one)
+    assert (line, field) == (1, "reference") and "'dir.wav' is a folder, not a file" in text
 
 
 def test_absolute_reference_paths_are_kept(folder: Path, tmp_path_factory: Any) -> None:
@@ -954,3 +956,70 @@ def test_fuzz_load_jobs_on_arbitrary_lines(folder: Path, lines: list[str]) -> No
         assert error.problems and error.path == str(path)
         return
     assert all(isinstance(j, MiniMaxJob | SunoJob) for j in jobs)
+
+
+def test_every_value_problem_of_a_suno_line_is_reported(folder: Path) -> None:
+    """Before: only the first value error of a line (the title) was reported."""
+    found = problems_of(folder, suno(title="x" * 101, vocal_gender="x", style_weight=0.333,
+                                     model="v5"))
+    assert [field for _, field, _ in found] == ["title", "model", "vocal_gender",
+                                                "style_weight"]
+
+
+# -- portable output names (issue 16) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("out", "reason"), [
+    pytest.param("CON", "reserved device name", id="con"),
+    pytest.param("nul.mp3", "reserved device name", id="nul-with-extension"),
+    pytest.param("songs/Com1.wav", "reserved device name", id="device-in-a-folder"),
+    pytest.param("aux/song.mp3", "reserved device name", id="device-as-folder"),
+    pytest.param("LPT\u00b9.mp3", "reserved device name", id="superscript-digit"),
+    pytest.param("CON .mp3", "reserved device name", id="space-before-extension"),
+    pytest.param("a\x01b.mp3", "U+0001", id="control"),
+    pytest.param("a\x7fb.mp3", "U+007F", id="delete"),
+    pytest.param("evil\u202egpj.mp3", "RIGHT-TO-LEFT OVERRIDE", id="bidi-override"),
+    pytest.param("x\u2066y.mp3", "LEFT-TO-RIGHT ISOLATE", id="bidi-isolate"),
+    pytest.param("line\u2028break.mp3", "U+2028", id="line-separator"),
+    pytest.param("song.", "trailing dot or space", id="trailing-dot"),
+    pytest.param("song ", "trailing dot or space", id="trailing-space"),
+    pytest.param("dir./song.mp3", "trailing dot or space", id="folder-trailing-dot"),
+    pytest.param("what?.mp3", "'?'", id="question-mark"),
+    pytest.param("a|b.mp3", "'|'", id="pipe"),
+    pytest.param("é" * 101 + ".mp3", "longer than 200 bytes", id="too-long"),
+])
+def test_out_must_be_a_portable_name(folder: Path, out: str, reason: str) -> None:
+    """Finding: Windows device names, control and bidi characters were accepted."""
+    for make in (minimax, suno):
+        line, field, text = only_problem(folder, make(out=out))
+        assert (line, field) == (1, "out")
+        assert text.startswith(f"{out!r} is not a portable file name: ") and reason in text
+        assert "\u202e" not in text and "\x01" not in text  # shown escaped, never rendered
+
+
+@pytest.mark.parametrize("out", ["songs/Café \u2013 Night.mp3", "con-test.mp3", "connie.mp3",
+                                 "ünïcödé/歌.wav", "a.b.c", "LPT10.mp3", "🎵.mp3"])
+def test_portable_names_pass(folder: Path, out: str) -> None:
+    for make in (minimax, suno):
+        assert parse(folder, make(out=out))[0].out == out
+
+
+@pytest.mark.parametrize("job_id", ["CON", "nul", "com7", "song."])
+def test_an_id_that_names_the_output_must_be_portable(folder: Path, job_id: str) -> None:
+    for make in (minimax, suno):
+        line, field, text = only_problem(folder, make(id=job_id))
+        assert (line, field) == (1, "id") and "not portable" in text and "'out'" in text
+        assert parse(folder, make(id=job_id, out="fine.mp3"))[0].id == job_id
+
+
+@pytest.mark.parametrize("nesting", [
+    pytest.param("x = " + "[" * 100_000 + "]" * 100_000, id="arrays"),
+    pytest.param("x = " + "{a = " * 100_000 + "1" + "}" * 100_000, id="inline-tables"),
+])
+def test_a_deeply_nested_toml_job_file_is_a_job_file_error(folder: Path, nesting: str) -> None:
+    """Finding: a deeply nested TOML job file raised a raw RecursionError from the CLI."""
+    path = folder / "jobs.toml"
+    path.write_text(nesting + "\n", encoding="utf-8")
+    with pytest.raises(JobFileError, match="nested far too deeply") as info:
+        load_jobs(path)
+    assert info.value.problems[0][0] == 1

@@ -217,10 +217,10 @@ async def test_non_json_error_body_is_classified_by_status() -> None:
 
 
 async def test_oversized_json_body_is_refused() -> None:
-    from aiomusic._core import _call
+    from aiomusic._core import _json
 
     def responder(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b" " * (_call.MAX_JSON_BYTES + 1))
+        return httpx.Response(200, content=b" " * (_json.DEFAULT_MAX_BYTES + 1))
 
     async with make_session(responder, retry=RetryPolicy.never()) as session:
         with pytest.raises(ResponseError, match="larger than"):

@@ -6,8 +6,7 @@ session sends them. A call's body is a factory, so a retry can re-create a strea
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -16,9 +15,10 @@ import httpx
 
 from ._config import LaneKind, Service
 from ._errors import ResponseError, SubmissionUnknownError
+from ._json import DEFAULT_JSON_LIMITS, JsonLimits, aclose, read_json
+from ._log import MIN_SECRET_LENGTH
 
-__all__ = ["Call", "Classifier", "Handler", "json_handler", "no_body", "read_capped",
-           "without_key"]
+__all__ = ["Call", "Classifier", "Handler", "aclose", "json_handler", "no_body", "without_key"]
 
 T = TypeVar("T")
 
@@ -33,10 +33,6 @@ class Classifier(Protocol):
 
 
 Handler = Callable[[httpx.Response, "Call"], Awaitable[T]]
-
-#: JSON answers without audio are small; a bigger one is not what the service sends.
-MAX_JSON_BYTES = 16 * 1024 * 1024
-
 
 @contextmanager
 def no_body() -> Iterator[dict[str, Any]]:
@@ -62,6 +58,7 @@ class Call:
         auth: Whether to send the service's key (never for third-party URLs).
         headers: Extra request headers.
         key: What the call is about (a file or task name), for events.
+        json_limits: Bounds on this call's JSON answer, instead of the session's.
     """
 
     service: Service
@@ -76,87 +73,46 @@ class Call:
     auth: bool = True
     headers: Mapping[str, str] | None = None
     key: str | None = None
+    json_limits: JsonLimits | None = None
 
 
-async def read_capped(response: httpx.Response, *, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The whole (small) body, refusing more than ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    stream = response.aiter_bytes()
-    try:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise ResponseError(
-                    f"the answer is larger than {limit} bytes, which no documented answer is",
-                    status_code=response.status_code,
-                )
-            chunks.append(chunk)
-    finally:
-        await aclose(stream)
-    return b"".join(chunks)
+def json_handler(classify: Classifier, limits: JsonLimits = DEFAULT_JSON_LIMITS
+                 ) -> Handler[Mapping[str, Any]]:
+    """An answer reader: read the JSON body (bounded) and classify it on both channels.
 
-
-async def aclose(iterator: AsyncIterator[Any]) -> None:
-    """Close an async generator we stopped early (trio insists, and rightly)."""
-    closer = getattr(iterator, "aclose", None)
-    if closer is not None:
-        await closer()
-
-
-def decode_json(raw: bytes) -> object:
-    """``json.loads`` that reports failure as the ``_INVALID`` marker (callers decide)."""
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeply
-        return _INVALID
-
-
-_INVALID = object()
-
-
-def json_handler(classify: Classifier) -> Handler[Mapping[str, Any]]:
-    """An answer reader: read the JSON body and classify it on both channels.
-
-    A 2xx answer that is not JSON is a [`ResponseError`][aiomusic.ResponseError] (retryable unless
-    the call was
-    paid, which becomes [`SubmissionUnknownError`][aiomusic.SubmissionUnknownError]: the service
-    may have done the work).
-    A non-2xx answer is classified by its status even when its body is not JSON.
+    A 2xx answer that is not readable JSON (not JSON, too large, too deep, an encoding that
+    cannot be undone) is a [`ResponseError`][aiomusic.ResponseError] (retryable unless the call
+    was paid, which becomes [`SubmissionUnknownError`][aiomusic.SubmissionUnknownError]: the
+    service may have done the work). A non-2xx answer is classified by its status even when its
+    body is not readable. ``call.json_limits`` wins over ``limits``.
     """
 
     async def handle(response: httpx.Response, call: Call) -> Mapping[str, Any]:
         ok = 200 <= response.status_code < 300
         try:
-            raw = await read_capped(response)
+            decoded = await read_json(response, limits=call.json_limits or limits,
+                                      what=f"{call.operation}: the answer")
         except httpx.HTTPError:
             if ok:
                 raise
-            raw = b""  # a definite refusal whose body was cut off: the status says enough
-        body, headers = without_key(response, decode_json(raw))
-        if body is _INVALID:
+            decoded = None  # a definite refusal whose body was cut off: the status says enough
+        except ResponseError as exc:
             if not ok:
-                return classify(response.status_code, headers, None)
+                return classify(response.status_code, response.headers, None)
             if call.paid:
                 raise SubmissionUnknownError(
                     f"{call.operation}: the service answered HTTP {response.status_code} with "
-                    "a body that is not JSON, so whether the paid request was accepted is "
-                    "unknown; check your account before re-submitting",
-                    operation=call.operation, reason="malformed answer",
-                )
-            raise ResponseError(
-                f"{call.operation}: the service answered HTTP {response.status_code} with a "
-                f"body that is not JSON ({len(raw)} bytes)",
-                status_code=response.status_code, retryable=True,
-            )
+                    f"a body that cannot be read ({exc}), so whether the paid request was "
+                    "accepted is unknown; check your account before re-submitting",
+                    operation=call.operation, reason="malformed answer") from exc
+            exc.retryable = True  # a free call: asking again costs nothing
+            raise
+        body, headers = without_key(response, decoded)
         return classify(response.status_code, headers, body)
 
     return handle
 
 
-#: Shorter "keys" are placeholders (tests, examples): replacing every such substring of an
-#: answer would corrupt it, and no real key is that short.
-MIN_SECRET_LENGTH = 8
 
 
 def sent_key(response: httpx.Response) -> str | None:

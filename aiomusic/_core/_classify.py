@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
+from ._converter import optional_int
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -42,6 +43,8 @@ _FIX_KEY = "check the API key (argument or environment variable); it is not retr
 _TOP_UP = "top up the account's credits; it is not retried"
 _BACKED_OFF = "aiomusic pauses the lane and retries; lower the concurrency if it persists"
 _TRANSIENT = "a transient service failure; aiomusic retries with backoff"
+_QUOTA = ("the Token Plan's quota is used up: see session.minimax.quota() for when it comes "
+          "back, use a -free model meanwhile, or upgrade the plan; not retried")
 
 #: MiniMax ``base_resp.status_code`` values (api-contracts.md section 2.5).
 MINIMAX_CODES: Mapping[int, Rule] = {
@@ -53,6 +56,9 @@ MINIMAX_CODES: Mapping[int, Rule] = {
     1024: Rule(ServerError, True, _TRANSIENT),
     1026: Rule(ContentPolicyError, False, "the input was flagged as sensitive; change it"),
     1027: Rule(ContentPolicyError, False, "the output was flagged as sensitive; change the input"),
+    # 1028/1030/2061: api-contracts-2026-11.md section 1.5 (MiniMax's own CLI)
+    1028: Rule(UsageLimitError, False, _QUOTA),
+    1030: Rule(UsageLimitError, False, _QUOTA),
     1033: Rule(ServerError, True, _TRANSIENT),
     1039: Rule(RateLimitError, True, "token limit reached; " + _BACKED_OFF),
     1041: Rule(RateLimitError, True, "connection limit reached; " + _BACKED_OFF),
@@ -64,6 +70,9 @@ MINIMAX_CODES: Mapping[int, Rule] = {
     2049: Rule(AuthenticationError, False, _FIX_KEY),
     2056: Rule(UsageLimitError, False, "the plan's usage window is spent; wait for the next "
                                        "5-hour window or upgrade the plan"),
+    2061: Rule(PermissionDeniedError, False, "the model is not on the key's Token Plan "
+                                             "(music-2.6 and music-cover need the Max plan): use "
+                                             "its -free variant or upgrade the plan; not retried"),
 }
 
 #: HTTP statuses (AI/ML API; also any service answering with a non-2xx).
@@ -107,6 +116,11 @@ LIMITS: Mapping[str, Mapping[int, Literal["rate", "concurrency"]]] = {
 _REMAINING = ("x-ratelimit-remaining-requests", "ratelimit-remaining", "x-ratelimit-remaining")
 
 _NAMES = {"aimlapi": "The AI/ML API", "minimax": "MiniMax", "suno": "Suno"}
+#: Where each service's key comes from, named in authentication errors.
+_KEY_SOURCES = {
+    "aimlapi": "the AI/ML API key (the AIMLAPI_KEY environment variable or aimlapi_key=...)",
+    "minimax": "the MiniMax key (the MINIMAX_API_KEY environment variable or minimax_key=...)",
+    "suno": "the Suno key (the SUNO_API_KEY environment variable or suno_key=...)"}
 
 
 def _limit_of(provider: str, code: int | None, status_code: int,
@@ -130,10 +144,26 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_NOT_A_CODE = object()
+
+
+def _code(value: object) -> int | object | None:
+    """A documented numeric code as servers really send it: ``1027``, ``1027.0``, ``"1027"``.
+
+    ``None`` when absent, ``_NOT_A_CODE`` when present but not a whole number.
+    """
+    try:
+        return optional_int(value)
+    except (ValueError, OverflowError):
+        return _NOT_A_CODE
+
+
 def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
            message: str | None, trace_id: str | None, headers: Mapping[str, str],
            body: Mapping[str, Any] | None) -> APIError:
     said = f": {message!r}" if message else ""
+    advice = rule.advice.replace("the API key (argument or environment variable)",
+                                 _KEY_SOURCES[provider])
     where = f"code {code}" if code is not None else f"HTTP {status_code}"
     trace = f" [trace {trace_id}]" if trace_id else ""
     retry_after = parse_retry_after(headers)
@@ -141,7 +171,7 @@ def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
     if error_cls is ServerError and message and "maintenance" in message.lower():
         error_cls = MaintenanceError
     error = error_cls(
-        f"{_NAMES[provider]} refused the call ({where}){said}{trace}; {rule.advice}",
+        f"{_NAMES[provider]} refused the call ({where}){said}{trace}; {advice}",
         provider=provider, status_code=status_code, provider_code=code,
         provider_message=message, trace_id=trace_id, retry_after=retry_after,
         retryable=rule.retryable, body=body,
@@ -190,8 +220,13 @@ def _minimax_family(provider: str, status_code: int, headers: Mapping[str, str],
         trace_id = _text(body.get("trace_id")) or trace_id
     base = body.get("base_resp") if isinstance(body, Mapping) else None
     if isinstance(base, Mapping):
-        code = base.get("status_code")
-        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        code = _code(base.get("status_code"))
+        if code is _NOT_A_CODE and 200 <= status_code < 300:
+            raise ResponseError(
+                f"{_NAMES[provider]} answered HTTP {status_code} with base_resp.status_code "
+                f"{base.get('status_code')!r}, which is not a number; whether the call "
+                "succeeded cannot be told", status_code=status_code, trace_id=trace_id)
+        if isinstance(code, int) and code != 0:
             rule = MINIMAX_CODES.get(code) or _generic_rule(400)
             raise _build(rule, provider=provider, status_code=status_code, code=code,
                          message=_text(base.get("status_msg")), trace_id=trace_id,
@@ -237,8 +272,8 @@ def classify_suno(status_code: int, headers: Mapping[str, str],
     """
     mapping = body if isinstance(body, Mapping) else None
     trace_id = _text(headers.get("x-request-id")) or _text(headers.get("X-Request-Id"))
-    raw_code = mapping.get("code") if mapping is not None else None
-    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    raw_code = _code(mapping.get("code")) if mapping is not None else None
+    code = raw_code if isinstance(raw_code, int) else None
     if code is None and 200 <= status_code < 300:
         if mapping is not None and mapping.get("success") is True:
             return mapping

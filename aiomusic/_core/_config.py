@@ -13,11 +13,15 @@ from ._errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MINIMAX_HOSTS",
     "Endpoints",
     "Keys",
     "LaneKind",
     "Service",
 ]
+
+#: MiniMax's own hosts: global (the default) and mainland China. Keys work on one of them.
+MINIMAX_HOSTS = {"global": "https://api.minimax.io", "cn": "https://api.minimaxi.com"}
 
 
 class Service(enum.StrEnum):
@@ -42,6 +46,8 @@ class LaneKind(enum.StrEnum):
     """Status look-ups and other cheap reads (record-info, credits)."""
     TRANSFER = "transfer"
     """Uploads and downloads of audio."""
+    FREE = "free"
+    """Generations of MiniMax's free models (``*-free``), at the free plan's limits."""
 
 
 # The AI/ML API documents completions of "50-60 seconds or a bit more" and MiniMax streams last
@@ -72,13 +78,14 @@ class Endpoints:
 
     Attributes:
         aimlapi: AI/ML API host (music-01 at ``/v2/generate/audio/minimax/...``).
-        minimax: MiniMax native host (``https://api.minimaxi.com`` in mainland China).
+        minimax: MiniMax native host (``https://api.minimaxi.com`` in mainland China: see
+            `china()`).
         suno: sunoapi.org API host.
         suno_upload: sunoapi.org File Upload API host.
     """
 
     aimlapi: str = attrs.field(default="https://api.aimlapi.com")
-    minimax: str = attrs.field(default="https://api.minimax.io")
+    minimax: str = attrs.field(default=MINIMAX_HOSTS["global"])
     suno: str = attrs.field(default="https://api.sunoapi.org")
     suno_upload: str = attrs.field(default="https://sunoapiorg.redpandaai.co")
 
@@ -92,9 +99,18 @@ class Endpoints:
         """All four services at one URL, as the aiomusic emulator serves them."""
         return cls(aimlapi=url, minimax=url, suno=url, suno_upload=url)
 
+    @classmethod
+    def china(cls) -> Endpoints:
+        """The defaults, with MiniMax's mainland China host (``api.minimaxi.com``)."""
+        return cls(minimax=MINIMAX_HOSTS["cn"])
+
     def for_service(self, service: Service) -> str:
         """The base URL of ``service``."""
         return str(getattr(self, service.value))
+
+    def for_service_name(self, name: str) -> str:
+        """The base URL of the service named ``name`` (``"suno_upload"``...)."""
+        return self.for_service(Service(name))
 
 
 @attrs.frozen(repr=False)

@@ -1,8 +1,10 @@
 """The one private cattrs converter, and the raw-JSON edge where ``Any`` is allowed.
 
-The services mix camelCase (Suno record-info) and snake_case (Suno callbacks, MiniMax), and
-send ``createTime`` as a string or as epoch milliseconds. Everything is normalised here, and any
-shape we cannot read becomes a [`ResponseError`][aiomusic.ResponseError], never a ``KeyError``.
+The services mix camelCase (Suno record-info) and snake_case (Suno callbacks, MiniMax), send
+``createTime`` as a string or as epoch milliseconds, and numbers sometimes as strings
+(``"183.5"``, ``"1027"``). Everything is normalised here, and any shape we cannot read becomes a
+[`ResponseError`][aiomusic.ResponseError], never a ``KeyError``. A number that is not finite
+(``"NaN"``, ``1e999``) is not read as one.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from ._models import (
     Track,
 )
 
-__all__ = ["converter", "parse_time", "snake_keys", "structure"]
+__all__ = ["converter", "optional_float", "optional_int", "optional_str", "parse_time", "snake",
+           "snake_keys", "structure"]
 
 T = TypeVar("T")
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 converter = cattrs.Converter(forbid_extra_keys=False)
 
@@ -71,32 +75,54 @@ def parse_time(value: object) -> dt.datetime | None:
     raise ValueError(f"not a time: {value!r}")
 
 
-def _optional_int(value: object, _: object) -> int | None:
+def optional_int(value: object, _: object = None) -> int | None:
+    """A whole number as the services send one: ``12``, ``12.0``, ``"12"`` or ``" 12.0 "``.
+
+    Raises:
+        ValueError: anything else (a fraction, ``"NaN"``, a bool, a list...).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError(f"not an integer: {value!r}")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"not an integer: {value!r}")
+    number: float
+    if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER.fullmatch(text):
+            return int(text)  # may be too long: ValueError, reported like the rest
+        number = _finite(text, value)
+    elif isinstance(value, float):
+        number = _finite(value, value)
+    else:
+        raise ValueError(f"not an integer: {value!r}"[:200])
+    if not number.is_integer():
+        raise ValueError(f"not a whole number: {value!r}"[:200])
+    return int(number)
 
 
-def _optional_float(value: object, _: object) -> float | None:
+def _finite(number: str | float, shown: object) -> float:
+    try:
+        result = float(number)
+    except ValueError:
+        raise ValueError(f"not a number: {shown!r}"[:200]) from None
+    if not math.isfinite(result):
+        raise ValueError(f"not a finite number: {shown!r}"[:200])
+    return result
+
+
+def optional_float(value: object, _: object = None) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"not a number: {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
+        raise ValueError(f"not a number: {value!r}"[:200])
+    if isinstance(value, int):
+        return float(value)  # may overflow: OverflowError is reported like the rest
+    return _finite(value.strip() if isinstance(value, str) else value, value)
 
 
-def _optional_str(value: object, _: object) -> str | None:
+def optional_str(value: object, _: object = None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -106,9 +132,9 @@ def _optional_str(value: object, _: object) -> str | None:
     raise ValueError(f"not a string: {value!r}")
 
 
-converter.register_structure_hook(int | None, _optional_int)
-converter.register_structure_hook(float | None, _optional_float)
-converter.register_structure_hook(str | None, _optional_str)
+converter.register_structure_hook(int | None, optional_int)
+converter.register_structure_hook(float | None, optional_float)
+converter.register_structure_hook(str | None, optional_str)
 converter.register_structure_hook(dt.datetime | None, lambda v, _: parse_time(v))
 
 
@@ -168,10 +194,10 @@ def _task_record(data: object) -> TaskRecord:
     if not isinstance(data, Mapping):
         raise ValueError(f"record-info data must be an object, got {type(data).__name__}")
     fields = snake_keys(data)
-    task_id = _optional_str(fields.get("task_id"), None)
+    task_id = optional_str(fields.get("task_id"), None)
     if not task_id:
         raise ValueError("record-info data has no taskId")
-    raw_status = _optional_str(fields.get("status"), None) or "PENDING"
+    raw_status = optional_str(fields.get("status"), None) or "PENDING"
     try:
         status = TaskStatus(raw_status.upper())
     except ValueError:
@@ -185,11 +211,11 @@ def _task_record(data: object) -> TaskRecord:
         status=status,
         raw_status=raw_status,
         tracks=_tracks(items),
-        type=_optional_str(fields.get("type"), None),
-        operation_type=_optional_str(fields.get("operation_type"), None),
-        parent_music_id=_optional_str(fields.get("parent_music_id"), None),
-        error_code=_optional_int(fields.get("error_code"), None),
-        error_message=_optional_str(fields.get("error_message"), None),
+        type=optional_str(fields.get("type"), None),
+        operation_type=optional_str(fields.get("operation_type"), None),
+        parent_music_id=optional_str(fields.get("parent_music_id"), None),
+        error_code=optional_int(fields.get("error_code"), None),
+        error_message=optional_str(fields.get("error_message"), None),
         create_time=parse_time(fields.get("create_time")),
     )
 
@@ -201,18 +227,18 @@ def _callback(body: object) -> CallbackEvent:
     if not isinstance(data, Mapping):
         raise ValueError("a callback body has no data object")
     fields = snake_keys(data)
-    task_id = _optional_str(fields.get("task_id"), None)
+    task_id = optional_str(fields.get("task_id"), None)
     if not task_id:
         raise ValueError("a callback has no task_id")
-    kind = _optional_str(fields.get("callback_type"), None)
+    kind = optional_str(fields.get("callback_type"), None)
     if kind is None:
         raise ValueError("a callback has no callbackType")
-    code = _optional_int(body.get("code"), None)
+    code = optional_int(body.get("code"), None)
     return CallbackEvent(
         task_id=task_id,
         callback_type=CallbackType(kind.lower()),
         code=200 if code is None else code,
-        msg=_optional_str(body.get("msg"), None) or "",
+        msg=optional_str(body.get("msg"), None) or "",
         tracks=_tracks(fields.get("data")),
     )
 

@@ -17,7 +17,10 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── SubmissionUnknownError                            a paid request may have been taken
     ├── DeadlineExceededError         (also TimeoutError) the caller's total timeout passed
     ├── ResponseError                                     the answer could not be understood
-    │   └── AudioDecodeError                              invalid / odd-length / short hex
+    │   ├── AudioDecodeError                              invalid / odd-length / short / no hex
+    │   ├── JsonError                                     JSON too large, too deep, or not JSON
+    │   ├── EncodingError                                 a compressed body that cannot be undone
+    │   └── MissingTracksError                            a Suno task "succeeded" without tracks
     ├── APIError                                          the service said no
     │   ├── BadRequestError                               400, 2013, Suno 400/413
     │   ├── AuthenticationError                           401, 1004, 2049
@@ -53,11 +56,14 @@ __all__ = [
     "ContentPolicyError",
     "DeadlineExceededError",
     "DownloadError",
+    "EncodingError",
     "GenerationTimeoutError",
     "InputError",
     "InsufficientCreditsError",
+    "JsonError",
     "LocalFileError",
     "MaintenanceError",
+    "MissingTracksError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -199,7 +205,38 @@ class ResponseError(AiomusicError):
 
 
 class AudioDecodeError(ResponseError):
-    """The audio in the answer is not valid hex, or is shorter than the service claimed."""
+    """The audio in the answer is not valid hex, is empty, or is shorter than the service
+    claimed."""
+
+
+class JsonError(ResponseError):
+    """A JSON answer or callback body that is too large, nested too deeply, or not JSON.
+
+    Attributes:
+        reason: ``"too large"``, ``"too deep"``, ``"too many values"`` or ``"not JSON"``.
+    """
+
+    def __init__(self, message: str, *, reason: str, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.reason = reason
+
+
+class EncodingError(ResponseError):
+    """A compressed body aiomusic cannot decode (an unknown encoding, ``br`` without the
+    brotli package, or corrupt or cut-off data)."""
+
+
+class MissingTracksError(ResponseError):
+    """A Suno task reported ``SUCCESS`` but its answer holds no track (or a track without an
+    audio URL): success without audio is not success. Looking the task up again may find them.
+
+    Attributes:
+        task_id: The task.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message, retryable=True)
+        self.task_id = task_id
 
 
 class APIError(AiomusicError):

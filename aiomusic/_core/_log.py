@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable
 
 __all__ = ["configure_from_env", "logger", "redact"]
@@ -15,10 +16,17 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\"]+")
 _configured = False
 
 
+#: Shorter "keys" are placeholders (tests, examples): no real key is that short, and
+#: replacing every such substring would turn "check" into "chec***" for a key "k".
+MIN_SECRET_LENGTH = 8
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret and any ``Bearer <token>`` replaced by ``***``."""
+    """``text`` with every secret (of 8 characters or more) and any ``Bearer <token>``
+    replaced by ``***``."""
     for secret in secrets:
-        if secret:
+        if len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, "***")
     return _BEARER.sub(r"\1***", text)
 
@@ -34,7 +42,12 @@ def configure_from_env() -> None:
         return
     _configured = True
     level = os.environ.get("AIOMUSIC_LOG", "").strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR") or logger.handlers:
+    if not level or logger.handlers:
+        return
+    if level not in LEVELS:
+        # said once, on stderr: a mistyped level must not silently log nothing
+        print(f"aiomusic: AIOMUSIC_LOG={os.environ['AIOMUSIC_LOG']!r} is not one of "
+              f"{', '.join(n.lower() for n in LEVELS)}; logging stays off", file=sys.stderr)
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))

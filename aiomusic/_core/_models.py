@@ -6,12 +6,9 @@ import datetime as dt
 import enum
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from ..suno.client import SunoClient
 
 __all__ = [
     "UPLOAD_RETENTION",
@@ -51,18 +48,38 @@ class AudioFormat(enum.StrEnum):
     PCM = "pcm"
 
 
+class Downloader(Protocol):
+    """What a track needs to download itself: the Suno client of the session that made it.
+
+    A protocol, so that these result types never import a client (the client imports them).
+    """
+
+    async def download(self, track: Track, destination: str | os.PathLike[str], *,
+                       overwrite: bool = ..., max_bytes: int | None = ...,
+                       timeout: float | None = ...) -> DownloadResult: ...
+
+    async def download_all(self, result: TaskResult, folder: str | os.PathLike[str], *,
+                           overwrite: bool = ..., timeout: float | None = ...
+                           ) -> tuple[DownloadResult, ...]: ...
+
+
 SAMPLE_RATES = (16000, 24000, 32000, 44100)
 BITRATES = (32000, 64000, 128000, 256000)
 
 
 @attrs.frozen
 class AudioSetting:
-    """``audio_setting`` of a music-01 generation; checked against the documented enums."""
+    """``audio_setting`` of a generation; checked against the documented enums.
+
+    ``channel`` (1 or 2) is taken by the current models only; music-01 does not send it.
+    """
 
     format: AudioFormat = attrs.field(default=AudioFormat.MP3, converter=AudioFormat)
     sample_rate: int = attrs.field(default=44100,
                                    validator=attrs.validators.in_(SAMPLE_RATES))
     bitrate: int = attrs.field(default=256000, validator=attrs.validators.in_(BITRATES))
+    channel: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_((1, 2))))
 
 
 @attrs.frozen
@@ -195,7 +212,7 @@ class Track:
     create_time: dt.datetime | None = None
     duration: float | None = None
 
-    def _suno(self) -> SunoClient:
+    def _suno(self) -> Downloader:
         from ._errors import ConfigurationError
 
         raise ConfigurationError(

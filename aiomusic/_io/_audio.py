@@ -1,4 +1,4 @@
-"""Probing and validating reference audio (WAV or MP3) before it is uploaded.
+"""Probing and validating reference audio (WAV, MP3 or FLAC) before it is uploaded.
 
 The format is told from the content, never from the name. Nothing reads a whole file into memory:
 a WAV needs only its chunk headers and the file's size; an MP3 is measured from its Xing/Info/VBRI
@@ -23,6 +23,8 @@ import mutagen.mp3
 
 from aiomusic._core._errors import AudioValidationError
 
+from ._flac import probe_flac
+
 __all__ = ["AudioInfo", "probe_audio", "validate_reference"]
 
 _READ = 64 * 1024
@@ -36,14 +38,14 @@ class AudioInfo:
     """What a reference file holds.
 
     Attributes:
-        format: ``"wav"`` or ``"mp3"``, from the content.
+        format: ``"wav"``, ``"mp3"`` or ``"flac"``, from the content.
         duration: Seconds of audio.
         sample_rate: Samples per second, when known.
         channels: 1 for mono, 2 for stereo, ..., when known.
         size: Bytes of the file (from the file object's position for file objects).
     """
 
-    format: Literal["wav", "mp3"]
+    format: Literal["wav", "mp3", "flac"]
     duration: float
     sample_rate: int | None
     channels: int | None
@@ -88,14 +90,17 @@ def probe_audio(source: Source, *, name: str | None = None) -> AudioInfo:
 
 
 def validate_reference(source: Source, *, name: str | None = None, min_duration: float = 10.0,
-                       max_duration: float = 600.0) -> AudioInfo:
-    """Check that a file is usable as a MiniMax reference: WAV or MP3, of an accepted length.
+                       max_duration: float = 600.0,
+                       formats: tuple[str, ...] = ("wav", "mp3")) -> AudioInfo:
+    """Check that a file is usable as a MiniMax reference: audio of ``formats``, of an accepted
+    length (the defaults are music-01's: WAV or MP3, more than 10 s, at most 10 minutes).
 
     Args:
         source: As for `probe_audio()`.
         name: How to name the file in errors.
         min_duration: The duration must be more than this (seconds).
         max_duration: The duration must be at most this (seconds).
+        formats: The formats accepted (``wav``, ``mp3``, ``flac``).
 
     Returns:
         What `probe_audio()` found.
@@ -105,6 +110,10 @@ def validate_reference(source: Source, *, name: str | None = None, min_duration:
     """
     label = name or _label(source)
     info = probe_audio(source, name=label)
+    if info.format not in formats:
+        raise AudioValidationError(
+            f"{label}: is {info.format.upper()} audio; this call takes "
+            f"{' or '.join(f.upper() for f in formats)}", source=label, duration=info.duration)
     if not min_duration < info.duration <= max_duration:
         most = f"{max_duration / 60:g} min" if max_duration >= 60 else f"{max_duration:g} s"
         raise AudioValidationError(
@@ -158,6 +167,10 @@ def _probe(f: IO[bytes], label: str) -> AudioInfo:
         raise AudioValidationError(f"{label}: the file is empty", source=label)
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return _probe_wav(f, size, label)
+    if head[:4] == b"fLaC":
+        duration, rate, channels = probe_flac(f, label)
+        return AudioInfo(format="flac", duration=duration, sample_rate=rate,
+                         channels=channels, size=size)
     info = _probe_mp3(f, size, label)
     if info is None:
         raise AudioValidationError(

@@ -1,35 +1,45 @@
-"""Downloading generated tracks: https only, redirects re-checked, Range resume, atomic files.
+"""Downloading generated tracks: https only, public addresses only, redirects re-checked,
+Range resume, content checked by its first bytes, atomic files.
 
 Each response is read by a handler that writes into one `AtomicFile`
 across attempts: a dropped connection after some bytes arrived becomes a new request with
-``Range: bytes=<written>-`` (the handler also copes with a server that ignores Range, by
+``Range: bytes=<received>-`` (the handler also copes with a server that ignores Range, by
 skipping what it already has). Nothing appears at the destination until the file is complete.
+
+What counts as a track: at least one byte; audio (or an MP4 video) by its first bytes, whatever
+the Content-Type says; exactly the announced length. A body compressed although aiomusic asked
+for ``identity`` is decoded (gzip, deflate; br with the brotli package) in bounded pieces, and
+its length is checked on the wire, where Content-Length counts.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import unicodedata
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 import httpx
 
+from .._core import _guard
 from .._core._call import Call, Handler, aclose
 from .._core._config import LaneKind, Service
-from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError
+from .._core._encoding import ContentDecoder, raw_body
+from .._core._errors import AiomusicError, DeadlineExceededError, DownloadError, EncodingError
 from .._core._events import Progress
 from .._core._models import DownloadResult
 from ._files import AtomicFile, Writer, write_behind
+from ._names import SNIFF_BYTES, audio_suffix, name_problem, safe_filename, sniff_media
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
-__all__ = ["DEFAULT_MAX_BYTES", "check_download_url", "download_url", "safe_filename"]
+__all__ = ["DEFAULT_MAX_BYTES", "audio_suffix", "check_download_url", "download_url",
+           "name_problem", "safe_filename", "sniff_media"]
 
 #: The largest track accepted by default (a 4-minute WAV is about 40 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -40,12 +50,6 @@ _PROGRESS_STEP = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
 _ACCEPTED_TYPES = ("application/octet-stream", "binary/octet-stream")
-_AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".flac", ".ogg", ".aac")
-# Windows' reserved device names, also with a superscript digit (as CPython 3.12 lists them)
-_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$",
-                           *(f"COM{i}" for i in "123456789\u00b9\u00b2\u00b3"),
-                           *(f"LPT{i}" for i in "123456789\u00b9\u00b2\u00b3")})
-_UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
 
 def check_download_url(url: str, allowed_http_hosts: frozenset[str]) -> httpx.URL:
@@ -78,42 +82,6 @@ def _strip(url: str) -> str:
         return url.partition("?")[0]
 
 
-def safe_filename(text: str | None, *, fallback: str = "track", max_length: int = 120) -> str:
-    """A file name from a title or id: no folders, control characters, or device names.
-
-    Path separators and characters Windows refuses become ``_``; leading/trailing dots and
-    spaces go (so ``..`` cannot climb); ``CON``, ``NUL``, ``COM1``... get a ``_`` prefix.
-    """
-    cleaned = unicodedata.normalize("NFC", text or "")
-    cleaned = "".join("_" if unicodedata.category(ch).startswith("C") else ch
-                      for ch in cleaned)
-    cleaned = _UNSAFE.sub("_", cleaned)
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")
-    while len(cleaned.encode()) > max_length:
-        cleaned = cleaned[:-1]
-    cleaned = cleaned.rstrip(" .")
-    if not cleaned:
-        return fallback if fallback == safe_filename(fallback, fallback="track") else "track"
-    # Windows ignores spaces before the extension: "CON .mp3" is the console too
-    if cleaned.split(".")[0].rstrip(" ").upper() in _DEVICE_NAMES:
-        cleaned = "_" + cleaned
-    return cleaned
-
-
-def audio_suffix(url: str | None, content_type: str | None = None) -> str:
-    """``.mp3``, ``.wav``... from a URL's path (default ``.mp3``, what Suno serves)."""
-    if url:
-        try:
-            suffix = PurePosixPath(httpx.URL(url).path).suffix.lower()
-        except (httpx.InvalidURL, TypeError, ValueError):
-            suffix = ""
-        if suffix in _AUDIO_SUFFIXES:
-            return suffix
-    if content_type and "wav" in content_type:
-        return ".wav"
-    return ".mp3"
-
-
 class _Resume(AiomusicError):
     """The connection dropped after some bytes: ask again with a Range (not a plain retry)."""
 
@@ -126,23 +94,27 @@ class _Redirect(AiomusicError):
 
 @attrs.define
 class _State:
-    written: int = 0
+    received: int = 0  # bytes of the body as sent (encoded), which Range and Content-Length count
+    written: int = 0  # decoded bytes handed to the file (the first few wait for the sniff)
     total: int | None = None
     content_type: str | None = None
     etag: str | None = None
     resumes: int = 0
     reported: int = 0
+    decoder: ContentDecoder | None = None
+    head: bytearray | None = attrs.field(factory=bytearray)  # None once the start was judged
+    pin: _guard.Pin | None = None
 
 
 def _accepted_type(content_type: str | None) -> bool:
     if not content_type:
-        return True  # some CDNs omit it; the size cap still applies
+        return True  # some CDNs omit it; the first bytes and the size cap still apply
     mime = content_type.split(";")[0].strip().lower()
-    return mime.startswith("audio/") or mime in _ACCEPTED_TYPES
+    return mime.startswith(("audio/", "video/")) or mime in _ACCEPTED_TYPES  # video: Suno's MP4
 
 
 async def download_url(
-    session: MusicSession,
+    session: Transport,
     url: str,
     destination: str | os.PathLike[str],
     *,
@@ -152,18 +124,22 @@ async def download_url(
     max_bytes: int | None = None,
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
+    service: Service = Service.SUNO,
+    operation: str = "suno.download",
 ) -> DownloadResult:
-    """Stream ``url`` into ``destination`` atomically (see the module docstring).
+    """Stream ``url`` into ``destination`` atomically (see the module docstring), in the
+    transfer lane of ``service``; ``operation`` names it in events and errors.
 
     Raises:
-        DownloadError: refused URL (also after a redirect), too many redirects, not audio,
-            larger than ``max_bytes``, or the server's answer does not add up.
+        DownloadError: refused URL or address (also after a redirect), too many redirects,
+            not audio, empty, larger than ``max_bytes``, or the server's answer does not add up.
         DeadlineExceededError: ``timeout`` passed.
         AiomusicError: network failures that survived the retries.
     """
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if limit <= 0:
         raise ValueError(f"max_bytes must be positive, got {max_bytes!r}")
+    policy = _guard.policy_of(session)
     current = str(check_download_url(url, session.allow_http_hosts))
     state = _State()
     deadline = None if timeout is None else anyio.current_time() + timeout
@@ -177,21 +153,26 @@ async def download_url(
             if deadline is not None:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
-                    raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
-                                                "deadline", timeout=timeout or 0.0)
+                    raise _late(operation, timeout)
+            state.pin = None
             headers = {"Accept-Encoding": "identity"}
-            if state.written:
-                headers["Range"] = f"bytes={state.written}-"
-            call = Call(service=Service.SUNO, lane=LaneKind.TRANSFER, operation="suno.download",
+            if state.received:
+                headers["Range"] = f"bytes={state.received}-"
+            call = Call(service=service, lane=LaneKind.TRANSFER, operation=operation,
                         method="GET", url=current, auth=False, headers=headers, key=key)
-            handler = _handler(session, state, write, limit, key)
+            handler = _handler(session, state, policy, write, limit, key)
+            with anyio.move_on_after(remaining):
+                state.pin = await _guard.resolve_allowed(httpx.URL(current), policy,
+                                                         where=_strip(current))
+            if state.pin is None:  # the name did not resolve before the deadline
+                raise _late(operation, timeout)
             try:
-                await session._send(call, handler, timeout=remaining, retry=retry)
+                with _guard.pinned(state.pin):
+                    await session._send(call, handler, timeout=remaining, retry=retry)
                 break
             except DeadlineExceededError as exc:
                 # _send saw only what was left of the deadline: report the caller's own
-                raise DeadlineExceededError(f"suno.download: gave up after the {timeout:g} s "
-                                            "deadline", timeout=timeout or 0.0) from exc
+                raise _late(operation, timeout) from exc
             except _Redirect as moved:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
@@ -203,17 +184,22 @@ async def download_url(
                 if state.resumes > MAX_RESUMES:
                     raise DownloadError(f"the connection dropped {state.resumes} times; giving "
                                         "up", url=_strip(current), retryable=True) from None
-                session.emit(Progress(operation="suno.download", key=key, stage="resuming",
-                                      done=state.written, total=state.total))
-    session.emit(Progress(operation="suno.download", key=key, stage="downloaded",
+                session.emit(Progress(operation=operation, key=key, stage="resuming",
+                                      done=state.received, total=state.total))
+    session.emit(Progress(operation=operation, key=key, stage="downloaded",
                           done=out.bytes_written, total=out.bytes_written))
     return DownloadResult(path=path, bytes_written=out.bytes_written, sha256=out.sha256,
                           url=_strip(current), content_type=state.content_type,
                           track_id=track_id, resumes=state.resumes)
 
 
-def _handler(session: MusicSession, state: _State, write: Writer, limit: int, key: str
-             ) -> Handler[None]:
+def _late(operation: str, timeout: float | None) -> DeadlineExceededError:
+    return DeadlineExceededError(f"{operation}: gave up after the {timeout:g} s deadline",
+                                 timeout=timeout or 0.0)
+
+
+def _handler(session: Transport, state: _State, policy: _guard.HostPolicy, write: Writer,
+             limit: int, key: str) -> Handler[None]:
     async def handle(response: httpx.Response, call: Call) -> None:
         status = response.status_code
         where = _strip(call.url)
@@ -222,32 +208,38 @@ def _handler(session: MusicSession, state: _State, write: Writer, limit: int, ke
             if not location:
                 raise DownloadError(f"HTTP {status} redirect without a Location", url=where)
             raise _Redirect(str(httpx.URL(call.url).join(location)))
-        if status == 416 and state.written:
+        if status == 416 and state.received:
             found = _UNSATISFIED.match(response.headers.get("content-range", ""))
-            if found and int(found.group(1)) == state.written:
+            if found and int(found.group(1)) == state.received:
+                await _finish(state, write, where)
                 return  # it was all there already
         if status >= 400 or status not in (200, 206):
             raise DownloadError(f"the server answered HTTP {status}", url=where,
                                 retryable=status >= 500 or status in (408, 429))
+        assert state.pin is not None
+        _guard.check_peer(response, state.pin, policy, where=where)
         content_type = response.headers.get("content-type")
         if not _accepted_type(content_type):
             raise DownloadError(f"the server sent {content_type!r}, not audio", url=where)
+        encoding = None if response.is_stream_consumed else \
+            response.headers.get("content-encoding")
+        decoder = _decoder(state, encoding, where)
         start, total = _span(response, where)
         etag = response.headers.get("etag")
-        if state.written and etag and state.etag and etag != state.etag:
+        if state.received and etag and state.etag and etag != state.etag:
             raise DownloadError("the file changed on the server during the download "
                                 f"(ETag {state.etag} then {etag})", url=where)
-        if start > state.written:
+        if start > state.received:
             raise DownloadError(f"the server resumed at byte {start}, after the "
-                                f"{state.written} bytes received", url=where)
+                                f"{state.received} bytes received", url=where)
         if total is not None and total > limit:
             raise DownloadError(f"the file is {total} bytes, above the {limit}-byte limit "
                                 "(pass max_bytes= to allow more)", url=where)
         state.total, state.content_type = total, content_type or state.content_type
         state.etag = state.etag or etag
-        skip = state.written - start
+        skip = state.received - start
         progressed = False
-        stream = response.aiter_bytes()
+        stream, _ = raw_body(response)  # the body as sent: Content-Length counts it
         try:
             async for chunk in stream:
                 if skip:
@@ -255,33 +247,104 @@ def _handler(session: MusicSession, state: _State, write: Writer, limit: int, ke
                     chunk, skip = chunk[dropped:], skip - dropped
                 if not chunk:
                     continue
-                if state.written + len(chunk) > limit:
+                if state.received + len(chunk) > limit:
                     raise DownloadError(f"the download passed the {limit}-byte limit "
                                         "(pass max_bytes= to allow more)", url=where)
-                await write(chunk)
-                state.written += len(chunk)
+                state.received += len(chunk)
                 progressed = True
-                if state.written - state.reported >= _PROGRESS_STEP:
-                    state.reported = state.written
-                    session.emit(Progress(operation="suno.download", key=key,
-                                          stage="downloading", done=state.written,
+                for piece in _decoded(decoder, chunk, where):
+                    await _take(state, write, piece, limit, where)
+                if state.received - state.reported >= _PROGRESS_STEP:
+                    state.reported = state.received
+                    session.emit(Progress(operation=call.operation, key=key,
+                                          stage="downloading", done=state.received,
                                           total=total))
         except httpx.TransportError as exc:
             if progressed:
-                raise _Resume(f"connection dropped at byte {state.written}") from exc
+                raise _Resume(f"connection dropped at byte {state.received}") from exc
+            if total is not None and state.received < total:
+                raise _short(state, total, where) from exc
             raise
         finally:
             await aclose(stream)
-        if total is not None and state.written < total:
+        if total is not None and state.received < total:
             if not progressed:
-                raise DownloadError(f"the body ended at byte {state.written} of {total}",
-                                    url=where, retryable=True)
-            raise _Resume(f"the body ended at byte {state.written} of {total}")
-        if total is not None and state.written > total:
-            raise DownloadError(f"the server sent {state.written} bytes, more than the "
+                raise _short(state, total, where)
+            raise _Resume(f"the body ended at byte {state.received} of {total}")
+        if total is not None and state.received > total:
+            raise DownloadError(f"the server sent {state.received} bytes, more than the "
                                 f"{total} announced", url=where)
+        for piece in _decoded(decoder, None, where):
+            await _take(state, write, piece, limit, where)
+        await _finish(state, write, where)
 
     return handle
+
+
+def _short(state: _State, total: int, where: str) -> DownloadError:
+    return DownloadError(f"the body ended at byte {state.received} of the {total} announced "
+                         "(the server closed the connection early)", url=where, retryable=True)
+
+
+def _decoder(state: _State, encoding: str | None, where: str) -> ContentDecoder:
+    """The body's decoder, the same across resumes (a resumed body continues its stream)."""
+    try:
+        fresh = ContentDecoder(encoding)
+    except EncodingError as exc:
+        raise DownloadError(exc.message, url=where) from exc
+    if state.decoder is None:
+        state.decoder = fresh
+    elif fresh.encodings != state.decoder.encodings:
+        raise DownloadError("the server changed the body's encoding between attempts "
+                            f"({', '.join(state.decoder.encodings) or 'identity'} then "
+                            f"{', '.join(fresh.encodings) or 'identity'})", url=where,
+                            retryable=True)
+    return state.decoder
+
+
+def _decoded(decoder: ContentDecoder, chunk: bytes | None, where: str) -> Iterator[bytes]:
+    """``chunk`` decoded (``None``: what is left at the end), errors as `DownloadError`."""
+    try:
+        yield from decoder.finish() if chunk is None else decoder.pieces(chunk)
+    except EncodingError as exc:
+        raise DownloadError(f"{exc.message}; it was sent although aiomusic asked for the "
+                            "file as it is (Accept-Encoding: identity)", url=where) from exc
+
+
+async def _take(state: _State, write: Writer, piece: bytes, limit: int, where: str) -> None:
+    if state.written + len(piece) > limit:
+        raise DownloadError(f"the download passed the {limit}-byte limit (pass max_bytes= to "
+                            "allow more)", url=where)
+    head = state.head
+    if head is None:
+        state.written += len(piece)
+        await write(piece)
+        return
+    head += piece  # the first bytes wait until they show what the file is
+    if len(head) >= SNIFF_BYTES:
+        await _release(state, write, where)
+
+
+async def _release(state: _State, write: Writer, where: str) -> None:
+    head = state.head
+    assert head is not None
+    kind = sniff_media(bytes(head[:SNIFF_BYTES]))
+    if kind is None:
+        shown = bytes(head[:SNIFF_BYTES])
+        looks = " (an HTML page)" if shown.lstrip()[:1] == b"<" else ""
+        raise DownloadError(f"the server sent {state.content_type or 'no content type'} but "
+                            f"the file does not start like audio: {shown!r}{looks}", url=where)
+    state.head = None
+    state.written += len(head)
+    await write(bytes(head))
+
+
+async def _finish(state: _State, write: Writer, where: str) -> None:
+    if state.head is not None:
+        if not state.head:
+            raise DownloadError("the server sent an empty file: a 0-byte download is not a "
+                                "track", url=where, retryable=True)
+        await _release(state, write, where)
 
 
 def _span(response: httpx.Response, where: str) -> tuple[int, int | None]:

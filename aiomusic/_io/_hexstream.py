@@ -8,42 +8,46 @@ it parses with `json.loads()` at the end. Memory does not grow with the audio.
 
 Behaviour worth knowing:
 
-* Inside the hex string nothing loops per byte in Python: a chunk is first handed whole to
-  ``unhexlify``; only when that fails (the closing quote, an escape or a bad character is in it)
-  do we look for the quote and backslash with ``bytes.find``.
-* JSON escapes inside the hex string: ``\\u00XX`` escapes that spell a hex digit are decoded
-  (JSON allows escaping any character); any other escape raises
-  [`AudioDecodeError`][aiomusic.AudioDecodeError].
+* Inside the hex string nothing loops per byte in Python (``_hexdigits.py``); ``\\u00XX``
+  escapes that spell a hex digit are decoded (JSON allows escaping any character); any other
+  escape raises [`AudioDecodeError`][aiomusic.AudioDecodeError].
 * A key on the target path that appears twice (``data`` twice at the top, or ``audio`` twice in
   ``data``) raises [`ResponseError`][aiomusic.ResponseError]: `json.loads()` would keep the last
-  one silently,
-  after we had already decoded the first.
-* Invalid hex raises [`AudioDecodeError`][aiomusic.AudioDecodeError] from `HexAudioScanner.feed()`
-as soon as the
-  bad character arrives; an odd number of hex digits raises it when the string closes.
+  one silently, after we had already decoded the first.
+* Invalid hex raises [`AudioDecodeError`][aiomusic.AudioDecodeError] from
+  `HexAudioScanner.feed()` as soon as the bad character arrives; an odd number of hex digits
+  raises it when the string closes.
 * A malformed or truncated document raises [`ResponseError`][aiomusic.ResponseError] from
   `HexAudioScanner.close()`.
+* Everything that is not the audio is bounded by `JsonLimits`: its bytes (1 MiB), its nesting
+  depth (64) and its number of values (50,000). Passing one raises
+  [`ResponseError`][aiomusic.ResponseError] from `HexAudioScanner.feed()` at once, so memory
+  stays flat whatever the answer holds: a 150 MB padding or an 80 MB decoy hex string
+  elsewhere in the answer is refused after its first MiB, and 200,000 nested arrays after 64.
+  A documented generation answer holds under 1 kB besides its audio. The same limits serve the
+  SSE reader: feed one ``data:`` event's JSON to a fresh scanner (they are cheap) with the
+  same `JsonLimits`.
+* `HexAudioScanner.feed_into()` appends the decoded pieces to a list instead of joining them.
 """
 
 from __future__ import annotations
 
-import binascii
 import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiomusic._core._errors import AudioDecodeError, ResponseError
+from aiomusic._core._errors import ResponseError
 
-__all__ = ["HexAudioScanner", "decode_hex_stream"]
+from .._core._json import JsonLimits
+from ._hexdigits import HexTarget
 
-_unhexlify = binascii.unhexlify
+__all__ = ["HexAudioScanner", "JsonLimits", "decode_hex_stream"]
+
 # The structural characters of JSON outside strings; everything between them (whitespace,
 # numbers, literals) is copied through and judged by json.loads at the end.
 _SPECIAL = re.compile(rb'["{}\[\]:,]')
-_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
 _WS = b" \t\r\n"
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COLON, _COMMA = (
     ord("{"), ord("}"), ord("["), ord("]"), ord(":"), ord(","))
@@ -64,11 +68,12 @@ class _Frame:
         self.expect_key = is_obj
 
 
-class HexAudioScanner:
+class HexAudioScanner(HexTarget):
     """Push parser: feed the body's chunks, get decoded audio back, then `close()`.
 
     Args:
         path: The keys leading to the hex string, from the top-level object.
+        limits: Bounds on everything that is not the audio (`JsonLimits` defaults).
 
     Example::
 
@@ -79,11 +84,16 @@ class HexAudioScanner:
         document = scanner.close()  # the body, with data.audio replaced by ""
     """
 
-    def __init__(self, path: tuple[str, ...] = ("data", "audio")) -> None:
+    def __init__(self, path: tuple[str, ...] = ("data", "audio"), *,
+                 limits: JsonLimits | None = None) -> None:
         if not path or not all(isinstance(key, str) for key in path):
             raise ValueError("path must be a non-empty tuple of keys")
         self._path = tuple(path)
         self._label = ".".join(path)
+        self.limits = limits = JsonLimits() if limits is None else limits
+        self._max_bytes = limits.max_bytes
+        self._max_depth = limits.max_depth
+        self._values_left = limits.max_values
         self._doc = bytearray()  # everything except the target string's content
         self._stack: list[_Frame] = []
         self._state = _STRUCT
@@ -126,8 +136,21 @@ class HexAudioScanner:
         Raises:
             AudioDecodeError: The target string holds a non-hex character or escape, or an odd
                 number of hex digits.
-            ResponseError: A key on the target path appears twice.
+            ResponseError: A key on the target path appears twice, or the JSON around the
+                audio passes a bound of `limits`.
             ValueError: The scanner was already closed.
+        """
+        out: list[bytes] = []
+        self.feed_into(chunk, out)
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def feed_into(self, chunk: bytes, out: list[bytes]) -> int:
+        """As `feed()`, but append the decoded pieces to ``out`` (none empty), without joining.
+
+        Returns:
+            How many audio bytes were appended.
         """
         if self._closed:
             raise ValueError("feed() after close()")
@@ -136,11 +159,11 @@ class HexAudioScanner:
         data = chunk if type(chunk) is bytes else bytes(chunk)
         try:
             if self._state == _TARGET and not self._pending:
-                out = self._fast_target(data)
-                if out is not None:
+                got = self._fast_target(data, out)
+                if got >= 0:
                     self._offset += len(data)
-                    return out
-            return self._feed(data)
+                    return got
+            return self._feed(data, out)
         except ResponseError as exc:
             self._error = exc
             raise
@@ -187,109 +210,16 @@ class HexAudioScanner:
 
     # -- the hex string ---------------------------------------------------------------------
 
-    def _fast_target(self, data: bytes) -> bytes | None:
-        """Decode a chunk that lies wholly inside the hex string; ``None`` when it does not."""
-        n = len(data)
-        if not n:
-            return b""
-        skip = 1 if self._nibble else 0
-        odd = (n - skip) & 1
-        if (skip and data[0] not in _HEX_DIGITS) or (odd and data[-1] not in _HEX_DIGITS):
-            return None
-        try:
-            body = _unhexlify(memoryview(data)[skip:n - odd] if skip or odd else data)
-        except binascii.Error:  # the closing quote, an escape or a bad digit: go slowly
-            return None
-        if skip:
-            body = _unhexlify(self._nibble + data[:1]) + body
-        self._nibble = data[n - 1:] if odd else b""
-        self._hex_chars += n
-        return body
-
-    def _decode(self, data: bytes, start: int, stop: int, out: list[bytes]) -> None:
-        """Decode ``data[start:stop]`` (hex digits only, else raise) into ``out``."""
-        if start >= stop:
-            return
-        if self._nibble:
-            if data[start] not in _HEX_DIGITS:
-                self._bad_char(data, start)
-            out.append(_unhexlify(self._nibble + data[start:start + 1]))
-            self._nibble = b""
-            self._hex_chars += 1
-            start += 1
-        end = stop - ((stop - start) & 1)
-        try:
-            out.append(_unhexlify(memoryview(data)[start:end]))
-        except binascii.Error:
-            match = _NOT_HEX.search(data, start, end)
-            assert match is not None
-            self._hex_chars += match.start() - start
-            self._bad_char(data, match.start())
-        self._hex_chars += end - start
-        if end < stop:
-            if data[end] not in _HEX_DIGITS:
-                self._bad_char(data, end)
-            self._nibble = data[end:stop]
-            self._hex_chars += 1
-
-    def _bad_char(self, data: bytes, index: int) -> None:
-        """Raise for the non-hex ``data[index]``; ``_hex_chars`` counts the digits before it."""
-        raise AudioDecodeError(
-            f"{self._label} holds a non-hex character {chr(data[index])!r} at hex digit "
-            f"{self._hex_chars} (byte {self._offset + index} of the body)")
-
-    def _target(self, data: bytes, pos: int, out: list[bytes]) -> int:
-        """Scan inside the hex string from ``pos``; returns where scanning stopped."""
-        n = len(data)
-        quote = data.find(b'"', pos)
-        stop = quote if quote >= 0 else n
-        backslash = data.find(b"\\", pos, stop)
-        if backslash >= 0:
-            stop = backslash
-        self._decode(data, pos, stop, out)
-        if backslash >= 0:
-            if n - backslash < 6:  # finish this escape with the next chunk
-                self._pending = data[backslash:]
-                return n
-            self._unescape(data, backslash, out)
-            return backslash + 6
-        if quote < 0:
-            return n
-        if self._nibble:
-            raise AudioDecodeError(
-                f"{self._label} holds an odd number of hex digits ({self._hex_chars})")
-        self._state = _STRUCT
-        return quote
-
-    def _unescape(self, data: bytes, index: int, out: list[bytes]) -> None:
-        """Decode a ``\\u00XX`` escape at ``data[index]`` that spells one hex digit."""
-        escape = data[index:index + 6]
-        digit = b""
-        if escape[1:2] == b"u" and all(c in _HEX_DIGITS for c in escape[2:6]):
-            code = int(escape[2:6], 16)
-            if code in _HEX_DIGITS:
-                digit = bytes((code,))
-        if not digit:
-            raise AudioDecodeError(
-                f"{self._label} holds the escape {escape.decode('ascii', 'replace')!r} at byte "
-                f"{self._offset + index} of the body, which is not a hex digit")
-        self._hex_chars += 1
-        if self._nibble:
-            out.append(_unhexlify(self._nibble + digit))
-            self._nibble = b""
-        else:
-            self._nibble = digit
-
     # -- everything else --------------------------------------------------------------------
 
-    def _feed(self, chunk: bytes) -> bytes:
+    def _feed(self, chunk: bytes, out: list[bytes]) -> int:
         if self._pending:
             data = self._pending + chunk
             self._offset -= len(self._pending)
             self._pending = b""
         else:
             data = chunk
-        out: list[bytes] = []
+        first = len(out)
         n = len(data)
         pos = 0
         # data[copy_from:] still belongs to the kept document; -1 inside the hex string
@@ -315,7 +245,7 @@ class HexAudioScanner:
             char = data[stop]
             if char == _QUOTE:
                 if self._starts_target():
-                    self._doc += data[copy_from:pos]
+                    self._keep(data, copy_from, pos)
                     copy_from = -1
                     self._state = _TARGET
                     self._found = True
@@ -327,19 +257,31 @@ class HexAudioScanner:
             elif char == _COLON:
                 self._colon()
             elif char == _COMMA:
+                self._count_value(stop)
                 if self._stack and self._stack[-1].is_obj:
                     self._stack[-1].expect_key = True
             elif char in (_LBRACE, _LBRACKET):
-                self._open(is_obj=char == _LBRACE)
+                self._count_value(stop)
+                self._open(is_obj=char == _LBRACE, at=stop)
             elif self._stack:  # '}' or ']'; a stray one is left for json.loads to report
                 self._stack.pop()
             self._ready = char == _COLON
         if copy_from >= 0:
-            self._doc += data[copy_from:] if copy_from else data
+            self._keep(data, copy_from, n)
         self._offset += n
-        if not out:
-            return b""
-        return out[0] if len(out) == 1 else b"".join(out)
+        return sum(len(piece) for piece in out[first:]) if len(out) > first else 0
+
+    def _keep(self, data: bytes, start: int, stop: int) -> None:
+        """Add ``data[start:stop]`` to the kept document, within ``limits.max_bytes``."""
+        if len(self._doc) + stop - start > self._max_bytes:
+            offset = self._offset + start + self._max_bytes - len(self._doc)
+            raise self.limits.too_large(self._label, offset=offset)
+        self._doc += data[start:stop] if start or stop < len(data) else data
+
+    def _count_value(self, index: int) -> None:
+        self._values_left -= 1
+        if self._values_left < 0:
+            raise self.limits.too_many(offset=self._offset + index)
 
     def _string(self, data: bytes, pos: int) -> int:
         """Skip through an ordinary string from ``pos``; returns where scanning stopped."""
@@ -398,9 +340,11 @@ class HexAudioScanner:
                     f"the answer holds the key {'.'.join(self._path[:depth + 1])} twice")
             self._seen_keys.add(depth)
 
-    def _open(self, *, is_obj: bool) -> None:
+    def _open(self, *, is_obj: bool, at: int) -> None:
         stack = self._stack
         depth = len(stack)
+        if depth >= self._max_depth:
+            raise self.limits.too_deep(offset=self._offset + at)
         if not stack:
             on_path = is_obj
         else:
@@ -421,6 +365,7 @@ async def decode_hex_stream(
     *,
     scanner: HexAudioScanner | None = None,
     path: tuple[str, ...] = ("data", "audio"),
+    limits: JsonLimits | None = None,
     batch_size: int = 1 << 20,
 ) -> AsyncIterator[bytes]:
     """Decode a streamed body, yielding the audio in batches of about ``batch_size`` bytes.
@@ -430,12 +375,12 @@ async def decode_hex_stream(
 
     Raises:
         AudioDecodeError: The hex is invalid.
-        ResponseError: The body is malformed or truncated.
+        ResponseError: The body is malformed or truncated, or passes a bound of ``limits``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     if scanner is None:
-        scanner = HexAudioScanner(path)
+        scanner = HexAudioScanner(path, limits=limits)
     batch = bytearray()
     async for chunk in chunks:
         audio = scanner.feed(chunk)

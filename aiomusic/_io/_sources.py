@@ -48,10 +48,13 @@ class LocalSource:
             return nullcontext(io.BytesIO(probe))
         return _window(probe)
 
-    async def validate(self) -> AudioInfo:
-        """Check the content is WAV/MP3 of an accepted length (in a worker thread)."""
-        return await anyio.to_thread.run_sync(lambda: validate_reference(self.probe,
-                                                                         name=self.name))
+    async def validate(self, *, min_duration: float = 10.0, max_duration: float = 600.0,
+                       formats: tuple[str, ...] = ("wav", "mp3")) -> AudioInfo:
+        """Check the content is audio of ``formats`` and an accepted length (in a worker
+        thread); the defaults are music-01's."""
+        return await anyio.to_thread.run_sync(lambda: validate_reference(
+            self.probe, name=self.name, min_duration=min_duration, max_duration=max_duration,
+            formats=formats))
 
 
 @contextmanager

@@ -12,19 +12,21 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 
 from .._core._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
 from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
 from .._core._log import logger
-from ._jobs import Job, MiniMaxJob
+from .._core._operation import Delivery
+from ._execute import WRITES_DURING_CALL, execute
+from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import FileRecord, JobRecord, JobState, Journal, JournalError
+from ._outcome import BatchSummary, JobOutcome, Run, Status, summarize
 from ._steps import Steps, emit_stage, remove_leftovers, sha256_file
 
 if TYPE_CHECKING:
@@ -33,114 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Batch", "BatchSummary", "JobOutcome", "OutputFile"]
 
-Status = Literal["completed", "skipped", "failed", "unknown"]
-_CURRENT: contextvars.ContextVar[_Run] = contextvars.ContextVar("aiomusic_batch_job")
+_CURRENT: contextvars.ContextVar[Run] = contextvars.ContextVar("aiomusic_batch_job")
 _TASK_STAGES = {"PENDING": "pending", "TEXT_SUCCESS": "text", "FIRST_SUCCESS": "first",
                 "SUCCESS": "complete"}
-
-
-@attrs.frozen
-class OutputFile:
-    """A file a job wrote (or had written in an earlier run, verified)."""
-
-    path: Path
-    sha256: str
-    size: int
-
-
-@attrs.frozen
-class JobOutcome:
-    """How one job ended.
-
-    Attributes:
-        job: The job.
-        status: ``completed`` (done now), ``skipped`` (done in an earlier run; files verified),
-            ``failed`` (``error`` says why) or ``unknown`` (a paid submission whose fate
-            cannot be known; left alone unless the batch re-submits unknown jobs).
-        files: The audio files, with their SHA-256.
-        error: The typed error of a failed or unknown job.
-        task_id: The Suno task id, when there is one.
-        trace_id: MiniMax's trace id of the generation, when known.
-        retries: Retries absorbed by this job's requests.
-        resumed: Whether a Suno task was resumed by its id instead of being submitted.
-        note: A remark, e.g. why a completed job was redone.
-    """
-
-    job: Job
-    status: Status
-    files: tuple[OutputFile, ...] = ()
-    error: AiomusicError | None = None
-    task_id: str | None = None
-    trace_id: str | None = None
-    retries: int = 0
-    resumed: bool = False
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the job's audio is on disk."""
-        return self.status in ("completed", "skipped")
-
-
-@attrs.frozen
-class BatchSummary:
-    """The end of a batch.
-
-    Attributes:
-        total: Jobs in the batch.
-        completed: Jobs done in this run.
-        skipped: Jobs done in an earlier run (files verified).
-        failed: Failed jobs by error type name.
-        unknown: Jobs whose paid submission has an unknown fate.
-        retries: Retries absorbed, all requests counted.
-        retry_reasons: The same retries by the error type that caused them.
-        files: Audio files written in this run.
-        bytes: Bytes of audio written in this run.
-        seconds: Wall time.
-        interrupted: Whether the batch was stopped before every job ended.
-    """
-
-    total: int
-    completed: int
-    skipped: int
-    failed: Mapping[str, int]
-    unknown: int
-    retries: int
-    retry_reasons: Mapping[str, int]
-    files: int
-    bytes: int
-    seconds: float
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Whether every job's audio is on disk."""
-        return self.completed + self.skipped == self.total
-
-    @property
-    def songs_per_minute(self) -> float:
-        """Audio files written per minute of wall time."""
-        return self.files / self.seconds * 60 if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        return {"total": self.total, "completed": self.completed, "skipped": self.skipped,
-                "failed": dict(self.failed), "unknown": self.unknown, "retries": self.retries,
-                "retry_reasons": dict(self.retry_reasons),
-                "files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 3),
-                "songs_per_minute": round(self.songs_per_minute, 2),
-                "interrupted": self.interrupted, "ok": self.ok}
-
-
-@attrs.define
-class _Run:
-    """A job in progress: its journal state as this process knows it, and its counters."""
-
-    job: Job
-    state: JobState = JobState.PENDING
-    task_id: str | None = None
-    sent: bool = False  # a paid request of this job was started
-    retries: int = 0
-    stage: str = "waiting"
 
 
 class Batch:
@@ -259,7 +156,10 @@ class Batch:
                     async def one(job: Job) -> None:
                         outcome = await self._job(steps, job, records.get(job.id))
                         outcomes.append(outcome)
-                        send.send_nowait(outcome)
+                        # the reader may have left (Ctrl-C, a break) while this job was ending:
+                        # the outcome still counts in the summary and the journal
+                        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            send.send_nowait(outcome)
 
                     async def all_jobs() -> None:
                         async with send, anyio.create_task_group() as jobs_tg:
@@ -273,12 +173,13 @@ class Batch:
                         tg.cancel_scope.cancel()
                 finished = len(outcomes) == len(self.jobs)
             finally:
-                self._summary = _summarize(self.jobs, outcomes, counters,
+                self._summary = summarize(self.jobs, outcomes, counters,
                                            time.perf_counter() - started,
                                            interrupted=not finished)
 
     async def _prepare(self, journal: Journal | None) -> dict[str, JobRecord]:
-        if any(job.kind == "suno" and not job.callback_url for job in self.jobs):
+        if any(job.op.service == "suno" and not getattr(job.params, "callback_url", 1)
+               for job in self.jobs):
             self._session.suno._callback_url(None)  # raises ConfigurationError if none
         await anyio.to_thread.run_sync(lambda: self.out.mkdir(parents=True, exist_ok=True))
         await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
@@ -300,7 +201,7 @@ class Batch:
     # -- one job ----------------------------------------------------------------------------
 
     async def _job(self, steps: Steps, job: Job, record: JobRecord | None) -> JobOutcome:
-        run = _Run(job)
+        run = Run(job)
         if record is not None:
             run.state, run.task_id = record.state, record.task_id
         token = _CURRENT.set(run)
@@ -315,6 +216,14 @@ class Batch:
             with anyio.CancelScope(shield=True):
                 await self._interrupted(steps, run)
             raise
+        except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the others
+            logger.error("batch job %s: unexpected %s", job.id, type(exc).__name__,
+                         exc_info=exc)
+            outcome = await self._unexpected(steps, run, exc)
+        except BaseExceptionGroup:  # a cancellation through a task group of the step (trio)
+            with anyio.CancelScope(shield=True):
+                await self._interrupted(steps, run)
+            raise
         finally:
             _CURRENT.reset(token)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
@@ -322,7 +231,23 @@ class Batch:
                                        if outcome.error else outcome.note or None))
         return outcome
 
-    async def _attempt(self, steps: Steps, run: _Run, record: JobRecord | None) -> JobOutcome:
+    async def _unexpected(self, steps: Steps, run: Run, exc: Exception) -> JobOutcome:
+        """A failure no typed error describes (a bug, or an answer nothing anticipated)."""
+        what = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if run.sent and run.state is JobState.SUBMITTING:
+            error: AiomusicError = SubmissionUnknownError(
+                f"job {run.job.id}: an unexpected error ({what}) ended it after its paid "
+                "request was sent, so whether it was generated (and charged) is unknown. "
+                "Check your account; run again with --resubmit-unknown to send it again",
+                operation=run.job.kind, reason="unexpected error")
+            error.__cause__ = exc
+            return await self._ended(steps, run, "unknown", error, JobState.UNKNOWN)
+        error = AiomusicError(f"job {run.job.id}: an unexpected error ({what}); please report "
+                              "it with the log")
+        error.__cause__ = exc
+        return await self._ended(steps, run, "failed", error, JobState.FAILED)
+
+    async def _attempt(self, steps: Steps, run: Run, record: JobRecord | None) -> JobOutcome:
         job = run.job
         note = ""
         if record is not None and record.state is JobState.COMPLETED:
@@ -351,18 +276,28 @@ class Batch:
             result = await steps.minimax(run, job)
             return JobOutcome(job, "completed", files=result[0], trace_id=result[1],
                               retries=run.retries, note=note)
+        # a task id (or a link) recorded after the paid request was taken: follow it, never
+        # pay again; unless the task itself failed, which a re-run submits anew
         resumable = run.task_id is not None and (
             record is None or record.state is not JobState.FAILED
             or record.error_type != TaskFailedError.__name__)
         resumed = resumable and run.state is not JobState.SUBMITTING
-        files = await steps.suno(run, job, resume=run.task_id if resumed else None)
-        return JobOutcome(job, "completed", files=files, task_id=run.task_id,
-                          retries=run.retries, resumed=resumed, note=note)
+        resume = run.task_id if resumed else None
+        if isinstance(job, SunoJob):
+            files = await steps.suno(run, job, resume=resume)
+            return JobOutcome(job, "completed", files=files, task_id=run.task_id,
+                              retries=run.retries, resumed=resumed, note=note)
+        files, handle, document = await execute(steps, run, job, resume=resume)
+        is_task = job.op.delivery is Delivery.TASK
+        return JobOutcome(job, "completed", files=files, retries=run.retries, note=note,
+                          task_id=handle if is_task else None,
+                          trace_id=None if is_task else handle, resumed=resumed,
+                          document=document)
 
-    async def _adopt(self, steps: Steps, run: _Run, record: JobRecord) -> JobOutcome | None:
+    async def _adopt(self, steps: Steps, run: Run, record: JobRecord) -> JobOutcome | None:
         """A generation that completed just before its process died is kept, not re-paid."""
         job = run.job
-        if not isinstance(job, MiniMaxJob) or record.dest_existed:
+        if job.op.delivery not in WRITES_DURING_CALL or record.dest_existed:
             return None
         path = self.out / job.out
         if not await anyio.to_thread.run_sync(path.is_file):
@@ -373,14 +308,14 @@ class Batch:
         return JobOutcome(job, "completed", files=(OutputFile(path, digest, size),),
                           note="its file was written just before the earlier run stopped")
 
-    async def _ended(self, steps: Steps, run: _Run, status: Status, error: AiomusicError,
+    async def _ended(self, steps: Steps, run: Run, status: Status, error: AiomusicError,
                      state: JobState) -> JobOutcome:
         await steps.mark(run, state, error=error)
         logger.info("batch job %s %s: %s", run.job.id, status, type(error).__name__)
         return JobOutcome(run.job, status, error=error, task_id=run.task_id,
                           retries=run.retries)
 
-    async def _interrupted(self, steps: Steps, run: _Run) -> None:
+    async def _interrupted(self, steps: Steps, run: Run) -> None:
         """Leave the journal consistent when the batch is stopped mid-job."""
         if run.state is not JobState.SUBMITTING:
             return  # pending, submitted (resumable) or ended: nothing to fix
@@ -394,27 +329,29 @@ class Batch:
 
     # -- progress ---------------------------------------------------------------------------
 
-    def _stage(self, run: _Run, stage: str, *, done: int | None = None,
+    def _stage(self, run: Run, stage: str, *, done: int | None = None,
                total: int | None = None, detail: str | None = None) -> None:
         emit_stage(self._session, run, stage, done=done, total=total, detail=detail)
 
-    def _translate(self, run: _Run, event: Event) -> None:
+    def _translate(self, run: Run, event: Event) -> None:
         if isinstance(event, RequestStarted):
             if event.paid:
                 run.sent = True
-                self._stage(run, "generating" if run.job.kind == "minimax" else "submitting")
+                self._stage(run, "generating" if run.job.op.delivery in WRITES_DURING_CALL
+                            else "submitting")
             elif event.operation.endswith("upload"):
                 self._stage(run, "uploading")
         elif isinstance(event, RetryScheduled):
             run.retries += 1
             self._stage(run, run.stage, detail=f"retrying after {event.reason}")
         elif isinstance(event, Progress):
-            if event.operation == "minimax.generate":
+            if event.stage == "decoding":
                 self._stage(run, "decoding", done=event.done)
-            elif event.operation == "suno.task" and event.stage in _TASK_STAGES:
-                self._stage(run, _TASK_STAGES[event.stage])
-            elif event.operation == "suno.download":
+            elif event.operation == "suno.download":  # every download (any service)
                 self._stage(run, "downloading", done=event.done, total=event.total)
+            elif run.task_id is not None and event.key == run.task_id:
+                # a task moved on: Suno's stages by their short names, others as they are
+                self._stage(run, _TASK_STAGES.get(event.stage, event.stage.lower()))
 
 
 def _iterate(receive: anyio.abc.ObjectReceiveStream[JobOutcome]) -> AsyncIterator[JobOutcome]:
@@ -429,20 +366,6 @@ def _iterate(receive: anyio.abc.ObjectReceiveStream[JobOutcome]) -> AsyncIterato
 async def _shielded_close(journal: Journal) -> None:
     with anyio.CancelScope(shield=True):
         await journal.aclose()
-
-
-def _summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[str],
-               seconds: float,
-               *, interrupted: bool) -> BatchSummary:
-    status = Counter(o.status for o in outcomes)
-    failed = Counter(type(o.error).__name__ for o in outcomes if o.status == "failed")
-    made = [f for o in outcomes if o.status == "completed" for f in o.files]
-    return BatchSummary(total=len(jobs), completed=status["completed"],
-                        skipped=status["skipped"], failed=dict(sorted(failed.items())),
-                        unknown=status["unknown"], retries=retries.total(),
-                        retry_reasons=dict(sorted(retries.items())), files=len(made),
-                        bytes=sum(f.size for f in made), seconds=seconds,
-                        interrupted=interrupted)
 
 
 def _endpoint(session: MusicSession) -> str:

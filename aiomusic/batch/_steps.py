@@ -8,39 +8,37 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
+from .._core._config import Service
 from .._core._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
 from .._core._events import JobProgress
 from .._core._log import logger, redact
 from .._core._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
+from .._core._operation import Output
 from .._io._download import audio_suffix
 from .._io._files import temporary_file_of
+from .._io._folders import staging_of
+from ..suno._tasks import hints_of
+from ._jobs import TRACK_NAME, Job, MiniMaxJob, OutputFile, SunoJob
 from ._journal import FileRecord, JobState, Journal
+from ._outcome import Run
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
+    from .._core._task import TaskSpec
     from ..suno import PollSchedule
-    from ._jobs import MiniMaxJob, SunoJob
-    from ._runner import OutputFile
+    from ..tasks import HintSource
 
 __all__ = ["Steps", "emit_stage", "remove_leftovers", "sha256_file"]
 
 _REUSE_MARGIN = dt.timedelta(hours=1)
-
-
-class _Run(Protocol):
-    @property
-    def job(self) -> MiniMaxJob | SunoJob: ...
-
-    state: JobState
-    task_id: str | None
-    stage: str
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -54,23 +52,26 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def remove_leftovers(out: Path, jobs: Sequence[MiniMaxJob | SunoJob]) -> list[Path]:
+def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
     """Remove the temporary files that a killed run left for these jobs' outputs (worker thread).
 
     A file being written is a hidden temporary file until it is complete. A run that is killed
     (SIGKILL, a power cut) cannot remove it, so the next run of the same jobs does: the jobs
     own their outputs (their names are unique in a job file). Only the names a job can write
-    are matched: a MiniMax job's ``out``, a Suno job's ``<out>-<n>.<ext>``. Best effort: a
-    file that cannot be removed is logged and left.
+    are matched: a file job's ``out``, a track job's ``<out>-<n>.<ext>``, anything in a stem
+    job's folder. Best effort: a file that cannot be removed is logged and left.
     """
-    from ._jobs import TRACK_NAME, MiniMaxJob
-
-    files: dict[Path, set[str]] = {}  # by folder: the MiniMax jobs' file names
-    stems: dict[Path, set[str]] = {}  # by folder: the Suno jobs' name stems
+    files: dict[Path, set[str]] = {}  # by folder: the file names jobs write
+    stems: dict[Path, set[str]] = {}  # by folder: the name stems of jobs writing tracks
     for job in jobs:
         dest = out / job.out
-        (files if isinstance(job, MiniMaxJob) else stems).setdefault(dest.parent, set()).add(
-            dest.name)
+        shape = job.op.output
+        if shape is Output.STEMS:
+            files.setdefault(dest, set()).add("*")  # inside: anything half-written
+            files.setdefault(dest.parent, set()).add(dest.name)  # beside: its staging folder
+        else:
+            (stems if shape is Output.TRACKS else files).setdefault(dest.parent, set()).add(
+                dest.name)
     removed: list[Path] = []
     for folder in files.keys() | stems.keys():
         try:
@@ -80,10 +81,18 @@ def remove_leftovers(out: Path, jobs: Sequence[MiniMaxJob | SunoJob]) -> list[Pa
         ours, our_stems = files.get(folder, set()), stems.get(folder, set())
         for entry in entries:
             target = temporary_file_of(entry.name)
+            folder_of = staging_of(entry.name)
+            if folder_of is not None and folder_of in ours:
+                # a stems folder being staged when a run was killed: never complete, remove
+                shutil.rmtree(entry.path, ignore_errors=True)
+                logger.info("removed %s, a partial folder left by an earlier run", entry.path)
+                removed.append(Path(entry.path))
+                continue
             if target is None:
                 continue
             track = TRACK_NAME.fullmatch(target)
-            if target not in ours and not (track and track.group(1) in our_stems):
+            if target not in ours and "*" not in ours and \
+                    not (track and track.group(1) in our_stems):
                 continue
             try:
                 os.unlink(entry.path)
@@ -116,24 +125,27 @@ class Steps:
 
     # -- journal ----------------------------------------------------------------------------
 
-    async def mark(self, run: _Run, state: JobState, *, error: AiomusicError | None = None,
+    async def mark(self, run: Run, state: JobState, *, error: AiomusicError | None = None,
                    files: tuple[FileRecord, ...] | None = None, task_id: str | None = None,
                    trace_id: str | None = None, dest_existed: bool | None = None) -> None:
-        """Move ``run`` to ``state``, in memory and in the journal."""
+        """Move ``run`` to ``state``, in the journal and then in memory.
+
+        In that order: a write cancelled while it waits for the journal's thread never
+        happens, and the state in memory must stay the one the journal holds, which is what
+        a stop (`Batch._interrupted`) repairs.
+        """
+        if self.journal is not None:
+            said = None
+            if error is not None:
+                said = (type(error).__name__, redact(str(error), self.session._keys.secrets()))
+            await self.journal.update(run.job.id, state, task_id=task_id, trace_id=trace_id,
+                                      files=files, error=said, dest_existed=dest_existed)
         run.state = state
         if task_id is not None:
             run.task_id = task_id
-        if self.journal is None:
-            return
-        said = None
-        if error is not None:
-            said = (type(error).__name__, redact(str(error), self.session._keys.secrets()))
-        await self.journal.update(run.job.id, state, task_id=task_id, trace_id=trace_id,
-                                  files=files, error=said, dest_existed=dest_existed)
 
     async def verify(self, files: tuple[FileRecord, ...]) -> tuple[OutputFile, ...] | None:
         """The recorded files, if every one is still there with its SHA-256."""
-        from ._runner import OutputFile
 
         found: list[OutputFile] = []
         for record in files:
@@ -149,9 +161,8 @@ class Steps:
 
     # -- MiniMax ----------------------------------------------------------------------------
 
-    async def minimax(self, run: _Run, job: MiniMaxJob
+    async def minimax(self, run: Run, job: MiniMaxJob
                       ) -> tuple[tuple[OutputFile, ...], str | None]:
-        from ._runner import OutputFile
 
         async with self.limiter:
             voice, instrumental = job.refer_voice, job.refer_instrumental
@@ -165,7 +176,7 @@ class Steps:
             dest = self.out / job.out
             existed = await anyio.to_thread.run_sync(_prepare_dest, dest)
             await self.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
-            self._emit(run, "queued")
+            self.emit(run, "queued")
             result = await self.session.minimax.generate(
                 dest, lyrics=job.lyrics, refer_voice=voice, refer_instrumental=instrumental,
                 audio_setting=job.audio_setting, timeout=self.generate_timeout)
@@ -174,11 +185,11 @@ class Steps:
         await self.mark(run, JobState.COMPLETED, files=files, trace_id=result.trace_id)
         return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id
 
-    async def _reference(self, run: _Run, path: Path, purpose: Purpose) -> ReferenceUpload:
+    async def _reference(self, run: Run, path: Path, purpose: Purpose) -> ReferenceUpload:
         service = self.session.minimax_service.value
 
         async def upload() -> tuple[dict[str, Any], dt.datetime]:
-            self._emit(run, "uploading")
+            self.emit(run, "uploading")
             ref = await self.session.minimax.upload_reference(path, purpose=purpose)
             return _plain(ref), dt.datetime.now(dt.UTC)
 
@@ -190,18 +201,18 @@ class Steps:
 
     # -- Suno -------------------------------------------------------------------------------
 
-    async def suno(self, run: _Run, job: SunoJob, *, resume: str | None
+    async def suno(self, run: Run, job: SunoJob, *, resume: str | None
                    ) -> tuple[OutputFile, ...]:
         suno = self.session.suno
         if resume is not None:
-            self._emit(run, "submitted", detail="resumed by task id")
+            self.emit(run, "submitted", detail="resumed by task id")
             task = suno.task(resume)
         else:
             async with self.limiter:
                 source = job.source if isinstance(job.source, str) else \
-                    await self._suno_upload(run, job.source)
+                    await self.suno_upload(run, job.source)
                 await self.mark(run, JobState.SUBMITTING)  # the intent
-                self._emit(run, "queued")
+                self.emit(run, "queued")
                 task = await suno.add_instrumental(
                     source, title=job.title, tags=job.tags, negative_tags=job.negative_tags,
                     callback_url=job.callback_url, vocal_gender=job.vocal_gender,
@@ -210,7 +221,7 @@ class Steps:
                     audio_weight=job.audio_weight, model=job.model,
                     timeout=self.generate_timeout)
             await self.mark(run, JobState.SUBMITTED, task_id=task.task_id)
-            self._emit(run, "submitted")
+            self.emit(run, "submitted")
         try:
             result = await task.wait(timeout=self.task_timeout, poll=self.poll)
         except (BadRequestError, NotFoundError) as exc:
@@ -219,9 +230,8 @@ class Steps:
             raise _lost(job.id, resume, exc) from exc
         return await self._download(run, job, result.tracks)
 
-    async def _download(self, run: _Run, job: SunoJob, tracks: tuple[Any, ...]
+    async def _download(self, run: Run, job: SunoJob, tracks: tuple[Any, ...]
                         ) -> tuple[OutputFile, ...]:
-        from ._runner import OutputFile
 
         records: list[FileRecord] = []
         async with self.limiter:
@@ -235,9 +245,10 @@ class Steps:
         await self.mark(run, JobState.COMPLETED, files=files)
         return tuple(OutputFile(self.out / r.path, r.sha256, r.size) for r in files)
 
-    async def _suno_upload(self, run: _Run, path: Path) -> str:
+    async def suno_upload(self, run: Run, path: Path) -> str:
+        """The URL of ``path`` on Suno's file host (uploaded once per content)."""
         async def upload() -> tuple[dict[str, Any], dt.datetime]:
-            self._emit(run, "uploading")
+            self.emit(run, "uploading")
             done = await self.session.suno.upload(path)
             assert done.uploaded_at is not None  # the client fills it in
             return _plain(done), done.uploaded_at
@@ -276,11 +287,21 @@ class Steps:
             self._uploads[key] = payload
             return payload
 
-    def _emit(self, run: _Run, stage: str, *, detail: str | None = None) -> None:
+    async def prepare_dest(self, dest: Path) -> bool:
+        """Create ``dest``'s folder; whether the file exists already."""
+        return await anyio.to_thread.run_sync(_prepare_dest, dest)
+
+    def hints_for(self, spec: TaskSpec) -> Callable[[], HintSource | None]:
+        """Where tasks of ``spec`` hear callbacks (the Suno client's receiver), if anywhere."""
+        if spec.service is not Service.SUNO:
+            return lambda: None
+        return hints_of(self.session.suno)
+
+    def emit(self, run: Run, stage: str, *, detail: str | None = None) -> None:
         emit_stage(self.session, run, stage, detail=detail)
 
 
-def emit_stage(session: MusicSession, run: _Run, stage: str, *, done: int | None = None,
+def emit_stage(session: MusicSession, run: Run, stage: str, *, done: int | None = None,
                total: int | None = None, detail: str | None = None) -> None:
     """Remember ``run``'s stage and tell the session's listeners (a ``JobProgress``)."""
     run.stage = stage

@@ -22,7 +22,7 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiomusic",
-        description="Async client for MiniMax music-01 and Suno Add Instrumental.",
+        description="Async client for AI music services: MiniMax, the Suno API and the AI/ML API.",
         epilog="Exit status: 0 done, 1 some jobs failed, 2 usage error, 130 stopped (Ctrl-C).")
     parser.add_argument("--version", action="version", version=f"aiomusic {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_options(add_batch_parser(commands))
     add_thin_parsers(commands)
+    from ._ops import add_operation_parsers
+
+    add_operation_parsers(commands)
+    from ._settings import add_config_parser
+
+    add_config_parser(commands)
+    listing = commands.add_parser("operations", help="list every operation (from the "
+                                                     "declarations)")
+    listing.add_argument("--markdown", action="store_true",
+                         help="as the Markdown tables of docs/operations.md")
     commands.add_parser("emulator", help="serve the local emulator of both services "
                                           "(see 'aiomusic emulator --help')", add_help=False)
     return parser
@@ -54,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
-        from ..emulator._cli import main as emulator_main
+        try:
+            from ..emulator._cli import main as emulator_main
+        except ImportError as exc:  # the emulator's extra is not installed
+            from ._common import EMULATOR_INSTALL
 
+            print(f"aiomusic: the emulator needs its extra ({exc.name or exc} is missing): "
+                  f"{EMULATOR_INSTALL}", file=sys.stderr)
+            return 2
         return emulator_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,6 +95,18 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from ._batch import run_batch_command
 
         return run_batch_command(args)
+    if args.command == "config":
+        from ._settings import run_config
+
+        return run_config(args)
+    if args.command == "operations":
+        from ._ops import print_operations
+
+        return print_operations(markdown=args.markdown)
+    if getattr(args, "op", None) is not None:
+        from ._ops import run_operation_command
+
+        return run_operation_command(args)
     if args.command is not None:
         from ._commands import run_thin_command
 

@@ -12,7 +12,8 @@ import attrs
 from .._core._errors import ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
 from .._core._session import MusicSession
-from ..batch._jobs import Job, JobFileError, load_jobs
+from ..batch._jobfile import JobFileError, load_jobs
+from ..batch._jobs import Job
 from ..batch._runner import Batch, BatchSummary
 from ._common import (
     EMBEDDED,
@@ -69,6 +70,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         jobs = load_jobs(args.jobs)
     except JobFileError as exc:
         output.error(str(exc))
+        return 2
+    except IsADirectoryError:
+        output.error(f"{args.jobs} is a folder: give the job file in it (.jsonl or .toml)")
         return 2
     except OSError as exc:
         output.error(f"cannot read the job file {args.jobs}: {exc.strerror or exc}")

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import attrs
 
-from .._core._errors import AiomusicError, ConfigurationError, InputError
-from .._core._events import Event, Progress
+from .._core._errors import InputError
 from .._core._models import AudioSetting, Purpose
 from .._core._session import MusicSession
 from ..suno import PollSchedule, SunoTask
+from ._command import run_session_command
 from ._common import (
-    EXIT_INTERRUPTED,
     Output,
     add_service_options,
-    backend,
-    stop_on_signals,
+    task_command,
 )
 
 __all__ = ["COMMANDS", "add_thin_parsers"]
@@ -32,7 +30,7 @@ Command = Callable[[MusicSession, argparse.Namespace, Output, "PollSchedule | No
 def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = commands.add_parser("upload", help="upload a reference track (MiniMax) or a file "
                                             "(Suno File Upload)")
-    up.add_argument("file", metavar="FILE")
+    up.add_argument("file", metavar="FILE", help="the audio file (WAV or MP3)")
     up.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
                     help="MiniMax purpose (default: %(default)s)")
     up.add_argument("--suno", action="store_true",
@@ -45,30 +43,47 @@ def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     gen.add_argument("--voice-id", help="a voice id from `aiomusic upload`")
     gen.add_argument("--instrumental-id", help="an instrumental id from `aiomusic upload`")
     gen.add_argument("--reference", metavar="FILE", help="upload this reference first")
-    gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song")
-    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3")
-    gen.add_argument("--sample-rate", type=int, default=44100)
-    gen.add_argument("--bitrate", type=int, default=256000)
+    gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
+                     help="how --reference is uploaded (default: %(default)s)")
+    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3",
+                     help="the audio format (default: %(default)s)")
+    gen.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+                     help="16000, 24000, 32000 or 44100 (default: %(default)s)")
+    gen.add_argument("--bitrate", type=int, default=256000, metavar="BPS",
+                     help="32000, 64000, 128000 or 256000 (default: %(default)s)")
     inst = commands.add_parser("instrumental", help="Suno Add Instrumental: submit, follow, "
                                                     "download")
     inst.add_argument("source", metavar="SOURCE", help="a vocal track: a URL or a local file")
-    inst.add_argument("--title", required=True)
+    inst.add_argument("--title", required=True, help="the track's title (up to 100 characters)")
     inst.add_argument("--tags", required=True, help="styles wanted")
     inst.add_argument("--negative-tags", required=True, help="styles to avoid")
-    inst.add_argument("--vocal-gender", choices=("m", "f"))
+    inst.add_argument("--vocal-gender", choices=("m", "f"), help="a hint: m or f")
     for name in ("style-weight", "weirdness-constraint", "audio-weight"):
-        inst.add_argument(f"--{name}", type=float, metavar="0..1")
-    inst.add_argument("--model", default="V4_5PLUS")
-    inst.add_argument("--out", metavar="DIR", default=".", help="where to download the tracks")
+        inst.add_argument(f"--{name}", type=float, metavar="0..1",
+                          help=f"the {name.replace('-', ' ')}, 0 to 1 in steps of 0.01")
+    inst.add_argument("--model", default="V4_5PLUS",
+                      help="V4_5PLUS or V5; newer V... names pass through (default: %(default)s)")
+    inst.add_argument("--out", metavar="DIR", default=".",
+                      help="where to download the tracks (default: the current folder)")
     inst.add_argument("--no-wait", action="store_true",
                       help="print the task id and stop (follow it with `aiomusic task`)")
-    task = commands.add_parser("task", help="show a Suno task; --wait, --out to download")
-    task.add_argument("task_id", metavar="TASK-ID")
+    task = commands.add_parser("task", help="show a task (Suno, or an AI/ML generation); "
+                                            "--wait, --out to download")
+    task.add_argument("task_id", metavar="TASK-ID", help="the task id a submission printed")
+    task.add_argument("--service", choices=("suno", "aimlapi"), default=None,
+                      help="whose task it is (default: aimlapi for an AI/ML generation id "
+                           "'<uuid>:<model>', else suno)")
+    task.add_argument("--kind", choices=("music", "stems", "wav", "midi", "mp4", "lyrics"),
+                      default="music",
+                      help="a Suno task's kind: a generation (music, default) or a follow-up")
     task.add_argument("--wait", action="store_true", help="wait until the task ends")
-    task.add_argument("--out", metavar="DIR", help="download the tracks into DIR")
+    task.add_argument("--out", metavar="DIR", help="download the results into DIR")
     commands.add_parser("credits", help="show the Suno account's remaining credits")
-    for name in ("upload", "generate", "instrumental", "task", "credits"):
-        add_service_options(commands.choices[name])
+    uses = {"upload": ({"minimax", "suno"}, False), "generate": ({"minimax"}, False),
+            "instrumental": ({"suno"}, True), "task": ({"suno", "aimlapi"}, True),
+            "credits": ({"suno"}, False)}
+    for name, (services, tasks) in uses.items():
+        add_service_options(commands.choices[name], services=frozenset(services), tasks=tasks)
 
 
 def run_thin_command(args: argparse.Namespace) -> int:
@@ -76,41 +91,10 @@ def run_thin_command(args: argparse.Namespace) -> int:
     output = Output(json_mode=args.json, plain=args.plain)
     command = COMMANDS[args.command]
 
-    async def main(session_kwargs: dict[str, Any], poll: PollSchedule | None) -> int | None:
-        async with stop_on_signals() as stop, MusicSession(**session_kwargs) as session:
-            session.subscribe(_progress_printer(output))
-            with stop.scope:
-                await command(session, args, output, poll)
-        return stop.signal
+    async def work(session: MusicSession, poll: PollSchedule | None) -> None:
+        await command(session, args, output, poll)
 
-    try:
-        with backend(args) as where:
-            stopped = anyio.run(main, where.session, where.poll)
-    except (ConfigurationError, InputError) as exc:
-        output.error(f"{type(exc).__name__}: {exc}")
-        return 2
-    except AiomusicError as exc:
-        output.error(f"{type(exc).__name__}: {exc}")
-        return 1
-    except OSError as exc:
-        output.error(f"{exc.strerror or exc}: {exc.filename or ''}")
-        return 1
-    if stopped is not None:
-        output.error("stopped")
-        return EXIT_INTERRUPTED
-    return 0
-
-
-def _progress_printer(output: Output) -> Callable[[Event], None]:
-    shown: set[tuple[str, str]] = set()
-
-    def show(event: Event) -> None:
-        if isinstance(event, Progress) and (event.key, event.stage) not in shown and \
-                event.stage != "decoding":
-            shown.add((event.key, event.stage))
-            output.say(f"  ..  {event.operation} {event.key}: {event.stage}")
-
-    return show
+    return run_session_command(args, output, work)
 
 
 async def _upload(session: MusicSession, args: argparse.Namespace, output: Output,
@@ -164,11 +148,21 @@ async def _instrumental(session: MusicSession, args: argparse.Namespace, output:
     if args.no_wait:
         output.data({"task_id": task.task_id, "status": "submitted"})
         return
+    # a Ctrl-C from here on leaves a paid task running: say how to follow it
+    follow = task_command(task.task_id, f"--wait --out {args.out}")
+    output.resume_hint = (f"task {task.task_id} was submitted and goes on at the service: "
+                          f"follow it with `{follow}`")
     await _follow(task, Path(args.out), output, poll)
 
 
 async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
                 poll: PollSchedule | None) -> None:
+    if task_service(args.task_id, args.service) == "aimlapi":
+        await _generation(session, args, output, poll)
+        return
+    if args.kind != "music":
+        await _follow_up(session, args, output, poll)
+        return
     task = session.suno.task(args.task_id)
     if args.wait or args.out:
         await _follow(task, Path(args.out) if args.out else None, output, poll)
@@ -179,6 +173,69 @@ async def _task(session: MusicSession, args: argparse.Namespace, output: Output,
         output.say(f"  {track.id}: {track.title or ''} {track.audio_url or '(no audio yet)'}")
     output.data({"task_id": record.task_id, "status": record.status.value,
                  "tracks": [attrs.asdict(t) for t in record.tracks]})
+
+
+async def _follow_up(session: MusicSession, args: argparse.Namespace, output: Output,
+                     poll: PollSchedule | None) -> None:
+    """``aiomusic task ID --kind stems|wav|midi|mp4|lyrics``: a Suno follow-up by its id."""
+    task = session.suno.follow(args.task_id, kind=args.kind)
+    if not (args.wait or args.out):
+        snap = await task.refresh()
+        output.say(f"{args.kind} task {task.task_id}: {snap.status}")
+        output.data({"task_id": task.task_id, "kind": args.kind, "status": snap.status})
+        return
+    record = await task.wait(poll=poll)
+    written: list[Path] = []
+    if args.out is not None:
+        folder = Path(args.out)
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "._-" else "-" for c in task.task_id)[:100]
+        if args.kind == "stems":
+            written = list((await task.download(folder / name)).paths.values())
+        elif args.kind in ("wav", "mp4"):
+            written = [(await task.download(folder / f"{name}.{args.kind}")).path]
+        elif args.kind == "midi":
+            written = [await task.save(folder / f"{name}.mid")]
+        else:
+            path = folder / f"{name}.json"
+            await anyio.Path(path).write_text(json.dumps(attrs.asdict(record), default=str,
+                                                         indent=2), encoding="utf-8")
+            written = [path]
+    for path in written:
+        output.say(f"wrote {path}")
+    if not written:
+        output.say(f"{args.kind} task {task.task_id}: done")
+    output.data({"task_id": task.task_id, "kind": args.kind, "status": "done",
+                 "files": [str(p) for p in written]})
+
+
+def task_service(task_id: str, given: str | None) -> str:
+    """Whose task ``task_id`` is: as given, else AI/ML for its '<id>:<model>' ids, else Suno."""
+    return given or ("aimlapi" if ":" in task_id else "suno")
+
+
+async def _generation(session: MusicSession, args: argparse.Namespace, output: Output,
+                      poll: PollSchedule | None) -> None:
+    """``aiomusic task ID --service aimlapi``: an AI/ML API generation, by its id."""
+    task = session.aimlapi.task(args.task_id)
+    if not (args.wait or args.out):
+        snap = await task.refresh()
+        output.say(f"generation {task.task_id}: {snap.status}")
+        output.data({"task_id": task.task_id, "status": snap.status,
+                     "urls": [a.url for a in snap.assets]})
+        return
+    await task.wait(poll=poll)
+    if args.out is None:
+        output.say(f"generation {task.task_id}: completed")
+        output.data({"task_id": task.task_id, "status": "completed"})
+        return
+    await anyio.Path(args.out).mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in task.task_id)[:100]
+    done = (await task.download(Path(args.out) / f"{name}.mp3")).download
+    output.say(f"wrote {done.path}: {done.bytes_written} bytes, sha256 {done.sha256}")
+    output.data({"task_id": task.task_id, "status": "completed",
+                 "files": [{"path": done.path, "bytes": done.bytes_written,
+                            "sha256": done.sha256}]})
 
 
 async def _follow(task: SunoTask, out: Path | None, output: Output,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import anyio
 
-from ..batch._jobs import load_jobs
+from ..batch._jobfile import load_jobs
 from ._batch import Drive, drive, finish
-from ._common import Output, emulated, emulator_timings
+from ._common import EMULATOR_INSTALL, Output, emulated, emulator_timings
 
 __all__ = ["run_demo"]
 
@@ -35,7 +35,9 @@ _STYLES = [("Harbour Lights", "piano, strings, cinematic", "heavy metal, distort
 def _lyrics(i: int) -> str:
     first = _VERSES[i % len(_VERSES)]
     second = _VERSES[(i * 5 + 3) % len(_VERSES)]
-    return f"##{first},\n{second}.\n\nLa la la, here we go again!##"
+    # the song's number makes every song of any --songs count its own (the emulator's audio
+    # is derived from the request)
+    return f"##{first},\n{second}.\n\nLa la la, song number {i + 1}!##"
 
 
 def write_demo_jobs(folder: Path, *, songs: int, instrumentals: int, seed: int) -> Path:
@@ -65,8 +67,8 @@ def run_demo(*, out: str, songs: int, instrumentals: int, seed: int, plain: bool
     try:
         from ..emulator import Emulator, EmulatorConfig, Faults
     except ImportError as exc:
-        output.error(f"the demo needs the emulator extra: pip install 'aiomusic[emulator]' "
-                     f"({exc})")
+        output.error(f"the demo needs the emulator's extra ({exc.name or exc} is missing): "
+                     f"{EMULATOR_INSTALL}")
         return 2
     folder = Path(out)
     jobs = load_jobs(write_demo_jobs(folder, songs=songs, instrumentals=instrumentals,

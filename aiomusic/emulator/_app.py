@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -14,10 +13,21 @@ import httpx
 from anyio.abc import TaskGroup
 from starlette.types import Receive, Scope, Send
 
-from . import _minimax, _suno, _uploads
+from . import (
+    _aimlapi,
+    _minimax,
+    _minimax_music,
+    _minimax_tools,
+    _suno,
+    _suno_family,
+    _suno_followups,
+    _suno_sync,
+    _uploads,
+)
 from ._config import EmulatorConfig, Faults, Limits
+from ._context import Background, Routes
 from ._faults import FaultEngine, RateLimiter, Refusal
-from ._http import Req, send_json
+from ._http import Req, admitted, send_json
 from ._state import State, new_trace_id
 
 __all__ = ["EmulatorApp", "create_app"]
@@ -27,8 +37,9 @@ log = logging.getLogger("aiomusic.emulator")
 #: Faults answered as a definite rejection, before any work or charge.
 REJECT_FAULTS = ("rate_limit", "maintenance", "server_error")
 
-Handler = Callable[["EmulatorApp", Req], Awaitable[None]]
-Background = Callable[[], Coroutine[Any, Any, None]]
+#: The modules whose ``ROUTES`` the app serves, one per service (the order does not matter).
+HANDLERS = (_aimlapi, _minimax, _minimax_music, _minimax_tools, _suno, _suno_family,
+            _suno_followups, _suno_sync, _uploads)
 
 
 class EmulatorApp:
@@ -41,18 +52,11 @@ class EmulatorApp:
         self.limiter = RateLimiter(self.config.limits)
         self.task_group: TaskGroup | None = None
         self.client: httpx.AsyncClient | None = None
-        self.routes: dict[tuple[str, str], tuple[str, Handler]] = {
-            ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", _minimax.upload),
-            ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", _minimax.generate),
-            ("POST", "/v1/music_upload"): ("minimax.upload", _minimax.upload),
-            ("POST", "/v1/music_generation"): ("minimax.generate", _minimax.generate),
-            ("POST", "/api/v1/generate/add-instrumental"): ("suno.add_instrumental", _suno.submit),
-            ("GET", "/api/v1/generate/record-info"): ("suno.record_info", _suno.record_info),
-            ("GET", "/api/v1/generate/credit"): ("suno.credit", _suno.credit),
-            ("POST", "/api/file-stream-upload"): ("files.stream_upload", _uploads.stream_upload),
-            ("POST", "/api/file-base64-upload"): ("files.base64_upload", _uploads.base64_upload),
-            ("POST", "/api/file-url-upload"): ("files.url_upload", _uploads.url_upload),
-        }
+        self.routes: Routes = {}
+        self.prefixes: Routes = {}  # (method, path prefix): for paths that carry a name
+        for module in HANDLERS:
+            self.routes.update(module.ROUTES)
+            self.prefixes.update(getattr(module, "PREFIXES", {}))
 
     # -- runtime control -------------------------------------------------------------------
 
@@ -84,6 +88,9 @@ class EmulatorApp:
         req = Req(scope, receive, send)
         self.state.count_request(req.path)
         route = self.routes.get((req.method, req.path))
+        if route is None:
+            route = next((r for (method, prefix), r in self.prefixes.items()
+                          if method == req.method and req.path.startswith(prefix)), None)
         if route is not None:
             req.operation = route[0]
             await route[1](self, req)
@@ -157,12 +164,14 @@ class EmulatorApp:
         reason: str,
         message: str | None = None,
         *,
+        retry_after: float | None = None,
         refusal: Refusal | None = None,
     ) -> None:
-        """Answer a rejection in the service's own shape (``refusal``: the limits' verdict)."""
+        """Answer a rejection in the service's own shape (``refusal``: the limits' verdict;
+        ``retry_after``: the seconds a refusal from elsewhere advises)."""
         if service == "aiml":
             status, default = _AIML[reason]
-            headers = self._limit_headers(refusal) if status == 429 else {}
+            headers = self._limit_headers(refusal, retry_after) if status == 429 else {}
             await send_json(
                 req.send,
                 aiml_error(req, status, message or default),
@@ -188,11 +197,12 @@ class EmulatorApp:
                 req.send, {"success": False, "code": code, "msg": message or default, "data": None}
             )
 
-    def _limit_headers(self, refusal: Refusal | None) -> dict[str, str]:
+    def _limit_headers(self, refusal: Refusal | None, advised: float | None
+                       ) -> dict[str, str]:
         """Retry-After and rate-limit headers of a 429, as configured."""
         limits = self.limits
         headers: dict[str, str] = {}
-        wait = limits.retry_after
+        wait = limits.retry_after if advised is None else advised
         if refusal is not None and refusal.retry_after is not None:
             wait = refusal.retry_after
         if limits.retry_after is not None and wait is not None:
@@ -207,6 +217,9 @@ class EmulatorApp:
 
     async def _admin(self, req: Req) -> None:
         name = req.path.removeprefix("/_emulator/")
+        if name != "health" and not admitted(req, self.config.admin_token):
+            await send_json(req.send, {"ok": False, "error": "admin token required"}, status=401)
+            return
         if name == "counters" and req.method == "GET":
             with self.state.lock:
                 body = self.state.counters.as_json()
@@ -253,6 +266,8 @@ _AIML = {
     "maintenance": (500, "Model is under maintenance"),
     "server_error": (503, "Service unavailable"),
     "invalid": (400, "Body validation error!"),
+    "not_found": (404, "Generation not found"),
+    "credits": (403, "Insufficient credits: top up your balance"),
 }
 _MINIMAX = {
     "auth": (1004, "authorization failed: api key missing or wrong"),
@@ -271,6 +286,7 @@ _SUNO = {
     "too_long": (413, "Theme or prompt too long"),
     "credits": (429, "Insufficient credits"),
     "not_found": (400, "Task not found"),
+    "exists": (409, "Record already exists"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,8 +21,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog="aiomusic emulator",
         description="Serve a local emulator of the AI/ML API, MiniMax and Suno music APIs.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to serve on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="the port (default: %(default)s; 0 picks a free one)")
     p.add_argument(
         "--api-key",
         action="append",
@@ -42,6 +45,22 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="random fault rate, e.g. server_error=0.1 or reset_mid_body@aiml=0.5",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("AIOMUSIC_EMULATOR_ADMIN_TOKEN"),
+        metavar="TOKEN",
+        help="require this token on /_emulator/... (Authorization: Bearer TOKEN); default: "
+        "$AIOMUSIC_EMULATOR_ADMIN_TOKEN, else open",
+    )
+    p.add_argument(
+        "--fetch-host",
+        action="append",
+        dest="fetch_hosts",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a host whose URLs uploadUrl/fileUrl may name (repeatable); default: only the "
+        "emulator's own files",
+    )
     p.add_argument("--no-limits", action="store_true", help="disable rate and concurrency limits")
     p.add_argument(
         "--rate", type=int, metavar="N", help="MiniMax/AI-ML requests per window per key"
@@ -93,6 +112,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         limits=limits,
         faults=Faults.parse(args.fault, seed=args.seed),
         generate_audio_bytes=args.audio_bytes,
+        admin_token=args.admin_token or None,
+        fetch_hosts=frozenset(h.lower() for h in args.fetch_hosts),
     )
 
 

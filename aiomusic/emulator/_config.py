@@ -12,12 +12,39 @@ __all__ = ["FAULT_KINDS", "OPERATIONS", "EmulatorConfig", "Faults", "Limits", "T
 OPERATIONS = (
     "aiml.upload",
     "aiml.generate",
+    "aiml.audio.submit",
+    "aiml.audio.status",
+    "aiml.audio.download",
     "minimax.upload",
     "minimax.generate",
+    "minimax.cover_preprocess",
+    "minimax.lyrics",
+    "minimax.quota",
+    "minimax.files",
     "suno.add_instrumental",
     "suno.record_info",
     "suno.credit",
     "suno.callback",
+    "suno.generate",
+    "suno.extend",
+    "suno.upload_cover",
+    "suno.upload_extend",
+    "suno.add_vocals",
+    "suno.mashup",
+    "suno.replace_section",
+    "suno.sounds",
+    "suno.stems",
+    "suno.stems_record",
+    "suno.wav",
+    "suno.wav_record",
+    "suno.midi",
+    "suno.midi_record",
+    "suno.video",
+    "suno.mp4_record",
+    "suno.lyrics",
+    "suno.lyrics_record",
+    "suno.timestamped_lyrics",
+    "suno.persona",
     "files.stream_upload",
     "files.base64_upload",
     "files.url_upload",
@@ -37,7 +64,8 @@ FAULT_KINDS = (
     "invalid_hex",  # generate: non-hex characters inside data.audio
     "odd_length_hex",  # generate: data.audio has an odd number of digits
     "create_task_failed",  # Suno task statuses (decided at submission)
-    "generate_audio_failed",
+    "generate_audio_failed",  # also: an AI/ML async generation ends in status "error", and a
+    # Suno follow-up in its own state (GENERATE_WAV_FAILED, GENERATE_MP4_FAILED...)
     "callback_exception",
     "sensitive_word_error",
     "callback_failure",  # one callback delivery is dropped (counted as failed)
@@ -59,17 +87,26 @@ class Timings:
     suno_complete: float = 2.0
     slow_drip_interval: float = 0.2
     slow_drip_pieces: int = 10
+    #: How long Suno keeps a follow-up's record and files after the task (14 days).
+    suno_retention: float = 14 * 24 * 3600.0
+    #: AI/ML async family: at least this long "queued", then this long "generating" (a slot
+    #: permitting); its links expire this long after completion.
+    aiml_queue: float = 0.3
+    aiml_generate: float = 1.0
+    aiml_link_ttl: float = 86400.0
     scale: float = 1.0
 
     @classmethod
     def instant(cls) -> Timings:
         """No waiting at all (stages move on at the next poll)."""
-        return cls(generate=0, suno_text=0, suno_first=0, suno_complete=0, slow_drip_interval=0.05)
+        return cls(generate=0, suno_text=0, suno_first=0, suno_complete=0, slow_drip_interval=0.05,
+                   aiml_queue=0, aiml_generate=0)
 
     @classmethod
     def real(cls) -> Timings:
         """About the real services' times: 60 s per generation, ~3 min per Suno task."""
-        return cls(generate=60, upload=2, suno_text=20, suno_first=60, suno_complete=180)
+        return cls(generate=60, upload=2, suno_text=20, suno_first=60, suno_complete=180,
+                   aiml_queue=5, aiml_generate=90)
 
     def seconds(self, name: str) -> float:
         value: float = getattr(self, name)
@@ -93,6 +130,8 @@ class Limits:
     #: AI/ML: also send ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` and
     #: ``x-ratelimit-reset-requests`` with a 429, as OpenAI-style gateways do.
     rate_headers: bool = False
+    aiml_generating: int = 4  # AI/ML async family: generating at once per key (others queue)
+    aiml_queued: int = 64  # ... queued or generating per key; more are refused with 429
 
     @classmethod
     def off(cls) -> Limits:
@@ -154,9 +193,19 @@ class EmulatorConfig:
     key_order: tuple[str, ...] = ("data", "extra_info", "analysis_info", "trace_id", "base_resp")
     lyrics_max: int = 600
     suno_credits: int = 100_000
+    #: AI/ML credits per key for the async family (None: unlimited); out of credits is a 403.
+    aiml_credits: float | None = None
     suno_task_cost: int = 12
     #: Suno createTime as epoch milliseconds (as seen live) or as "YYYY-MM-DD HH:MM:SS".
     suno_time_as_string: bool = False
     hex_chunk_bytes: int = 256 * 1024
     callback_timeout: float = 15.0
     callback_retries: int = 3
+    #: Required on the admin paths (``/_emulator/...`` but ``health``), as
+    #: ``Authorization: Bearer <token>`` or ``X-Emulator-Admin-Token``; ``None``: open.
+    admin_token: str | None = attrs.field(default=None, repr=False)
+    #: Hosts (``host`` or ``host:port``) whose URLs ``uploadUrl`` and ``fileUrl`` may name; by
+    #: default the emulator fetches only the files it serves itself.
+    fetch_hosts: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset)
+    #: Sign Suno callbacks with this key, as kie.ai does (X-Webhook-Timestamp/-Signature).
+    webhook_hmac_key: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import socket
 import struct
@@ -16,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._config import Timings
 
-__all__ = ["BODY_FAULTS", "Req", "abort", "dumps", "send_body", "send_json"]
+__all__ = ["BODY_FAULTS", "Req", "abort", "admitted", "dumps", "send_body", "send_json"]
 
 #: Faults that act on the answer's bytes (any operation).
 BODY_FAULTS = (
@@ -30,6 +31,15 @@ BODY_FAULTS = (
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def admitted(req: Req, token: str | None) -> bool:
+    """Whether ``req`` may use the admin paths: no token configured, or it carries the token
+    (``Authorization: Bearer`` or ``X-Emulator-Admin-Token``), compared in constant time."""
+    if token is None:
+        return True
+    given = req.headers.get("x-emulator-admin-token") or req.bearer or ""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode())
 
 
 class Req:

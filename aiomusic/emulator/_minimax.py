@@ -19,9 +19,9 @@ from ._http import BODY_FAULTS, Req, dumps, send_body, send_json
 from ._state import RefUpload, StoredFile, new_ref_id, new_trace_id
 
 if TYPE_CHECKING:
-    from ._app import EmulatorApp
+    from ._context import App, Routes
 
-__all__ = ["generate", "probe", "upload"]
+__all__ = ["generate", "probe", "send_hex", "upload"]
 
 SAMPLE_RATES = (16000, 24000, 32000, 44100)
 BITRATES = (32000, 64000, 128000, 256000)
@@ -41,7 +41,7 @@ def _service(req: Req) -> str:
     return req.operation.partition(".")[0]
 
 
-async def _invalid(app: EmulatorApp, req: Req, service: str, exc: Invalid) -> None:
+async def _invalid(app: App, req: Req, service: str, exc: Invalid) -> None:
     app.state.count_rejection(req.operation, "invalid")
     if service == "aiml" and exc.schema:
         await app.reject(req, service, "invalid", f"Body validation error! {exc}")
@@ -70,7 +70,7 @@ def probe(data: bytes) -> tuple[str, float]:
     raise Invalid("file must be a WAV or MP3 audio file", schema=False)
 
 
-async def upload(app: EmulatorApp, req: Req) -> None:
+async def upload(app: App, req: Req) -> None:
     service = _service(req)
     key = await app.gate(req, service)
     if key is None:
@@ -142,7 +142,7 @@ async def _read_params(req: Req) -> dict[str, Any]:
     return params
 
 
-def _validate(app: EmulatorApp, params: dict[str, Any], service: str) -> dict[str, Any]:
+def _validate(app: App, params: dict[str, Any], service: str) -> dict[str, Any]:
     if params.get("model") != "music-01":
         raise Invalid(f"model: expected 'music-01', received {params.get('model')!r}", schema=True)
     lyrics = params.get("lyrics")
@@ -192,7 +192,7 @@ def _validate(app: EmulatorApp, params: dict[str, Any], service: str) -> dict[st
     return out
 
 
-def _seconds(app: EmulatorApp, req: Req, p: dict[str, Any]) -> float:
+def _seconds(app: App, req: Req, p: dict[str, Any]) -> float:
     size = req.headers.get("x-emulator-audio-bytes") or app.config.generate_audio_bytes
     if size:
         if p["format"] == "mp3":
@@ -220,7 +220,7 @@ def _extra(r: Rendered) -> dict[str, int]:
     }
 
 
-async def _generation(app: EmulatorApp, req: Req, service: str
+async def _generation(app: App, req: Req, service: str
                       ) -> tuple[dict[str, Any], Rendered] | None:
     """The limits, the parameters and the audio of one generation (None once answered)."""
     key = await app.gate(req, service, slot=True)  # the key's generations at once, then its rate
@@ -254,7 +254,7 @@ async def _generation(app: EmulatorApp, req: Req, service: str
     return p, rendered
 
 
-async def generate(app: EmulatorApp, req: Req) -> None:
+async def generate(app: App, req: Req) -> None:
     service = _service(req)
     generation = await _generation(app, req, service)
     if generation is None:
@@ -286,7 +286,19 @@ async def generate(app: EmulatorApp, req: Req) -> None:
     if p["output"] == "url":
         await send_json(req.send, ordered, headers=headers, fault=fault, timings=app.config.timings)
         return
-    prefix, suffix = dumps(ordered).split(_MARK.encode())
+    await send_hex(app, req, rendered, ordered, headers, fault)
+
+
+async def send_hex(
+    app: App,
+    req: Req,
+    rendered: Rendered,
+    doc: dict[str, Any],
+    headers: dict[str, str],
+    fault: str | None,
+) -> None:
+    """The answer `doc` with `rendered` as the hex of its data.audio, sent piece by piece."""
+    prefix, suffix = dumps(doc).split(_MARK.encode())
     if fault == "malformed_json":
         suffix, fault = suffix[:-1] + b",", None
     hexlen = 2 * len(rendered.data) - (fault == "odd_length_hex")
@@ -323,7 +335,7 @@ def _hex_chunks(data: bytes, size: int, fault: str | None) -> Iterator[bytes]:
 
 
 async def _send_sse(
-    app: EmulatorApp,
+    app: App,
     req: Req,
     r: Rendered,
     doc: dict[str, Any],
@@ -361,3 +373,12 @@ async def _send_sse(
 
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "application/octet-stream"}
+
+
+#: This module's routes (the app merges every handler module's table).
+ROUTES: Routes = {
+    ("POST", "/v2/generate/audio/minimax/upload"): ("aiml.upload", upload),
+    ("POST", "/v2/generate/audio/minimax/generate"): ("aiml.generate", generate),
+    ("POST", "/v1/music_upload"): ("minimax.upload", upload),
+    # /v1/music_generation serves every model: _minimax_music routes music-01 back to generate
+}

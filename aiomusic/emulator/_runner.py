@@ -10,6 +10,7 @@ import time
 from types import TracebackType
 
 import anyio
+import attrs
 import uvicorn
 
 from ._app import EmulatorApp
@@ -47,11 +48,19 @@ class Emulator:
         config: what to do differently from the defaults.
         host: interface to bind (loopback by default).
         port: 0 picks a free port.
+        admin_token: required on the admin paths (``/_emulator/...``); overrides the config's.
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_token: str | None = None,
     ) -> None:
+        if admin_token is not None:
+            config = attrs.evolve(config or EmulatorConfig(), admin_token=admin_token)
         self.app = EmulatorApp(config)
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import secrets
 import string
@@ -13,7 +14,8 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Counters", "RefUpload", "State", "StoredFile", "SunoTask", "new_ref_id"]
+__all__ = ["Counters", "RefUpload", "State", "StoredFile", "SunoTask", "fingerprint",
+           "new_ref_id"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -27,6 +29,12 @@ def new_ref_id(prefix: str) -> str:
 
 def new_trace_id() -> str:
     return secrets.token_hex(16)
+
+
+def fingerprint(key: str) -> str:
+    """A key as the emulator shows it: the first 8 hex digits of its SHA-256 (a real key left
+    in the environment must not leak through a test server)."""
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 @attrs.define
@@ -78,9 +86,11 @@ class Counters:
         )
 
     def as_json(self) -> dict[str, Any]:
+        """The counters as the admin path answers them: keys as fingerprints, never in clear."""
         return {
             "submissions": [
-                {"key": k, "operation": op, "count": n} for (k, op), n in self.submissions.items()
+                {"key": fingerprint(k), "operation": op, "count": n}
+                for (k, op), n in self.submissions.items()
             ],
             "rejected": [
                 {"operation": op, "reason": r, "count": n} for (op, r), n in self.rejected.items()
@@ -91,7 +101,7 @@ class Counters:
             "requests": dict(self.requests),
             "callbacks_sent": self.callbacks_sent,
             "callbacks_failed": self.callbacks_failed,
-            "max_concurrent": dict(self.max_concurrent),
+            "max_concurrent": {fingerprint(k): n for k, n in self.max_concurrent.items()},
         }
 
 
@@ -121,6 +131,8 @@ class SunoTask:
     seed: int
     failure: str | None  # a failure status decided at submission
     tracks: list[dict[str, Any]] = attrs.field(factory=list)
+    operation: str = "add_instrumental"  # record-info's operationType
+    parent: str = ""  # record-info's parentMusicId (extends)
 
 
 class State:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
 import json
 import math
@@ -18,9 +21,10 @@ from ._http import BODY_FAULTS, Req, send_json
 from ._state import SunoTask
 
 if TYPE_CHECKING:
-    from ._app import EmulatorApp
+    from ._context import App, Routes
 
-__all__ = ["credit", "is_loopback", "record_info", "submit", "track_audio"]
+__all__ = ["charge", "credit", "deliver", "is_loopback", "record_info", "start_task", "submit",
+           "success", "track_audio"]
 
 MODELS = ("V4_5PLUS", "V5", "V5_5", "V4_5", "V4_5ALL", "V4", "V6", "V6_WILD", "V6_MINI")
 _MODEL_NAMES = {"V4_5PLUS": "chirp-bluejay", "V5": "chirp-crow", "V5_5": "chirp-v5-5"}
@@ -55,6 +59,14 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def _fetchable(url: str, hosts: frozenset[str]) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname.lower()
+    return host in hosts or f"{host}:{parts.port}" in hosts
+
+
 def _check(params: Any) -> tuple[str, str] | None:
     """(reason, message) for an invalid add-instrumental body, else None."""
     if not isinstance(params, dict):
@@ -82,12 +94,14 @@ def _check(params: Any) -> tuple[str, str] | None:
     return None
 
 
-async def _fetch(app: EmulatorApp, req: Req, url: str) -> bytes | None:
+async def _fetch(app: App, req: Req, url: str) -> bytes | None:
+    """The bytes at ``url``: one of the emulator's own files, or a URL on a configured
+    ``fetch_hosts`` host (never any other: a test server must not fetch for its callers)."""
     base = req.base_url
     if url.startswith(base + "/files/"):
         stored = app.state.files.get(url.removeprefix(base + "/files/"))
         return stored.data if stored else None
-    if not is_loopback(url) or app.client is None:
+    if not _fetchable(url, app.config.fetch_hosts) or app.client is None:
         return None
     try:
         resp = await app.client.get(url)
@@ -96,7 +110,7 @@ async def _fetch(app: EmulatorApp, req: Req, url: str) -> bytes | None:
     return resp.content if resp.status_code == 200 else None
 
 
-async def submit(app: EmulatorApp, req: Req) -> None:
+async def submit(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
@@ -112,21 +126,45 @@ async def submit(app: EmulatorApp, req: Req) -> None:
             problem = (
                 "invalid",
                 "uploadUrl could not be downloaded (the emulator fetches only "
-                "its own files and http URLs on loopback)",
+                "its own files, and URLs on hosts given with --fetch-host)",
             )
     if problem is not None:
         app.state.count_rejection(req.operation, problem[0])
         await app.reject(req, "suno", *problem)
         return
+    await start_task(
+        app, req, key, params, seed_of(data[:65536], len(data), params["tags"], params["title"])
+    )
+
+
+def charge(app: App, key: str) -> bool:
+    """Take one task's credits from `key`; False (nothing taken) when it has too few."""
     cfg = app.config
     with app.state.lock:
         left = app.state.credits.setdefault(key, cfg.suno_credits)
         if left >= cfg.suno_task_cost:
             app.state.credits[key] = left - cfg.suno_task_cost
-    if left < cfg.suno_task_cost:
+    return left >= cfg.suno_task_cost
+
+
+async def start_task(
+    app: App,
+    req: Req,
+    key: str,
+    params: dict[str, Any],
+    seed: int,
+    *,
+    operation: str = "add_instrumental",
+    parent: str = "",
+    seconds: tuple[float, float] | None = None,
+) -> SunoTask | None:
+    """Charge, count the paid submission, and start a generation-family task (two tracks,
+    staged callbacks); answers the submission. None when refused (out of credits)."""
+    cfg = app.config
+    if not charge(app, key):
         app.state.count_rejection(req.operation, "credits")
         await app.reject(req, "suno", "credits")
-        return
+        return None
     app.state.count_submission(key, req.operation)
     failure = app.draw_fault(req.operation, TASK_FAULTS)
     now_ms = int(time.time() * 1000)
@@ -136,19 +174,22 @@ async def submit(app: EmulatorApp, req: Req) -> None:
         time.monotonic(),
         now_ms,
         params,
-        seed_of(data[:65536], len(data), params["tags"], params["title"]),
+        seed,
         failure,
+        operation=operation,
+        parent=parent,
     )
-    lo, hi = cfg.track_seconds
+    lo, hi = seconds or cfg.track_seconds
     for i in range(2):
         audio_id = f"{task.task_id[:8]}-{i}{task.seed % 10**6:06d}-{now_ms % 10**8:08d}"
-        seconds = lo + ((task.seed >> (8 * i)) % 1000) / 1000 * (hi - lo)
-        task.tracks.append({"id": audio_id, "seed": task.seed + i, "seconds": seconds})
+        length = lo + ((task.seed >> (8 * i)) % 1000) / 1000 * (hi - lo)
+        task.tracks.append({"id": audio_id, "seed": task.seed + i, "seconds": length})
     app.state.tasks[task.task_id] = task
     app.state.track_index.update({t["id"]: (task.task_id, i) for i, t in enumerate(task.tracks)})
     base = req.base_url
     app.spawn(lambda: _callbacks(app, task, base))
-    await _success(app, req, {"taskId": task.task_id})
+    await success(app, req, {"taskId": task.task_id})
+    return task
 
 
 def track_audio(track: dict[str, Any]) -> Rendered:
@@ -157,7 +198,7 @@ def track_audio(track: dict[str, Any]) -> Rendered:
     )
 
 
-def _stage(app: EmulatorApp, task: SunoTask) -> int:
+def _stage(app: App, task: SunoTask) -> int:
     elapsed = time.monotonic() - task.created
     t = app.config.timings
     stage = 0
@@ -176,13 +217,13 @@ def _status(task: SunoTask, stage: int) -> tuple[str, int]:
     return _STAGES[stage], stage
 
 
-def _time(app: EmulatorApp, ms: int) -> int | str:
+def _time(app: App, ms: int) -> int | str:
     if app.config.suno_time_as_string:
         return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     return ms
 
 
-async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> list[dict[str, Any]]:
+async def _items(app: App, task: SunoTask, stage: int, base: str) -> list[dict[str, Any]]:
     """camelCase sunoData items as visible at `stage`."""
     items = []
     model = task.param.get("model", "V4_5PLUS")
@@ -203,10 +244,10 @@ async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> lis
                 else "",
                 "imageUrl": f"{base}/files/suno/{track['id']}.jpeg" if stage >= 2 else "",
                 "sourceImageUrl": f"{base}/files/suno/{track['id']}.jpeg" if stage >= 2 else "",
-                "prompt": "",
+                "prompt": task.param.get("prompt", ""),
                 "modelName": _MODEL_NAMES.get(model, "chirp-" + model.lower().replace("_", "-")),
-                "title": task.param["title"],
-                "tags": task.param["tags"],
+                "title": task.param.get("title") or _untitled(task),
+                "tags": task.param.get("tags", task.param.get("style", "")),
                 "createTime": _time(app, task.created_ms),
                 "duration": duration,
             }
@@ -214,7 +255,13 @@ async def _items(app: EmulatorApp, task: SunoTask, stage: int, base: str) -> lis
     return items
 
 
-async def record_info(app: EmulatorApp, req: Req) -> None:
+def _untitled(task: SunoTask) -> str:
+    """A title for a task sent without one (non-custom generate, sounds): from its prompt."""
+    words = str(task.param.get("prompt") or "").split()[:4]
+    return " ".join(words).title() or f"Untitled {task.task_id[:6]}"
+
+
+async def record_info(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
@@ -227,7 +274,7 @@ async def record_info(app: EmulatorApp, req: Req) -> None:
     failed = task.failure and status == _FAILURES[task.failure][0]
     data = {
         "taskId": task.task_id,
-        "parentMusicId": "",
+        "parentMusicId": task.parent,
         "param": json.dumps(task.param),
         "response": {
             "taskId": task.task_id,
@@ -235,24 +282,24 @@ async def record_info(app: EmulatorApp, req: Req) -> None:
         },
         "status": status,
         "type": "chirp-" + task.param.get("model", "V4_5PLUS").lower(),
-        "operationType": "add_instrumental",
+        "operationType": task.operation,
         "errorCode": _FAILURES[task.failure][2] if failed and task.failure else None,
         "errorMessage": _FAILURES[task.failure][3] if failed and task.failure else None,
         "createTime": _time(app, task.created_ms),
     }
-    await _success(app, req, data)
+    await success(app, req, data)
 
 
-async def credit(app: EmulatorApp, req: Req) -> None:
+async def credit(app: App, req: Req) -> None:
     key = await app.gate(req, "suno")
     if key is None:
         return
     with app.state.lock:
         left = app.state.credits.get(key, app.config.suno_credits)
-    await _success(app, req, left)
+    await success(app, req, left)
 
 
-async def _success(app: EmulatorApp, req: Req, data: Any) -> None:
+async def success(app: App, req: Req, data: Any) -> None:
     """Suno's success envelope (HTTP 200, body code 200), or a body fault drawn for it."""
     fault = app.draw_fault(req.operation, BODY_FAULTS)
     body = {"code": 200, "msg": "success", "data": data}
@@ -272,7 +319,7 @@ def _snake(item: dict[str, Any]) -> dict[str, Any]:
     return {names.get(k, k): v for k, v in item.items()}
 
 
-async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
+async def _callbacks(app: App, task: SunoTask, base: str) -> None:
     """POST the text / first / complete (or error) callbacks as the stages are reached."""
     url = task.param["callBackUrl"]
     t = app.config.timings
@@ -289,7 +336,7 @@ async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
                 "msg": msg,
                 "data": {"callbackType": "error", "task_id": task.task_id, "data": None},
             }
-            await _deliver(app, url, body, epoch)
+            await deliver(app, url, body, epoch)
             return
         items = [_snake(i) for i in await _items(app, task, visible, base)]
         body = {
@@ -301,22 +348,24 @@ async def _callbacks(app: EmulatorApp, task: SunoTask, base: str) -> None:
                 "data": items,
             },
         }
-        await _deliver(app, url, body, epoch)
+        await deliver(app, url, body, epoch)
 
 
-async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int) -> None:
+async def deliver(app: App, url: str, body: dict[str, Any], epoch: int) -> None:
     if not is_loopback(url) or app.client is None:
         return
     fault = app.draw_fault("suno.callback", ("callback_failure", "callback_duplicate"))
     if fault == "callback_failure":
         app.state.count_callback(ok=False, epoch=epoch)
         return
+    headers = _signature(app, body)
     for _copy in range(2 if fault == "callback_duplicate" else 1):
         for attempt in range(1 + app.config.callback_retries):
             if app.state.epoch != epoch:
                 return
             try:
-                resp = await app.client.post(url, json=body, timeout=app.config.callback_timeout)
+                resp = await app.client.post(url, json=body, timeout=app.config.callback_timeout,
+                                             headers=headers)
                 ok = resp.status_code == 200
             except httpx.HTTPError:
                 ok = False
@@ -324,3 +373,24 @@ async def _deliver(app: EmulatorApp, url: str, body: dict[str, Any], epoch: int)
             if ok:
                 break
             await anyio.sleep(min(2.0, 0.05 * 2**attempt) * app.config.timings.scale)
+
+
+def _signature(app: App, body: dict[str, Any]) -> dict[str, str]:
+    """kie.ai's callback signature headers, when the emulator has a webhook key."""
+    key = app.config.webhook_hmac_key
+    if not key:
+        return {}
+    data = body.get("data")
+    data = data if isinstance(data, dict) else {}
+    task_id = data.get("task_id") or data.get("taskId") or body.get("task_id") or ""
+    stamp = str(int(time.time()))
+    digest = hmac.new(key.encode(), f"{task_id}.{stamp}".encode(), hashlib.sha256).digest()
+    return {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": base64.b64encode(digest).decode()}
+
+
+#: This module's routes (the app merges every handler module's table).
+ROUTES: Routes = {
+    ("POST", "/api/v1/generate/add-instrumental"): ("suno.add_instrumental", submit),
+    ("GET", "/api/v1/generate/record-info"): ("suno.record_info", record_info),
+    ("GET", "/api/v1/generate/credit"): ("suno.credit", credit),
+}

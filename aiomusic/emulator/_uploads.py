@@ -18,7 +18,7 @@ from ._state import StoredFile
 from ._suno import _fetch, track_audio
 
 if TYPE_CHECKING:
-    from ._app import EmulatorApp
+    from ._context import App, Routes
 
 __all__ = ["base64_upload", "download", "stream_upload", "url_upload"]
 
@@ -38,7 +38,7 @@ def _sniff(data: bytes, name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-async def _store(app: EmulatorApp, req: Req, data: bytes, upload_path: Any, name: Any) -> None:
+async def _store(app: App, req: Req, data: bytes, upload_path: Any, name: Any) -> None:
     if not isinstance(upload_path, str) or not upload_path.strip("/ "):
         app.state.count_rejection(req.operation, "invalid")
         await app.reject(req, "files", "invalid", "uploadPath is required")
@@ -70,7 +70,7 @@ async def _store(app: EmulatorApp, req: Req, data: bytes, upload_path: Any, name
     await send_json(req.send, body, fault=fault, timings=app.config.timings)
 
 
-async def stream_upload(app: EmulatorApp, req: Req) -> None:
+async def stream_upload(app: App, req: Req) -> None:
     if await app.gate(req, "files") is None:
         return
     try:
@@ -89,7 +89,7 @@ async def stream_upload(app: EmulatorApp, req: Req) -> None:
     await _store(app, req, data, form.get("uploadPath"), form.get("fileName") or file.filename)
 
 
-async def _json(app: EmulatorApp, req: Req) -> dict[str, Any] | None:
+async def _json(app: App, req: Req) -> dict[str, Any] | None:
     try:
         params = await req.json()
     except ValueError:
@@ -101,7 +101,7 @@ async def _json(app: EmulatorApp, req: Req) -> dict[str, Any] | None:
     return params
 
 
-async def base64_upload(app: EmulatorApp, req: Req) -> None:
+async def base64_upload(app: App, req: Req) -> None:
     if await app.gate(req, "files") is None or (params := await _json(app, req)) is None:
         return
     raw = params.get("base64Data")
@@ -118,7 +118,7 @@ async def base64_upload(app: EmulatorApp, req: Req) -> None:
     await _store(app, req, data, params.get("uploadPath"), params.get("fileName"))
 
 
-async def url_upload(app: EmulatorApp, req: Req) -> None:
+async def url_upload(app: App, req: Req) -> None:
     if await app.gate(req, "files") is None or (params := await _json(app, req)) is None:
         return
     url = params.get("fileUrl")
@@ -126,7 +126,11 @@ async def url_upload(app: EmulatorApp, req: Req) -> None:
     if not data:
         app.state.count_rejection(req.operation, "invalid")
         await app.reject(
-            req, "files", "invalid", "fileUrl could not be downloaded (loopback http URLs only)"
+            req,
+            "files",
+            "invalid",
+            "fileUrl could not be downloaded (the emulator fetches only its own files, and "
+            "URLs on hosts given with --fetch-host)",
         )
         return
     name = (
@@ -137,7 +141,7 @@ async def url_upload(app: EmulatorApp, req: Req) -> None:
     await _store(app, req, data, params.get("uploadPath"), name)
 
 
-async def _lookup(app: EmulatorApp, path: str) -> StoredFile | None:
+async def _lookup(app: App, path: str) -> StoredFile | None:
     stored = app.state.files.get(path)
     if stored is not None or not path.startswith("suno/"):
         return stored
@@ -153,7 +157,7 @@ async def _lookup(app: EmulatorApp, path: str) -> StoredFile | None:
     return StoredFile(rendered.data, "audio/mpeg", f"{audio_id}.mp3")
 
 
-async def download(app: EmulatorApp, req: Req) -> None:
+async def download(app: App, req: Req) -> None:
     stored = await _lookup(app, req.path.removeprefix("/files/"))
     if stored is None:
         await send_json(req.send, {"code": 404, "msg": "file not found"}, status=404)
@@ -191,3 +195,11 @@ async def download(app: EmulatorApp, req: Req) -> None:
         fault=fault,
         timings=app.config.timings,
     )
+
+
+#: This module's routes (the app merges every handler module's table).
+ROUTES: Routes = {
+    ("POST", "/api/file-stream-upload"): ("files.stream_upload", stream_upload),
+    ("POST", "/api/file-base64-upload"): ("files.base64_upload", base64_upload),
+    ("POST", "/api/file-url-upload"): ("files.url_upload", url_upload),
+}

@@ -1,1 +1,1 @@
-"""MiniMax music-01, served by the AI/ML API or by MiniMax's own hosts."""
+"""MiniMax: music-01 (AI/ML API or MiniMax's hosts) and the current models on MiniMax's hosts."""

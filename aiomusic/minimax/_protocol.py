@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from .._core._call import Call
 from .._core._config import LaneKind, Service
-from .._core._converter import structure
+from .._core._converter import optional_int, structure
 from .._core._errors import InputError, ResponseError
 from .._core._models import AudioSetting, ExtraInfo, Purpose, ReferenceUpload
 
@@ -145,7 +145,11 @@ def check_generation(document: Mapping[str, Any]) -> tuple[ExtraInfo, str | None
     status = data.get("status") if isinstance(data, Mapping) else None
     trace_id = document.get("trace_id")
     trace = trace_id if isinstance(trace_id, str) else None
-    if status != 2:
+    try:
+        completed = optional_int(status) == 2  # 2 or "2": servers send either
+    except ValueError:
+        completed = False
+    if not completed:
         raise ResponseError(
             f"the generation answer has data.status {status!r} instead of 2 (completed); "
             "the audio is not final", trace_id=trace,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -18,14 +18,16 @@ from .._core._call import Call, aclose, json_handler
 from .._core._errors import AiomusicError, APIError, AudioDecodeError, ResponseError
 from .._core._events import Progress
 from .._core._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
-from .._io._files import AtomicFile, Batcher, Writer, write_behind
+from .._io._files import AtomicFile
 from .._io._hexstream import HexAudioScanner
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._audio_stream import AudioStream
+from ._music import MusicMethods
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
 
 __all__ = ["AudioStream", "MiniMaxClient"]
 
@@ -34,16 +36,23 @@ Destination = str | os.PathLike[str] | IO[bytes]
 _PROGRESS_STEP = 256 * 1024
 """Decoded bytes between two ``decoding`` progress events of a generation to a path."""
 
+Sink = Callable[[list[bytes]], Awaitable[None]]
+"""Takes the next batch of decoded pieces (none empty, the list is the sink's to keep)."""
 
-class MiniMaxClient:
-    """MiniMax music-01 calls of one [`MusicSession`][aiomusic.MusicSession].
+_FILE_BATCH = 256 * 1024
+"""Decoded bytes per batch handed to a path's writer thread: small, so that little is held."""
+
+
+class MiniMaxClient(MusicMethods):
+    """MiniMax calls of one [`MusicSession`][aiomusic.MusicSession].
 
     music-01 works in two steps: `upload_reference()` sends a reference track and returns a
     voice id and/or an instrumental id; `generate()` writes a new song from lyrics in the
-    style of those references.
+    style of those references. The current models (`generate_song()`, `cover()`,
+    `write_lyrics()`, `quota()`...) come from `MusicMethods`.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
 
     async def upload_reference(self, source: AudioSource, *, purpose: Purpose | str,
@@ -132,16 +141,29 @@ class MiniMaxClient:
                                        refer_voice=refer_voice,
                                        refer_instrumental=refer_instrumental,
                                        audio_setting=audio_setting)
-        key = os.fspath(destination) if isinstance(destination, str | os.PathLike) else None
-        call = proto.generate_call(self._session.minimax_service, payload, key=key)
+        call = proto.generate_call(self._session.minimax_service, payload, key=None)
+        return await self.write(call, destination, overwrite=overwrite, timeout=timeout,
+                                retry=retry)
+
+    async def write(self, call: Call, destination: Destination, *, overwrite: bool = True,
+                    timeout: float | None = None, retry: RetryPolicy | None = None
+                    ) -> GenerationResult:
+        """Send a paid generation ``call`` and write its hex audio to ``destination``.
+
+        The engine under `generate()`, for any operation whose answer carries the audio as
+        hex in JSON (batches run declared operations through it). The arguments are those of
+        `generate()`.
+        """
         if isinstance(destination, str | os.PathLike):
+            call = attrs.evolve(call, key=os.fspath(destination))
             path = Path(destination)
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
-                async with AtomicFile(path, overwrite=overwrite) as out, \
-                        write_behind(out.write_many) as write:
-                    # decoding goes on while the previous batch is hashed and written
-                    extra, trace = await self._decode(response, call, write)
+                async with AtomicFile(path, overwrite=overwrite, max_behind=2 * _FILE_BATCH,
+                                      ) as out:
+                    # the file's thread hashes and writes while decoding goes on
+                    extra, trace = await self._decode(response, call, out.write_many,
+                                                      batch=_FILE_BATCH)
                 # the atomic rename happened on exit: only now is the file complete
                 return GenerationResult(status=2, extra_info=extra, trace_id=trace, path=path,
                                         bytes_written=out.bytes_written, sha256=out.sha256)
@@ -153,14 +175,19 @@ class MiniMaxClient:
         handle = destination
 
         async def to_file(response: httpx.Response, call: Call) -> GenerationResult:
-            # Plain batches, no helper task: file objects are mostly in memory, and small
-            # answers are common there (benchmark B4 measures this path per call).
+            # Plain 1 MiB batches, no writer thread of our own: file objects are mostly in
+            # memory, and small answers are common there (benchmark B4 measures this path per
+            # call). The worker thread hashes and writes each batch piece by piece (no join).
             tally = _Tally()
 
-            async def write(data: bytes) -> None:
-                await anyio.to_thread.run_sync(handle.write, tally.add(data))
+            def write_all(pieces: list[bytes]) -> None:
+                for piece in tally.add_many(pieces):
+                    handle.write(piece)
 
-            extra, trace = await self._decode(response, call, _batched(write, 1 << 20))
+            async def write(pieces: list[bytes]) -> None:
+                await anyio.to_thread.run_sync(write_all, pieces)
+
+            extra, trace = await self._decode(response, call, write, batch=1 << 20)
             return tally.result(extra, trace)
 
         return await self._session._send(call, to_file, timeout=timeout, retry=retry)
@@ -199,11 +226,15 @@ class MiniMaxClient:
         async def pump(response: httpx.Response, call: Call) -> GenerationResult:
             sink = _Tally()
 
-            async def hand_on(data: bytes) -> None:
-                await send.send(sink.add(data))
+            async def hand_on(pieces: list[bytes]) -> None:
+                # a listener gets each batch as one bytes object; hashing it here is the one
+                # pass over it while it is in the cache (a thread hop per 64 KiB costs more)
+                data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                sink.add_many([data])
+                await send.send(data)
 
             try:
-                extra, trace = await self._decode(response, call, _batched(hand_on, 64 * 1024))
+                extra, trace = await self._decode(response, call, hand_on, batch=64 * 1024)
             except APIError as exc:
                 if sink.written:  # audio already handed out cannot be taken back: no retry
                     exc.retryable = False
@@ -238,33 +269,26 @@ class MiniMaxClient:
         if raised is not None:
             raise raised
 
-    async def _decode(self, response: httpx.Response, call: Call, write: Writer
+    async def _decode(self, response: httpx.Response, call: Call, sink: Sink, *, batch: int
                       ) -> tuple[ExtraInfo, str | None]:
-        """Decode the answer's audio into ``write``; check everything before returning.
+        """Decode the answer's audio into ``sink``, in batches of about ``batch`` bytes; check
+        everything before returning.
 
         Raises on any problem *before* the caller commits a file: a classified error, no
         audio, an unfinished status, or fewer bytes than ``extra_info`` claims.
         """
-        written = 0
-        reported = 0
-        emit = self._session.emit
-
-        async def counting(data: bytes) -> None:
-            nonlocal written, reported
-            written += len(data)
-            await write(data)
-            if call.key is not None and written - reported >= _PROGRESS_STEP:
-                reported = written
-                emit(Progress(operation="minimax.generate", key=call.key, stage="decoding",
-                              done=written))
-
         classify = self._session.classifier(call.service)
         if not 200 <= response.status_code < 300:
             # a refusal is a small JSON (or unreadable) body: the standard reader classifies it
-            await json_handler(classify)(response, call)
+            await json_handler(classify, self._session.json_limits)(response, call)
             raise ResponseError(f"HTTP {response.status_code} without an error description",
                                 status_code=response.status_code)  # pragma: no cover
-        scanner = HexAudioScanner()
+        # the session's bounds on JSON (or the call's own) also bound a hex answer
+        scanner = HexAudioScanner(limits=call.json_limits or self._session.json_limits)
+        feed = scanner.feed_into
+        emit = self._session.emit
+        written = reported = held = 0
+        pieces: list[bytes] = []
         # The call asks for identity encoding, so raw bytes are the body; iterating the raw
         # stream ourselves lets us close it on an early exit (aiter_bytes leaves its inner
         # generator unclosed).
@@ -273,13 +297,22 @@ class MiniMaxClient:
         stream = response.aiter_raw() if raw else response.aiter_bytes()
         try:
             async for chunk in stream:
-                audio = scanner.feed(chunk)
-                if audio:
-                    await counting(audio)
+                # the decoded pieces are gathered as they are: no copy until the disk
+                held += feed(chunk, pieces)
+                if held >= batch:
+                    written += held
+                    await sink(pieces)
+                    pieces, held = [], 0
+                    if call.key is not None and written - reported >= _PROGRESS_STEP:
+                        reported = written
+                        emit(Progress(operation="minimax.generate", key=call.key,
+                                      stage="decoding", done=written))
         finally:
             await aclose(stream)
         document = scanner.close()
-        await write(b"")  # flush a batching writer
+        if pieces:
+            written += held
+            await sink(pieces)
         classify(response.status_code, response.headers, document)
         if not scanner.found:
             raise ResponseError("the generation answer has no data.audio string; nothing to "
@@ -292,31 +325,14 @@ class MiniMaxClient:
     @staticmethod
     def _check_size(extra: ExtraInfo, written: int, trace: str | None) -> None:
         claimed = extra.size
+        if written == 0:  # "audio": "" is an answer without a song, not an empty song
+            raise AudioDecodeError("the answer's data.audio is empty: the service sent no "
+                                   "audio, so nothing was written", trace_id=trace)
         if claimed is not None and claimed > 0 and claimed != written:
             raise AudioDecodeError(
                 f"the answer decoded to {written} bytes of audio but extra_info says "
                 f"{claimed}; the audio is incomplete or the answer inconsistent",
                 trace_id=trace)
-
-
-class AudioStream:
-    """Decoded audio bytes of a generation, as an async iterator; `result` at the end."""
-
-    def __init__(self, receive: anyio.abc.ObjectReceiveStream[bytes]) -> None:
-        self._receive = receive
-        self.result: GenerationResult | None = None
-        self.error: AiomusicError | None = None
-
-    def __aiter__(self) -> AudioStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            if self.error is not None:
-                raise self.error from None
-            raise StopAsyncIteration from None
 
 
 class _Tally:
@@ -326,26 +342,15 @@ class _Tally:
         self._digest = hashlib.sha256()
         self.written = 0
 
-    def add(self, data: bytes) -> bytes:
-        self._digest.update(data)
-        self.written += len(data)
-        return data
+    def add_many(self, pieces: list[bytes]) -> list[bytes]:
+        for piece in pieces:
+            self._digest.update(piece)
+            self.written += len(piece)
+        return pieces
 
     def result(self, extra: ExtraInfo, trace: str | None) -> GenerationResult:
         return GenerationResult(status=2, extra_info=extra, trace_id=trace,
                                 bytes_written=self.written, sha256=self._digest.hexdigest())
-
-
-def _batched(write: Writer, size: int) -> Writer:
-    """Gather decoded pieces into writes of about ``size`` bytes; ``b""`` flushes the rest."""
-    batcher = Batcher(size)
-
-    async def batched(data: bytes) -> None:
-        batch = batcher.add(data)
-        if batch is not None:
-            await write(batch[0] if len(batch) == 1 else b"".join(batch))
-
-    return batched
 
 
 def _identity(response: httpx.Response) -> bool:

@@ -19,9 +19,10 @@ import httpx
 
 from .._core._call import Call
 from .._core._config import LaneKind, Service
-from .._core._converter import structure
-from .._core._errors import InputError, ResponseError, SubmissionUnknownError
-from .._core._models import TaskRecord, UploadedFile
+from .._core._converter import optional_int, structure
+from .._core._errors import InputError, MissingTracksError, ResponseError, SubmissionUnknownError
+from .._core._models import TaskRecord, TaskStatus, UploadedFile
+from .._io._names import sniff_media
 
 __all__ = [
     "KNOWN_MODELS",
@@ -35,6 +36,7 @@ __all__ = [
     "parse_submission",
     "parse_upload",
     "record_info_call",
+    "require_tracks",
     "stream_upload_call",
 ]
 
@@ -55,11 +57,16 @@ def credits_call() -> Call:
 
 
 def parse_credits(body: Mapping[str, Any]) -> int:
-    """The remaining credits from a classified credit answer."""
+    """The remaining credits from a classified credit answer (a number, or digits in a string)."""
     data = body.get("data")
-    if isinstance(data, bool) or not isinstance(data, int | float):
-        raise ResponseError(f"Suno's credit answer has no numeric data (got {data!r})")
-    return int(data)
+    try:
+        credits = optional_int(data)
+    except ValueError:
+        credits = None
+    if credits is None:
+        raise ResponseError(f"Suno's credit answer has no whole number as data "
+                            f"(got {data!r})"[:300])
+    return credits
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -136,24 +143,38 @@ def check_add_instrumental(
     Raises:
         InputError: a field is missing or invalid (the message names it).
     """
+    problems: list[InputError] = []  # every problem, not the first: a job file lists all
+
+    def checked(check: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except InputError as exc:
+            problems.append(exc)
+            return None
+
     payload: dict[str, Any] = {
-        "uploadUrl": check_http_url(upload_url, field="upload_url"),
-        "title": _text(title, field="title", limit=MAX_TITLE),
-        "tags": _text(tags, field="tags"),
-        "negativeTags": _text(negative_tags, field="negative_tags"),
-        "callBackUrl": check_http_url(callback_url, field="callback_url"),
-        "model": check_model(model),
+        "uploadUrl": checked(check_http_url, upload_url, field="upload_url"),
+        "title": checked(_text, title, field="title", limit=MAX_TITLE),
+        "tags": checked(_text, tags, field="tags"),
+        "negativeTags": checked(_text, negative_tags, field="negative_tags"),
+        "callBackUrl": checked(check_http_url, callback_url, field="callback_url"),
+        "model": checked(check_model, model),
     }
     if vocal_gender is not None:
         if vocal_gender not in ("m", "f"):
-            raise InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
-                             field="vocal_gender")
+            problems.append(InputError(f"vocal_gender must be 'm' or 'f', got {vocal_gender!r}",
+                                       field="vocal_gender"))
         payload["vocalGender"] = vocal_gender
     values = {"style_weight": style_weight, "weirdness_constraint": weirdness_constraint,
               "audio_weight": audio_weight}
     for name, wire in _WEIGHTS:
         if values[name] is not None:
-            payload[wire] = check_weight(values[name], field=name)
+            payload[wire] = checked(check_weight, values[name], field=name)
+    if problems:
+        first = problems[0]
+        error = InputError(first.message, field=first.field)
+        error.problems = tuple(problems)  # type: ignore[attr-defined]
+        raise error
     return payload
 
 
@@ -194,16 +215,53 @@ def record_info_call(task_id: str) -> Call:
                 key=task_id)
 
 
+#: How to go on with a task whose answer could not be used (the CLI renders it as a command).
+LOOK_AGAIN = "look it up again later with session.suno.task({task_id!r})"
+
+
 def parse_record(body: Mapping[str, Any], *, task_id: str) -> TaskRecord:
-    """The task of a classified record-info answer.
+    """The task of a classified record-info answer, read strictly.
+
+    Numbers sent as strings (``"183.5"``, ``"1027"``) are read as numbers; a value that is
+    not what its field documents (``"NaN"`` as a duration, ``data: null``) makes the whole
+    answer unreadable rather than half-read. Such an answer says nothing about the task, which
+    goes on at the service, so the error is retryable: a later look-up may read fine.
 
     Raises:
-        ResponseError: the answer has no task data, or it is about another task.
+        ResponseError: the answer has no readable task data, or it is about another task.
     """
-    record = structure(body.get("data"), TaskRecord, what="the task record")
+    try:
+        record = structure(body.get("data"), TaskRecord, what=f"the record of task {task_id}")
+    except ResponseError as exc:
+        raise ResponseError(f"{exc}; the task goes on at the service: "
+                            f"{LOOK_AGAIN.format(task_id=task_id)}", retryable=True) from exc
     if record.task_id != task_id:
         raise ResponseError(f"record-info for task {task_id!r} answered about task "
-                            f"{record.task_id!r}")
+                            f"{record.task_id!r}", retryable=True)
+    return record
+
+
+def require_tracks(record: TaskRecord) -> TaskRecord:
+    """``record`` if it is not a ``SUCCESS`` without audio.
+
+    A ``SUCCESS`` with no tracks (or no ``response`` at all), or with a track that has no
+    ``audioUrl``, is not a success a caller can use.
+
+    Raises:
+        MissingTracksError: the record says ``SUCCESS`` but holds no downloadable track.
+    """
+    if record.status is not TaskStatus.SUCCESS:
+        return record
+    hint = LOOK_AGAIN.format(task_id=record.task_id)
+    if not record.tracks:
+        raise MissingTracksError(
+            f"Suno reported task {record.task_id} as SUCCESS but its answer holds no track; "
+            f"{hint}", task_id=record.task_id)
+    bare = [track.id for track in record.tracks if not track.audio_url]
+    if bare:
+        raise MissingTracksError(
+            f"Suno reported task {record.task_id} as SUCCESS but track(s) "
+            f"{', '.join(bare)} have no audio URL; {hint}", task_id=record.task_id)
     return record
 
 
@@ -263,14 +321,11 @@ def parse_upload(body: Mapping[str, Any]) -> UploadedFile:
 
 def sniff_mime(head: bytes, name: str) -> str:
     """A MIME type for the upload, from the first bytes (WAV, MP3, FLAC, OGG, M4A)."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "audio/mpeg"
-    if head[:4] == b"fLaC":
-        return "audio/flac"
-    if head[:4] == b"OggS":
-        return "audio/ogg"
-    if head[4:8] == b"ftyp":
-        return "audio/mp4"
+    kind = sniff_media(head)
+    if kind is not None:
+        return _MIME_OF[kind]
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+_MIME_OF = {"mp3": "audio/mpeg", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
+            "mp4": "audio/mp4"}

@@ -1,85 +1,64 @@
-"""Following a Suno task: polling record-info on a backoff schedule, woken by callbacks.
+"""Following a Suno generation task: ``SunoTask``, a typed view of the one task model.
 
-A [`SunoTask`][aiomusic.SunoTask] learns its status from two sources, whichever comes first: polls
-of
-``record-info`` in the session's *poll* lane (so thousands of waiting tasks share the key's
-budget), and callbacks delivered to an attached `CallbackReceiver`.
-Both feed one monotonic state: a report of an earlier stage never moves a task backwards.
+The waiting, polling, callbacks and deadlines are `aiomusic.tasks.Task`'s (see there for the
+rules: polls are free, callbacks are hints confirmed by ``record-info``). This module adds what
+Suno users expect of a generation task: its `TaskStatus`, its ``record-info`` `TaskRecord`,
+and tracks that can download themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import random
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol
 
-import anyio
 import attrs
 
-from .._core._errors import AiomusicError, DeadlineExceededError, TaskFailedError
-from .._core._events import Progress
-from .._core._log import logger
 from .._core._models import (
-    CallbackEvent,
-    CallbackType,
+    Downloader,
     TaskRecord,
     TaskResult,
     TaskStatus,
     Track,
     UploadedFile,
 )
-from ..callbacks import is_failure
-from . import _protocol as proto
+from .._core._task import PollSchedule, TaskSnapshot
+from ..tasks import HintSource, Task
+from ._ops import MUSIC_TASK
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from ..callbacks import CallbackReceiver, _Waker
-    from .client import SunoClient
+    from .._core._transport import Transport
+    from ..callbacks import CallbackReceiver
 
-__all__ = ["BoundTrack", "PollSchedule", "SunoTask"]
-
-_RNG = random.Random()
-_CALLBACK_STATUS = {CallbackType.TEXT: TaskStatus.TEXT_SUCCESS,
-                    CallbackType.FIRST: TaskStatus.FIRST_SUCCESS,
-                    CallbackType.COMPLETE: TaskStatus.SUCCESS}
+__all__ = ["BoundTrack", "PollSchedule", "SunoTask", "hints_of"]
 
 
-@attrs.frozen
-class PollSchedule:
-    """When to poll ``record-info``: ``initial`` seconds, then ``factor`` times longer each
-    time up to ``maximum``, each wait shortened by a random part of up to ``jitter``.
+class _Client(Downloader, Protocol):
+    """What a task needs of the Suno client that made it (a protocol, so this module does
+    not import the client, which imports it)."""
 
-    The docs advise polling every 30 s; tasks take 2-4 minutes. Tests use tiny values.
-    """
+    _session: Transport
+    poll_schedule: PollSchedule
 
-    initial: float = attrs.field(default=3.0, validator=attrs.validators.gt(0))
-    maximum: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
-    factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1))
-    jitter: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0),
-                                                        attrs.validators.le(1)])
-
-    def delay(self, polls: int, *, rng: random.Random | None = None) -> float:
-        """The wait before the next poll, after ``polls`` polls."""
-        base = min(self.maximum, self.initial * self.factor ** min(polls, 64))
-        return base * (1.0 - self.jitter * (rng or _RNG).random())
+    @property
+    def receiver(self) -> CallbackReceiver | None: ...
 
 
 @attrs.frozen
 class BoundTrack(Track):
     """A [`Track`][aiomusic.Track] that knows its session, so ``await track.download(path)``."""
 
-    _client: SunoClient | None = attrs.field(default=None, kw_only=True, alias="client",
+    _client: Downloader | None = attrs.field(default=None, kw_only=True, alias="client",
                                              eq=False, repr=False)
 
-    def _suno(self) -> SunoClient:
+    def _suno(self) -> Downloader:
         if self._client is None:
             return super()._suno()
         return self._client
 
 
-def bind(tracks: tuple[Track, ...], client: SunoClient) -> tuple[Track, ...]:
+def bind(tracks: tuple[Track, ...], client: Downloader) -> tuple[Track, ...]:
     """Copies of ``tracks`` that can download themselves through ``client``."""
     return tuple(BoundTrack(**attrs.asdict(t, recurse=False, filter=_public), client=client)
                  for t in tracks)
@@ -89,8 +68,40 @@ def _public(attribute: attrs.Attribute[object], _value: object) -> bool:
     return not attribute.name.startswith("_")
 
 
+class _Hints(HintSource):
+    """The receiver's callbacks (of any Suno endpoint), as hints for the task model."""
+
+    def __init__(self, receiver: CallbackReceiver) -> None:
+        self._receiver = receiver
+
+    def hint(self, task_id: str) -> TaskSnapshot | None:
+        # every endpoint's callbacks, kept by the receiver as snapshots (hints)
+        return self._receiver.snapshot(task_id)
+
+    def _subscribe(self, task_id: str) -> object:
+        return self._receiver._subscribe(task_id)
+
+    def _unsubscribe(self, task_id: str, waker: object) -> None:
+        self._receiver._unsubscribe(task_id, waker)  # type: ignore[arg-type]
+
+
+class _HasReceiver(Protocol):
+    @property
+    def receiver(self) -> CallbackReceiver | None: ...
+
+
+def hints_of(client: _HasReceiver) -> Callable[[], HintSource | None]:
+    """Where a task of ``client`` hears callbacks: its attached receiver, if any."""
+
+    def hints() -> HintSource | None:
+        receiver = client.receiver
+        return None if receiver is None else _Hints(receiver)
+
+    return hints
+
+
 class SunoTask:
-    """A submitted Add Instrumental task: wait for it, watch it, or look it up.
+    """A submitted generation task (Add Instrumental, ...): wait for it, watch it, look it up.
 
     Get one from `SunoClient.add_instrumental()`, or resume one from its id alone with
     `SunoClient.task()` (after a restart, say).
@@ -102,83 +113,55 @@ class SunoTask:
         submitted_at: When this process submitted it (``None`` for a resumed task).
     """
 
-    def __init__(self, client: SunoClient, task_id: str, *, upload: UploadedFile | None = None,
+    def __init__(self, client: _Client, task_id: str, *, upload: UploadedFile | None = None,
                  submitted: bool = False) -> None:
         self._client = client
-        self.task_id = task_id
+        self._task = Task(client._session, MUSIC_TASK, task_id, submitted=submitted,
+                          hints=hints_of(client))
+        self.task_id = self._task.task_id
         self.upload = upload
-        self.submitted_at = dt.datetime.now(dt.UTC) if submitted else None
-        self._status = TaskStatus.PENDING
-        self._rank = 0 if submitted else -1  # -1: not known yet
-        self._record: TaskRecord | None = None
-        self._tracks: tuple[Track, ...] = ()
-        self._result: TaskResult | None = None
-        self._failure: TaskFailedError | None = None
-        self._callback_error: CallbackEvent | None = None
-        self._polls = 0
-        self._next_poll: float | None = None
-        self._immediate = not submitted
+        self.submitted_at: dt.datetime | None = self._task.submitted_at
+        self._made: TaskResult | None = None
 
     def __repr__(self) -> str:
-        return f"<SunoTask {self.task_id} {self._status.value if self._rank >= 0 else '?'}>"
+        status = self.status
+        return f"<SunoTask {self.task_id} {status.value if status else '?'}>"
 
     @property
     def status(self) -> TaskStatus | None:
         """The latest status known (``None`` for a resumed task not looked up yet)."""
-        return self._status if self._rank >= 0 else None
+        return _status(self._task.snapshot)
 
     @property
     def record(self) -> TaskRecord | None:
-        """The latest ``record-info`` answer, if the task was polled."""
-        return self._record
+        """The latest ``record-info`` answer, if the task was looked up."""
+        snap = self._task.last_status
+        return snap.record if snap is not None and isinstance(snap.record, TaskRecord) else None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
         """The tracks known so far (bound to the session, so they can download)."""
-        return self._tracks
+        snap = self._task.snapshot
+        if snap is None:
+            return ()
+        if isinstance(snap.record, TaskRecord):
+            return bind(snap.record.tracks, self._client)
+        return bind(tuple(Track(id=a.name, audio_url=a.url, title=a.title,
+                                duration=a.duration) for a in snap.assets), self._client)
 
     @property
     def result(self) -> TaskResult | None:
-        """The result, once the task succeeded."""
-        return self._result
+        """The result, once the task succeeded (confirmed by ``record-info``)."""
+        done = self._task._done
+        return None if done is None else self._result(done)
 
-    # -- learning ---------------------------------------------------------------------------
-
-    def _moved(self, status: TaskStatus, tracks: tuple[Track, ...]) -> bool:
-        if status.rank < self._rank or (status.rank == self._rank and
-                                         (status.is_terminal or status is self._status)):
-            if tracks and len(tracks) >= len(self._tracks) and not self._status.is_terminal:
-                self._tracks = bind(tracks, self._client)
-            return False
-        self._status, self._rank = status, status.rank
-        if tracks:
-            self._tracks = bind(tracks, self._client)
-        self._client._session.emit(Progress(operation="suno.task", key=self.task_id,
-                                            stage=status.value))
-        return True
-
-    def _absorb_record(self, record: TaskRecord) -> None:
-        self._record = record
-        if not self._moved(record.status, record.tracks):
-            return
-        if record.status.is_failure:
-            self._failure = _failed(self.task_id, record.status.value, record.error_code,
-                                    record.error_message)
-        elif record.status is TaskStatus.SUCCESS:
-            self._result = TaskResult(task_id=self.task_id, tracks=self._tracks,
-                                      source="poll", record=record)
-
-    def _absorb_callback(self, receiver: CallbackReceiver) -> None:
-        event = receiver.latest(self.task_id)
-        if event is None or self._status.is_terminal:
-            return
-        if is_failure(event):
-            self._callback_error = event
-            return
-        status = _CALLBACK_STATUS[event.callback_type]
-        if self._moved(status, event.tracks) and status is TaskStatus.SUCCESS:
-            self._result = TaskResult(task_id=self.task_id, tracks=self._tracks,
-                                      source="callback")
+    def _result(self, done: TaskSnapshot) -> TaskResult:
+        if self._made is None:  # one result object, whoever asks
+            record = done.record if isinstance(done.record, TaskRecord) else None
+            status = record.status if record is not None else TaskStatus.SUCCESS
+            self._made = TaskResult(task_id=self.task_id, tracks=self.tracks, status=status,
+                                    source=self._task.learnt_by, record=record)
+        return self._made
 
     async def refresh(self, *, timeout: float | None = None,
                       retry: RetryPolicy | None = None) -> TaskRecord:
@@ -188,15 +171,9 @@ class SunoTask:
             BadRequestError: the service does not know the task id (Suno answers 400).
             AiomusicError: any other failure, typed.
         """
-        session = self._client._session
-        body = await session._send(proto.record_info_call(self.task_id), timeout=timeout,
-                                   retry=retry)
-        record = proto.parse_record(body, task_id=self.task_id)
-        self._polls += 1
-        self._absorb_record(record)
-        return record
-
-    # -- following --------------------------------------------------------------------------
+        snap = await self._task.refresh(timeout=timeout, retry=retry)
+        assert isinstance(snap.record, TaskRecord)
+        return snap.record
 
     async def wait(self, *, timeout: float | None = 900.0,
                    poll: PollSchedule | None = None) -> TaskResult:
@@ -211,16 +188,12 @@ class SunoTask:
         Raises:
             TaskFailedError: the task ended in a failure status.
             DeadlineExceededError: ``timeout`` passed first.
-            AiomusicError: polling failed in a way that retrying cannot fix.
+            AiomusicError: polling failed in a way that retrying cannot fix (the message
+                says how to resume the task).
         """
-        schedule = poll or self._client.poll_schedule
-        deadline = _deadline(timeout)
-        while True:
-            if self._failure is not None:
-                raise self._failure
-            if self._result is not None:
-                return self._result
-            await self._advance(schedule, deadline, timeout)
+        done = await self._task.wait(timeout=_limit(timeout),
+                                     poll=poll or self._client.poll_schedule)
+        return self._result(done)
 
     async def watch(self, *, timeout: float | None = 900.0,
                     poll: PollSchedule | None = None) -> AsyncIterator[TaskStatus]:
@@ -228,104 +201,26 @@ class SunoTask:
 
         The first item is the status known now (``PENDING`` after a submission). Stages may
         be skipped (Suno can go straight to ``SUCCESS``) but never repeat or go backwards.
-        A failure status is yielded, then [`TaskFailedError`][aiomusic.TaskFailedError] is raised.
+        A failure status is yielded, then [`TaskFailedError`][aiomusic.TaskFailedError] is
+        raised.
         """
-        schedule = poll or self._client.poll_schedule
-        deadline = _deadline(timeout)
-        shown = -1
-        while True:
-            if self._rank > shown:
-                shown = self._rank
-                yield self._status
-            if self._failure is not None:
-                raise self._failure
-            if self._result is not None:
-                return
-            await self._advance(schedule, deadline, timeout)
-
-    async def _advance(self, schedule: PollSchedule, deadline: float,
-                       timeout: float | None) -> None:
-        """Return once the task moved past its current rank, or ended."""
-        receiver = self._client.receiver
-        waker: _Waker | None = receiver._subscribe(self.task_id) if receiver else None
-        start_rank = self._rank
-        try:
-            while True:
-                if waker is not None:
-                    waker.reset()
-                if receiver is not None:
-                    self._absorb_callback(receiver)
-                if self._callback_error is not None and self._failure is None and \
-                        not self._status.is_terminal:
-                    await self._confirm_failure(deadline, timeout)
-                if self._status.is_terminal or self._failure is not None or \
-                        self._rank > start_rank:
-                    return
-                now = anyio.current_time()
-                if self._next_poll is None:
-                    self._next_poll = now if self._immediate else now + schedule.delay(0)
-                if now >= self._next_poll:
-                    await self._poll(deadline, timeout)
-                    self._next_poll = anyio.current_time() + schedule.delay(self._polls)
-                    continue
-                if now >= deadline:
-                    raise self._late(timeout)
-                wake_at = min(self._next_poll, deadline)
-                if waker is not None:
-                    await waker.wait(wake_at - now)
-                else:
-                    await anyio.sleep(wake_at - now)
-        finally:
-            if receiver is not None and waker is not None:
-                receiver._unsubscribe(self.task_id, waker)
-
-    async def _poll(self, deadline: float, timeout: float | None) -> None:
-        remaining = None if math.isinf(deadline) else deadline - anyio.current_time()
-        if remaining is not None and remaining <= 0:
-            raise self._late(timeout)
-        try:
-            await self.refresh(timeout=remaining)
-        except DeadlineExceededError as exc:
-            # the poll was cut off by the wait's deadline: say so in the caller's terms
-            raise self._late(timeout) from exc
-        except AiomusicError as error:
-            if not error.retryable:
-                raise
-            # the retries of this poll are spent, but the task goes on: try at the next tick
-            self._polls += 1
-            logger.info("suno task %s: poll failed (%s); polling again later", self.task_id,
-                        type(error).__name__)
-
-    def _late(self, timeout: float | None) -> DeadlineExceededError:
-        return DeadlineExceededError(
-            f"Suno task {self.task_id} is still {self._status.value} after {timeout:g} s; it "
-            f"goes on at the service: resume it later with session.suno.task({self.task_id!r})",
-            timeout=timeout or 0.0)
-
-    async def _confirm_failure(self, deadline: float, timeout: float | None) -> None:
-        """An ``error`` callback does not name the status: ask record-info once."""
-        event = self._callback_error
-        assert event is not None
-        try:
-            await self._poll(deadline, timeout)
-        except AiomusicError as error:
-            logger.info("suno task %s: could not confirm a failure callback (%s)",
-                        self.task_id, type(error).__name__)
-        if self._failure is None and not self._status.is_terminal:
-            # record-info does not (yet) show the failure: trust the callback
-            self._failure = _failed(self.task_id, "error", event.code, event.msg or None)
+        async for snap in self._task.watch(timeout=_limit(timeout),
+                                           poll=poll or self._client.poll_schedule):
+            status = _status(snap)
+            assert status is not None
+            yield status
 
 
-def _failed(task_id: str, status: str, code: int | None, message: str | None
-            ) -> TaskFailedError:
-    said = f" (error {code}: {message})" if code is not None or message else ""
-    return TaskFailedError(f"Suno task {task_id} failed with {status}{said}", task_id=task_id,
-                           status=status, error_code=code, error_message=message)
+def _status(snap: TaskSnapshot | None) -> TaskStatus | None:
+    if snap is None:
+        return None
+    if isinstance(snap.record, TaskRecord):
+        return snap.record.status
+    try:
+        return TaskStatus(snap.status)
+    except ValueError:  # a failure callback ("error") names no status
+        return TaskStatus.GENERATE_AUDIO_FAILED
 
 
-def _deadline(timeout: float | None) -> float:
-    if timeout is None:
-        return math.inf
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return anyio.current_time() + timeout
+def _limit(timeout: float | None) -> float:
+    return float("inf") if timeout is None else timeout

@@ -16,11 +16,13 @@ from .._core._models import DownloadResult, TaskResult, Track, UploadedFile
 from .._io._download import audio_suffix, download_url, safe_filename
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
+from ._followups import FollowUpMethods
+from ._generate import GenerationMethods
 from ._tasks import PollSchedule, SunoTask
 
 if TYPE_CHECKING:
     from .._core._retry import RetryPolicy
-    from .._core._session import MusicSession
+    from .._core._transport import Transport
     from ..callbacks import CallbackReceiver
 
 __all__ = ["SunoClient"]
@@ -28,14 +30,15 @@ __all__ = ["SunoClient"]
 _PLACEHOLDER_URL = "https://upload.invalid/pending"
 
 
-class SunoClient:
-    """Suno API calls of one [`MusicSession`][aiomusic.MusicSession].
+class SunoClient(GenerationMethods, FollowUpMethods):
+    """Suno API calls of one [`MusicSession`][aiomusic.MusicSession] (the generation family,
+    follow-ups, lyrics and personas: ``_generate.py``, ``_followups.py``).
 
     Attributes:
         poll_schedule: How tasks poll ``record-info`` unless a call says otherwise.
     """
 
-    def __init__(self, session: MusicSession) -> None:
+    def __init__(self, session: Transport) -> None:
         self._session = session
         self.poll_schedule = PollSchedule()
         self._receiver: CallbackReceiver | None = None
