@@ -54,9 +54,12 @@ class SimService:
 
     def __init__(self, *, capacity: int = 10_000, rate: int | None = None, per: float = 1.0,
                  latency: float = 0.2, delay: float = 0.002, style: Style = "aiml",
-                 retry_after: float | None = 1.0, rate_headers: bool = False) -> None:
+                 retry_after: float | None = 1.0, rate_headers: bool = False,
+                 slow_refusals: int = 0, refusal_time: float = 0.0) -> None:
         self.capacity, self.rate, self.per, self.latency = capacity, rate, per, latency
         self.delay, self.style = delay, style
+        # the first ``slow_refusals`` refusals take ``refusal_time`` more (a busy service)
+        self.slow_refusals, self.refusal_time = slow_refusals, refusal_time
         self.retry_after, self.rate_headers = retry_after, rate_headers
         self.window: deque[float] = deque()
         self.in_flight = self.peak = self.accepted = 0
@@ -88,7 +91,8 @@ class SimService:
 
     async def _refuse(self, reason: str, wait: float | None) -> httpx.Response:
         self.refused[reason] += 1
-        await anyio.sleep(self.delay / 2)
+        slow = self.refusal_time if self.refusals <= self.slow_refusals else 0.0
+        await anyio.sleep(self.delay / 2 + slow)
         headers = {}
         if self.retry_after is not None and wait is not None:
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
@@ -271,6 +275,19 @@ async def test_refusals_slower_than_the_grace_are_not_taken_for_the_rate() -> No
     assert lane._limit.grace >= 0.1  # twice the refusals' time
 
 
+async def test_no_rate_told_after_slow_refusals_in_the_first_burst() -> None:
+    # Nothing told, 50 starts/s, 200 ms answers. The first burst's refusals come back slowly
+    # (a busy service: 0.5 s), so the grace grows to a second, five answers long. The lane
+    # used to settle at a ceiling of 1 (a refusal arrived with only refused requests in
+    # flight) and never probe again: 2,000 jobs one at a time, 400 s instead of 40.
+    sim = SimService(rate=50, latency=0.2, slow_refusals=64, refusal_time=0.5)
+    lane, _, seconds = await simulate(sim, LaneConfig(max_concurrency=64), 2000)
+    assert lane._limit._ceiling >= 2  # the service takes one at a time, at least
+    assert lane.rate == 50  # the probe a window later told the rate apart
+    assert sim.refused_share <= 0.05
+    assert seconds <= ideal(2000, capacity=10_000, latency=0.2, rate=50) / 0.8
+
+
 # -- the answer names the limit --------------------------------------------------------------
 
 
@@ -394,11 +411,53 @@ async def test_no_place_is_refilled_until_a_bursts_refusals_are_in() -> None:
     async with lane.permit(), lane.permit(), lane.permit() as third:
         await anyio.sleep(0.001)
         lane.rejected(third, wait=1.0, limit="concurrency")
-    settled = third.sent_at + lane._limit.grace  # the refusals of its burst are in by then
+        settled = third.sent_at + lane._limit.grace  # the refusals of its burst are in by then
     assert anyio.current_time() < settled
     async with lane.permit():  # nobody waits, yet it is not sent before then
         assert anyio.current_time() == pytest.approx(settled)
     assert lane.limit == 2
+
+
+async def _jobs(lane: Lane, n: int, seconds: float) -> None:
+    """``n`` requests at once through ``lane``, each accepted after ``seconds``."""
+    async def one() -> None:
+        async with lane.permit() as p:
+            await anyio.sleep(seconds)
+            lane.succeeded(p)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+
+
+async def test_refusals_with_only_refused_requests_in_flight_leave_room_for_a_probe() -> None:
+    # Four sent together, all four refused: the service held none of them, which says nothing
+    # about how many it takes (at least one). A ceiling of 1 was never probed again: the lane
+    # went on one at a time for ever.
+    events: list[Event] = []
+    lane = Lane("x", LaneConfig(max_concurrency=8, initial_concurrency=4), emit=events.append)
+    async with lane.permit() as a, lane.permit() as b, lane.permit() as c, lane.permit() as d:
+        await anyio.sleep(0.001)
+        for permit in (a, b, c, d):
+            lane.rejected(permit, wait=1.0, limit="concurrency")
+    await anyio.sleep(1.0)  # the burst's refusals are all in
+    async with lane.permit():
+        assert (lane.limit, lane._limit._ceiling) == (1, 2)
+    await _jobs(lane, 60, 0.2)
+    # one at a time, then a probe of two after 40 accepted requests, taken: one more each
+    # time the limit fills
+    assert [e.new for e in events if isinstance(e, LaneLimitChanged)][:4] == [3, 1, 2, 3]
+
+
+async def test_no_probe_falls_due_at_the_maximum() -> None:
+    # At its maximum, with the refused level just above it, a probe could not raise the limit;
+    # it used to fall due again at once, for ever, and the lane spun without letting time pass.
+    lane = Lane("x", LaneConfig(max_concurrency=2, initial_concurrency=2))
+    async with lane.permit(), lane.permit() as second:
+        await anyio.sleep(0.001)
+        lane.rejected(second, wait=1.0, limit="concurrency")
+    await _jobs(lane, 200, 0.2)  # a probe of 2 after 40 accepted, taken: the ceiling is 3
+    assert (lane.limit, lane._limit._ceiling) == (2, 3)
 
 
 async def test_the_limit_starts_at_one_and_steps_with_the_demand() -> None:

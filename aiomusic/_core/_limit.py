@@ -36,7 +36,7 @@ __all__ = ["AdaptiveLimit", "Permit"]
 STEP_SHARE = 0.015
 STEP_MIN = 2
 #: A request unanswered this long after it was sent was admitted. Learned as twice the slowest
-#: recent refusal, between the bounds.
+#: recent refusal, between the bounds, and brought back below the answers' own time.
 GRACE_START = 0.01
 GRACE_MIN = 0.005
 GRACE_MAX = 5.0
@@ -197,8 +197,14 @@ class AdaptiveLimit:
                 recent.popleft()
             for other in recent:
                 other.clean = False
-            if now - permit.sent_at >= self.grace:
+            took = now - permit.sent_at
+            if took >= self.grace:
                 self.admit(permit, self.seen(permit))
+            if self.grace > took / 2:
+                # A grace as long as the answers leaves no request clean and none old enough
+                # to count, so no evidence at all (a burst of slow refusals taught it): bring
+                # it back down, slowly, towards half the answers' time.
+                self.grace = max(GRACE_MIN, 0.9 * self.grace + 0.05 * took)
 
     def seen(self, permit: Permit) -> int:
         """How many of ours the service surely held at once when it took ``permit``."""
@@ -289,6 +295,9 @@ class AdaptiveLimit:
         requests in flight when a refusal came, those that were not refused."""
         if self._cuts and anyio.current_time() >= self._settle_until:
             held = min(sum(1 for p in snapshot if not p.refused) for snapshot in self._cuts)
+            # A refusal with only refused requests of ours in flight says nothing about how
+            # many the service holds, which is at least one: a ceiling of 1 would never probe.
+            held = max(1, held)
             self._cuts.clear()
             if held + 1 < self._ceiling:
                 self._ceiling = held + 1
@@ -324,7 +333,9 @@ class AdaptiveLimit:
 
     def _probe_due(self) -> float:
         """When a probe above the refused level may go (infinity: none now)."""
-        if (not self._adaptive or self.value + 1 != self._ceiling
+        # (none at the maximum: the limit could not rise, and the check would fall due again
+        # at once, for ever)
+        if (not self._adaptive or self.value >= self._maximum or self.value + 1 != self._ceiling
                 or self.sending < self.value or not self._queue):
             return math.inf
         if self._suspect is not None:
