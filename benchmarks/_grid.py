@@ -101,12 +101,16 @@ def ideal_seconds(point: Point) -> float:
 
 
 def run(*, quick: bool, grid: bool, plots: Path | None,
-        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """B1 at every point of the chosen grid; one row per point and client."""
-    points = QUICK if quick else FULL if grid else DEFAULT
+        log: Callable[[str], None] = print,
+        points: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """B1 at every point of the chosen grid (``points``: only these, counted from 1); one row
+    per point and client."""
+    chosen = QUICK if quick else FULL if grid else DEFAULT
     rounds = 1 if quick else 3
     rows: list[dict[str, Any]] = []
-    for index, point in enumerate(points):
+    for index, point in enumerate(chosen):
+        if points and index + 1 not in points:
+            continue
         clients = CLIENTS if index == 0 else GRID_CLIENTS
         started = time.perf_counter()
         runs = _run_point(point, clients, rounds)

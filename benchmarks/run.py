@@ -84,11 +84,13 @@ def _capacity(emu: Emulator, quick: bool) -> list[dict[str, Any]]:
 
 
 def run(*, quick: bool, only: Sequence[str] = IDS, grid: bool = False,
-        plots: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+        plots: Path | None = None, log: Callable[[str], None] = print,
+        points: Sequence[int] | None = None) -> dict[str, Any]:
     """Run the benchmarks named in ``only``; the JSON document of their results.
 
     ``grid``: B1 at every point of its full grid (about 30 minutes), not the default few;
-    ``plots``: the folder for B1's plots (none without it).
+    ``points``: only these points of B1's grid (counted from 1); ``plots``: the folder for
+    B1's plots (none without it).
     """
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -102,7 +104,8 @@ def run(*, quick: bool, only: Sequence[str] = IDS, grid: bool = False,
 
     base: dict[str, int] = {}
     if "B1" in only:  # first: the most sensitive to what the machine went through before
-        step("B1 goodput", lambda: _grid.run(quick=quick, grid=grid, plots=plots, log=log))
+        step("B1 goodput", lambda: _grid.run(quick=quick, grid=grid, plots=plots, log=log,
+                                                      points=points))
     with tempfile.TemporaryDirectory() as folder, Emulator(
             "--speed", "instant", "--no-limits", "--audio-bytes", "1000") as emu:
         if {"B2", "B3", "B5"} & set(only):
@@ -263,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="where to write the results")
     parser.add_argument("--grid", action="store_true",
                         help="B1 at every point of its grid (about 30 minutes)")
+    parser.add_argument("--points", nargs="+", type=int, metavar="N",
+                        help="only these points of B1's grid, counted from 1")
     parser.add_argument("--only", nargs="+", choices=IDS, default=list(IDS),
                         help="run only these benchmarks")
     args = parser.parse_args(args_in)
@@ -273,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{machine()['cpus']} CPUs", file=sys.stderr)
     plots = target.with_name(target.stem + "-plots")
     doc = run(quick=args.quick, only=args.only, grid=args.grid, plots=plots,
-              log=lambda line: print(line, file=sys.stderr, flush=True))
+              log=lambda line: print(line, file=sys.stderr, flush=True), points=args.points)
     doc["table"] = markdown(doc)
     target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(doc["table"])
