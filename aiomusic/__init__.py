@@ -75,6 +75,7 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
+from ._core._paid_errors import AlreadyPaidError, BatchStoppedError, PreflightError
 from ._core._pg_lanes import PostgresLanes
 from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
@@ -84,7 +85,7 @@ from ._version import __version__
 from .aimlapi.client import AimlapiResult, AimlapiTask
 from .batch._jobfile import JobFileError, load_jobs
 from .batch._jobs import MiniMaxJob, SunoJob
-from .batch._journal import JournalError
+from .batch._journal import JournalError, JournalWriteError
 from .batch._runner import Batch, BatchSummary, JobOutcome, OutputFile
 from .callbacks import CallbackReceiver, parse_callback
 from .minimax._results import (
@@ -107,6 +108,7 @@ __all__ = [
     "AimlapiResult",
     "AimlapiTask",
     "AiomusicError",
+    "AlreadyPaidError",
     "AudioDecodeError",
     "AudioFormat",
     "AudioSetting",
@@ -115,6 +117,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Batch",
+    "BatchStoppedError",
     "BatchSummary",
     "Budget",
     "BudgetGuard",
@@ -141,6 +144,7 @@ __all__ = [
     "JobOutcome",
     "JobProgress",
     "JournalError",
+    "JournalWriteError",
     "JsonError",
     "JsonLimits",
     "LaneConfig",
@@ -165,6 +169,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollSchedule",
     "PostgresLanes",
+    "PreflightError",
     "Progress",
     "Purpose",
     "Quota",

@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from aiomusic import (
+    AlreadyPaidError,
     AudioDecodeError,
     BadRequestError,
     Batch,
@@ -163,14 +164,29 @@ async def test_resume_skips_verified_and_redoes_what_changed(emulator: Emulator,
     got = by_id(outcomes)
     assert got["song-1"].status == got["inst-1"].status == "skipped"
     assert got["song-1"].files == by_id(first)["song-1"].files
-    assert got["song-0"].status == "completed" and "made again" in got["song-0"].note
+    # a changed MiniMax file is reported, never paid for again unasked (issue 15)
+    error = got["song-0"].error
+    assert got["song-0"].status == "failed" and isinstance(error, AlreadyPaidError)
+    assert error.fate == got["song-0"].fate == "missing" and error.job_id == "song-0"
+    assert error.trace_id == by_id(first)["song-0"].trace_id is not None
+    assert "--pay-again missing" in str(error)
     # the Suno job is followed by its task id: downloaded again, never re-submitted
     assert got["inst-0"].status == "completed" and got["inst-0"].resumed
     assert got["inst-0"].task_id == by_id(first)["inst-0"].task_id
+    assert "fetched again from its task" in got["inst-0"].note
     assert emulator.counters.paid(operation="suno.add_instrumental") == \
         paid["suno.add_instrumental"]
+    assert emulator.counters.paid(operation="aiml.generate") == paid["aiml.generate"]
+    assert (batch.summary.completed, batch.summary.skipped) == (1, 2)
+    assert batch.summary.to_check == ({"job": "song-0", "fate": "missing",
+                                       "trace_id": error.trace_id, "task_id": None},)
+    # on request, it is made again (and paid again)
+    outcomes, batch = await run(emulator, jobs, out, journal=journal, resubmit="missing")
+    again = by_id(outcomes)["song-0"]
+    assert again.status == "completed" and "made again, as asked" in again.note
     assert emulator.counters.paid(operation="aiml.generate") == paid["aiml.generate"] + 1
-    assert (batch.summary.completed, batch.summary.skipped) == (2, 2)
+    assert batch.summary.submissions == {"taken": 1, "refused": 0, "unknown": 0,
+                                         "failed_after_taken": 0}
 
 
 async def test_a_changed_job_or_endpoint_is_refused(emulator: Emulator, tmp_path: Path) -> None:
@@ -232,7 +248,9 @@ async def test_stale_intent_after_a_kill(emulator: Emulator, tmp_path: Path) -> 
     jobs = write_jobs(tmp_path, songs=2, instrumentals=1)
     out, journal = tmp_path / "out", tmp_path / "j.sqlite"
     await run(emulator, jobs, out, journal=journal)
-    journal_sql(journal, "UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]'")
+    # a kill while the paid requests were in flight: the intent, and a ledger row "sending"
+    journal_sql(journal, "UPDATE jobs SET state = 'submitting', task_id = NULL, files = '[]', "
+                         "fate = 'sending'")
     (out / "song-1.mp3").unlink()
     paid = emulator.counters.paid()
     outcomes, _ = await run(emulator, jobs, out, journal=journal)
@@ -285,9 +303,28 @@ async def test_failures_are_typed_and_stop_nothing(emulator: Emulator, tmp_path:
     failed_task = next(o for o in outcomes if isinstance(o.error, TaskFailedError))
     assert failed_task.task_id
     no_partials(tmp_path / "out")
-    # run again: the failed generation is made; the failed task is submitted anew
-    again, _ = await run(emulator, jobs, tmp_path / "out", journal=tmp_path / "j")
-    assert Counter(o.status for o in again) == {"skipped": 4, "completed": 2}
+    assert {(c["fate"], c["task_id"] is not None) for c in batch.summary.to_check} == {
+        ("failed after taken", False), ("failed after taken", True)}
+    assert batch.summary.submissions["failed_after_taken"] == 2
+    paid = emulator.counters.paid()
+    # run again: the service took both and then failed; neither is paid for again unasked
+    again, batch = await run(emulator, jobs, tmp_path / "out", journal=tmp_path / "j")
+    assert Counter(o.status for o in again) == {"skipped": 4, "failed": 2}
+    refused = [o for o in again if o.status == "failed"]
+    assert {type(o.error) for o in refused} == {AlreadyPaidError}
+    assert {o.fate for o in refused} == {"failed after taken"}
+    assert emulator.counters.paid() == paid and batch.summary.submissions["taken"] == 0
+    assert failed_task.task_id in {c["task_id"] for c in batch.summary.to_check}
+    # one by its id, then the rest by the word: only then paid again
+    song = next(o.job.id for o in refused if o.job.kind == "minimax")
+    again, _ = await run(emulator, jobs, tmp_path / "out", journal=tmp_path / "j",
+                         resubmit=[song])
+    assert Counter(o.status for o in again) == {"skipped": 4, "completed": 1, "failed": 1}
+    assert emulator.counters.paid() == paid + 1
+    again, _ = await run(emulator, jobs, tmp_path / "out", journal=tmp_path / "j",
+                         resubmit="failed-after-taken")
+    assert Counter(o.status for o in again) == {"skipped": 5, "completed": 1}
+    assert emulator.counters.paid() == paid + 2
 
 
 async def test_a_failed_download_resumes_the_task(emulator: Emulator, tmp_path: Path) -> None:
@@ -368,22 +405,25 @@ async def test_upload_reuse_follows_retention(emulator: Emulator, tmp_path: Path
     jobs, out, journal = write_jobs(tmp_path, songs=1, instrumentals=1), tmp_path / "o", \
         tmp_path / "j"
     await run(emulator, jobs, out, journal=journal)
+
+    def uploads() -> tuple[int, int]:
+        requests = emulator.counters.requests
+        return (requests["/api/file-stream-upload"],
+                requests["/v2/generate/audio/minimax/upload"])
+
     # new jobs with the same files: the uploads are reused while the service keeps them
     jobs.write_text(jobs.read_text().replace('"song-0"', '"song-a"')
                     .replace('"inst-0"', '"inst-a"'))
-    emulator.reset()
+    before = uploads()
     await run(emulator, jobs, out, journal=journal)
-    assert emulator.counters.requests["/api/file-stream-upload"] == 0
-    assert emulator.counters.requests["/v2/generate/audio/minimax/upload"] == 0
+    assert uploads() == before
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).timestamp()
     journal_sql(journal, "UPDATE uploads SET uploaded_at = ?", old)
     jobs.write_text(jobs.read_text().replace('"song-a"', '"song-b"')
                     .replace('"inst-a"', '"inst-b"'))
-    emulator.reset()
     outcomes, _ = await run(emulator, jobs, out, journal=journal)
     assert {o.status for o in outcomes if o.job.id.endswith("-b")} == {"completed"}
-    assert emulator.counters.requests["/api/file-stream-upload"] == 1
-    assert emulator.counters.requests["/v2/generate/audio/minimax/upload"] == 1
+    assert uploads() == (before[0] + 1, before[1] + 1)
 
 
 async def test_no_callback_url_is_refused_before_sending(emulator: Emulator,
@@ -427,6 +467,7 @@ async def test_fifty_mixed_jobs_with_faults(tmp_path: Path) -> None:
             assert isinstance(outcome.error, AiomusicError)
     assert paid <= 50  # never a duplicate paid submission
     done = sum(o.status == "completed" for o in outcomes)
-    assert done >= 40 and paid >= done
+    # a 5xx to a paid request has an unknown fate now (issue 15): a few more jobs end unknown
+    assert done >= 35 and paid >= done
     assert batch.summary.retries > 0
     no_partials(tmp_path / "out")

@@ -93,7 +93,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, seed: int) -> None
         suno_paid = paid(url, "suno.add_instrumental")
 
         again = subprocess.run([*CLI, *batch_args(jobs, out, url, "--json",
-                                                  "--resubmit-unknown")],
+                                                  "--resubmit-unknown",
+                                                  "--pay-again", "failed")],
                                capture_output=True, text=True, env=env(), timeout=120,
                                check=False)
         assert again.returncode == 0, again.stdout + again.stderr

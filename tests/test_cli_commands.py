@@ -373,7 +373,7 @@ def test_instrumental_task_failure_exits_1(cli: Runner, emulator: Emulator,
     assert run.err.splitlines()[-1].startswith("aiomusic: TaskFailedError: Suno task ")
     assert "SENSITIVE_WORD_ERROR" in run.err
     assert any(line.startswith("task id: ") for line in run.lines)  # printed before the wait
-    assert not (tmp_path / "o").exists()
+    assert list((tmp_path / "o").iterdir()) == []  # checked before paying; nothing written
 
 
 def test_upload_missing_file_exits_2(cli: Runner, tmp_path: Path, emulator: Emulator) -> None:
@@ -489,7 +489,7 @@ def test_missing_aimlapi_key_exits_2(cli: Runner, reference_wav: Path,
 
 
 @pytest.mark.parametrize(("fault", "error"), [("invalid_hex", "AudioDecodeError"),
-                                             ("malformed_json", "ResponseError")])
+                                             ("malformed_json", "SubmissionUnknownError")])
 def test_service_error_exits_1_with_its_type(cli: Runner, reference_wav: Path, tmp_path: Path,
                                              emulator: Emulator, fault: str,
                                              error: str) -> None:

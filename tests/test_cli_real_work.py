@@ -157,6 +157,11 @@ def test_each_command_shows_only_its_own_options() -> None:
     assert "--poll-interval" not in _options(commands["upload"])
     assert "--via" not in _options(commands["aimlapi generate"])
     assert {"--via", "--callback-url"} <= set(_options(commands["batch"]))
+    # --via chooses music-01's host only: MiniMax's other models are always on its own hosts
+    via = {name for name, parser in commands.items() if "--via" in _options(parser)}
+    assert {"minimax music-01", "generate", "upload", "batch"} <= via
+    assert not via & {"minimax song", "minimax cover", "minimax preprocess-cover",
+                      "minimax lyrics", "minimax quota"}
 
 
 def test_every_option_has_help() -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -95,9 +96,16 @@ def _songs(url: str, reference: Path) -> None:
                                  data={"purpose": "voice"})
         assert answer.status_code == 201, answer.text
         voice = answer.json()["voice_id"]
-        for i in range(SONGS):
+
+
+        def order(i: int) -> None:
             answer = client.post("/songs", json={"lyrics": f"##la {i}##", "refer_voice": voice})
             assert answer.status_code == 202, answer.text
+
+        # eight at once: one after another, on a loaded machine, one worker could accept every
+        # connection while the others sleep, and the workers alone would then not collide
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(order, range(SONGS)))
 
 
 def _run(emu: Emulator, url: str, tmp_path: Path) -> tuple[int, int]:

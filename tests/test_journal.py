@@ -18,7 +18,14 @@ import pytest
 
 from aiomusic._core._errors import ConfigurationError
 from aiomusic.batch import _journal
-from aiomusic.batch._journal import FileRecord, JobRecord, JobState, Journal, JournalError
+from aiomusic.batch._journal import (
+    FileRecord,
+    JobRecord,
+    JobState,
+    Journal,
+    JournalError,
+    JournalWriteError,
+)
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "http://127.0.0.1:8765"
@@ -54,7 +61,7 @@ async def test_open_creates_parent_folders_and_meta(tmp_path: Path) -> None:
     finally:
         await journal.aclose()
     meta = dict(sql(path, "SELECT key, value FROM meta"))
-    assert meta["schema"] == "1" and meta["endpoint"] == ENDPOINT
+    assert meta["schema"] == "2" and meta["endpoint"] == ENDPOINT and meta["runs"] == "1"
     created = dt.datetime.fromisoformat(str(meta["created"]))
     assert created.tzinfo is not None and created.timestamp() >= before - 1
 
@@ -248,13 +255,13 @@ async def test_a_write_finishes_although_its_caller_is_cancelled(
     try:
         await journal.add("a", kind="suno", fingerprint="f")
         slow_disk = threading.Event()  # the write is in its worker thread and waits for it
-        real_write = _journal._write
+        real_write = _journal.write
 
-        def waiting_write(*args: Any) -> None:
+        def waiting_write(*args: Any) -> int:
             slow_disk.wait(10)
-            real_write(*args)
+            return real_write(*args)
 
-        monkeypatch.setattr(_journal, "_write", waiting_write)
+        monkeypatch.setattr(_journal, "write", waiting_write)
         done: list[str] = []
 
         async def writer(scope: anyio.CancelScope) -> None:
@@ -284,8 +291,9 @@ async def test_aclose_closes_the_connection(tmp_path: Path) -> None:
     journal = await Journal.open(path, endpoint=ENDPOINT)
     await journal.add("a", kind="suno", fingerprint="f")
     await journal.aclose()
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(JournalWriteError) as caught:
         await journal.records()
+    assert isinstance(caught.value.__cause__, sqlite3.ProgrammingError)
     # the data was committed and the file is free for another writer
     assert sql(path, "SELECT id, state FROM jobs") == [("a", "pending")]
     sql(path, "INSERT INTO uploads VALUES ('x', '{}', 0)")
@@ -343,10 +351,10 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = await Journal.open(path, endpoint=ENDPOINT)
     await journal.aclose()
-    sql(path, "UPDATE meta SET value = '2' WHERE key = 'schema'")
+    sql(path, "UPDATE meta SET value = '3' WHERE key = 'schema'")
     with pytest.raises(JournalError) as info:
         await Journal.open(path, endpoint=ENDPOINT)
-    assert "newer aiomusic (journal schema 2)" in str(info.value)
+    assert "newer aiomusic (journal schema 3)" in str(info.value)
     assert str(path) in str(info.value)
 
 
@@ -421,3 +429,96 @@ async def test_a_journal_in_use_is_refused_until_its_run_ends(tmp_path: Path) ->
         assert (await journal.records())["a"].state is JobState.COMPLETED
     finally:
         await journal.aclose()
+
+
+# -- schema 2: the ledger ------------------------------------------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL, task_id TEXT, trace_id TEXT, files TEXT NOT NULL DEFAULT '[]',
+    error_type TEXT, error TEXT, dest_existed INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL);
+CREATE TABLE uploads (key TEXT PRIMARY KEY, payload TEXT NOT NULL, uploaded_at REAL NOT NULL);
+INSERT INTO meta VALUES ('schema', '1'), ('endpoint', 'http://127.0.0.1:8765');
+INSERT INTO jobs (id, kind, fingerprint, state, task_id, error_type, updated_at)
+    VALUES ('t', 'suno', 'f', 'failed', 'task-1', 'TaskFailedError', 1.0);
+"""
+
+
+async def test_a_schema_1_journal_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_1)
+    db.close()
+    before = await Journal.open(path, endpoint=None)  # read-only: nothing migrated
+    try:
+        assert (await before.records())["t"].fate is None and await before.ledger() == []
+    finally:
+        await before.aclose()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'schema'") == [("1",)]
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        assert journal.run == 1
+        record = (await journal.records())["t"]
+        assert (record.state, record.task_id, record.fate) == (JobState.FAILED, "task-1", None)
+        row = await journal.sending("t", "suno.add_instrumental", 1)
+        await journal.ended(row, "t", "taken", trace_id="tr-1")
+        assert [(a.fate, a.trace_id) for a in await journal.ledger()] == [("taken", "tr-1")]
+    finally:
+        await journal.aclose()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'schema'") == [("2",)]
+
+
+async def test_the_ledger_follows_each_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        await journal.add("a", kind="minimax", fingerprint="f")
+        first = await journal.sending("a", "minimax.generate", 1, dest_existed=True)
+        record = (await journal.records())["a"]
+        assert (record.state, record.fate, record.dest_existed) == (
+            JobState.SUBMITTING, "sending", True)
+        await journal.ended(first, "a", "refused", error=("RateLimitError", "slow down"),
+                            pending=True)
+        assert (await journal.records())["a"].state is JobState.PENDING  # waits again
+        second = await journal.sending("a", "minimax.generate", 2)
+        await journal.ended(second, "a", "taken", trace_id="tr-2")
+        await journal.update("a", JobState.SUBMITTED, task_id="task-9")
+        await journal.settle("a", "failed after taken")
+        ledger = await journal.ledger()
+        assert [(a.attempt, a.fate, a.error_type, a.task_id) for a in ledger] == [
+            (1, "refused", "RateLimitError", None), (2, "failed after taken", None, "task-9")]
+        assert all(a.ended_at is not None and a.run == 1 for a in ledger)
+        record = (await journal.records())["a"]
+        assert (record.fate, record.trace_id) == ("failed after taken", "tr-2")
+        await journal.sending("a", "minimax.generate", 3)  # the process dies here
+    finally:
+        await journal.aclose()
+    again = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        assert again.run == 2
+        assert [a.fate for a in await again.ledger()][-1] == "unknown"
+        assert (await again.records())["a"].fate == "unknown"
+    finally:
+        await again.aclose()
+
+
+async def test_an_upload_can_be_forgotten(journal: Journal) -> None:
+    when = dt.datetime.now(dt.UTC)
+    await journal.record_upload("k", {"id": 1}, when)
+    await journal.forget_upload("k")
+    assert await journal.upload("k") is None
+
+
+async def test_a_journal_in_use_cannot_be_read_either(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = await Journal.open(path, endpoint=ENDPOINT)
+    try:
+        with pytest.raises(JournalError, match="is in use"):
+            await Journal.open(path, endpoint=None)
+    finally:
+        await journal.aclose()
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(JournalError, match="is not an aiomusic journal"):
+        await Journal.open(tmp_path / "empty.db", endpoint=None)

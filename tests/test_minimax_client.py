@@ -28,7 +28,6 @@ from aiomusic import (
     MusicSession,
     Purpose,
     RequestStarted,
-    ResponseError,
     RetryPolicy,
     Service,
     SubmissionUnknownError,
@@ -225,7 +224,7 @@ async def test_unknown_reference_is_refused_by_the_service(emulator: Emulator,
         pytest.param("truncated_body", SubmissionUnknownError, id="truncated"),
         pytest.param("reset_mid_body", SubmissionUnknownError, id="reset-mid-body"),
         pytest.param("reset_before_answer", SubmissionUnknownError, id="reset-before-answer"),
-        pytest.param("malformed_json", ResponseError, id="malformed-json"),
+        pytest.param("malformed_json", SubmissionUnknownError, id="malformed-json"),
     ],
 )
 async def test_generate_faults_leave_no_file_and_are_not_resent(

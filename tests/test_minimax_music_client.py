@@ -25,7 +25,6 @@ from aiomusic import (
     PermissionDeniedError,
     Progress,
     RequestStarted,
-    ResponseError,
     SongResult,
     SubmissionUnknownError,
     UsageLimitError,
@@ -349,9 +348,10 @@ async def test_plan_and_quota_refusals_are_typed_and_not_retried(
 
 
 @pytest.mark.parametrize(("fault", "error"), [
-    pytest.param("truncated_body", ResponseError, id="cut-without-final"),
+    # an incomplete or unreadable answer to a paid request: its fate is unknown (issue 15)
+    pytest.param("truncated_body", SubmissionUnknownError, id="cut-without-final"),
     pytest.param("reset_mid_body", SubmissionUnknownError, id="reset"),
-    pytest.param("malformed_json", ResponseError, id="malformed"),
+    pytest.param("malformed_json", SubmissionUnknownError, id="malformed"),
     pytest.param("invalid_hex", Exception, id="invalid-hex"),
 ])
 async def test_a_failed_stream_leaves_nothing_and_is_not_resent(
@@ -390,3 +390,15 @@ async def test_no_read_timeout_while_events_flow_but_a_silent_stream_fails(
             await s.minimax.generate_song(tmp_path / "b.mp3", **SONG, stream=True)
         assert info.value.reason == "read timeout"
     assert leftovers(tmp_path) == ["a.mp3"]
+
+
+async def test_a_stream_reads_its_events_within_the_sessions_json_limits(
+        emulator: Emulator, tmp_path: Path) -> None:
+    from aiomusic import JsonLimits
+
+    async with session(emulator, json_limits=JsonLimits(max_depth=1)) as s:
+        # an unreadable answer to a paid request: its fate is unknown, and it is not re-sent
+        with pytest.raises(SubmissionUnknownError, match="more than 1 deep"):
+            await s.minimax.generate_song(tmp_path / "a.mp3", **SONG, stream=True)
+    assert not (tmp_path / "a.mp3").exists()
+    assert paid(emulator) == 1

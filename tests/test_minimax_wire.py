@@ -20,6 +20,7 @@ from aiomusic import (
     RateLimitError,
     ResponseError,
     RetryPolicy,
+    SubmissionUnknownError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -80,13 +81,14 @@ async def test_http_error_with_unreadable_body(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "error", "match"),
     [
-        pytest.param(answer(status=1), ResponseError, "status 1", id="in-progress"),
+        # a paid answer that cannot be used: its fate is unknown (it may have been charged)
+        pytest.param(answer(status=1), SubmissionUnknownError, "status 1", id="in-progress"),
         pytest.param(answer(size=len(AUDIO) + 5), AudioDecodeError, "extra_info says",
                      id="size-mismatch"),
-        pytest.param({**answer(), "data": None}, ResponseError, "no data.audio",
+        pytest.param({**answer(), "data": None}, SubmissionUnknownError, "no data.audio",
                      id="no-audio"),
-        pytest.param({**answer(), "data": {"status": 2, "audio": None}}, ResponseError,
-                     "no data.audio", id="null-audio"),
+        pytest.param({**answer(), "data": {"status": 2, "audio": None}},
+                     SubmissionUnknownError, "no data.audio", id="null-audio"),
     ],
 )
 @respx.mock

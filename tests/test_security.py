@@ -149,7 +149,7 @@ LEAKS: list[Any] = [
             "data": {"audio": "00", "status": k}, "trace_id": k,
             "extra_info": {"music_size": k}, "base_resp": {"status_code": 0}}),
         lambda s, d: s.minimax.generate(d / "a.mp3", lyrics="la", refer_voice="v"),
-        ResponseError, id="generate-bad-values"),
+        SubmissionUnknownError, id="generate-bad-values"),
 ]
 
 

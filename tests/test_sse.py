@@ -192,3 +192,15 @@ def test_a_chunk_ending_in_cr_then_lf_is_one_line_end() -> None:
     assert joined.feed(b'data: {"data":{"audio":"61","status":1}}\r') == b""
     with pytest.raises(ResponseError, match="key data twice"):
         joined.feed(b'\ndata: {"data":{"audio":"62","status":1}}\n\n')
+
+
+def test_each_event_obeys_the_json_limits_it_is_given() -> None:
+    """The events' JSON is bounded like a whole answer's: by the session's `JsonLimits`."""
+    from aiomusic import JsonLimits
+
+    deep = {"data": {"audio": b"ab".hex(), "status": 1},
+            "extra_info": {"x": [[[[[[1]]]]]]}, "trace_id": "t", "base_resp": OK}
+    body = b"data: " + json.dumps(deep).encode() + b"\n\n"
+    assert SseAudioReader().feed(body) == b"ab"  # the defaults allow 64 levels
+    with pytest.raises(ResponseError, match="more than 4 deep"):
+        SseAudioReader(limits=JsonLimits(max_depth=4)).feed(body)

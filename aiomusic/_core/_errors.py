@@ -10,7 +10,8 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── SessionClosedError            (also RuntimeError) the session was used after close
     ├── ConfigurationError            (also ValueError)   e.g. no API key for a service
     ├── InputError                    (also ValueError)   a request invalid before sending
-    │   └── AudioValidationError                          a reference file is not usable
+    │   ├── AudioValidationError                          a reference file is not usable
+    │   └── PreflightError       (also ConfigurationError) a local check failed; nothing sent
     ├── TransportError                                    the network failed
     │   ├── ConnectionFailedError                         nothing reached the service
     │   └── TransferTimeoutError      (also TimeoutError) a read/write timed out (not paid)
@@ -35,6 +36,8 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     │   ├── ServerError                                   500, 1000, 1024, 1033, unknown codes
     │   └── GenerationTimeoutError    (also TimeoutError) 504, 1001
     ├── TaskFailedError                                   a Suno task ended in a failure status
+    ├── AlreadyPaidError                                  a batch job paid for in an earlier run
+    ├── BatchStoppedError                                 a batch stopped sending paid requests
     ├── DownloadError                                     a track could not be fetched safely
     └── LocalFileError                (also OSError)      a batch could not read or write a file
 """
@@ -168,12 +171,21 @@ class SubmissionUnknownError(AiomusicError):
     Attributes:
         operation: The paid operation (``"minimax.generate"``, ``"suno.add_instrumental"``).
         reason: What went wrong (``"read timeout"``, ``"connection lost"``, ...).
+        trace_id: The service's trace or request id of the attempt, when known: quote it to
+            the service's support to learn whether it was made.
+        task_id: The task id, when the service gave one.
+        status_code: The HTTP status of the answer, when one arrived.
     """
 
-    def __init__(self, message: str, *, operation: str, reason: str) -> None:
+    def __init__(self, message: str, *, operation: str, reason: str,
+                 trace_id: str | None = None, task_id: str | None = None,
+                 status_code: int | None = None) -> None:
         super().__init__(message, retryable=False)
         self.operation = operation
         self.reason = reason
+        self.trace_id = trace_id
+        self.task_id = task_id
+        self.status_code = status_code
 
 
 class DeadlineExceededError(AiomusicError, TimeoutError):

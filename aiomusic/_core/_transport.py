@@ -34,6 +34,7 @@ from ._errors import (
     TransportError,
 )
 from ._events import Event, RequestFinished, RequestStarted, RetryScheduled
+from ._fate import PAID_ATTEMPTS, Fate, fate_of, fate_of_transport, trace_of, unknown
 from ._json import DEFAULT_JSON_LIMITS, JsonLimits
 from ._lane_store import LaneRef, LaneStore, fingerprint
 from ._lanes import Lane, LaneConfig, Permit
@@ -175,6 +176,21 @@ class Transport:
         raise DeadlineExceededError(f"{call.operation}: gave up after the {timeout:g} s "
                                     "deadline", timeout=timeout)
 
+    async def _submit(self, call: Call, read: Callable[[Mapping[str, Any]], T], *,
+                      timeout: float | None = None, retry: RetryPolicy | None = None) -> T:
+        """Send a call answered with JSON and ``read`` the answer within the attempt.
+
+        A paid submission's answer that its reader cannot use (no task id, say) is then an
+        unreadable answer like any other: its fate is unknown (`SubmissionUnknownError`),
+        whoever the caller is.
+        """
+        classify = json_handler(self.classifier(call.service))
+
+        async def handle(response: httpx.Response, call: Call) -> T:
+            return read(await classify(response, call))
+
+        return await self._send(call, handle, timeout=timeout, retry=retry)
+
     async def _retrying(self, call: Call, handler: Handler[T], policy: RetryPolicy,
                         deadline: float, sent: list[bool], *, timeout: float | None = None
                         ) -> T:
@@ -228,32 +244,66 @@ class Transport:
         async with lane.permit() as permit:
             self.emit(RequestStarted(operation=call.operation, lane=lane.name, attempt=attempt,
                                     paid=call.paid, key=call.key))
+            hook = PAID_ATTEMPTS.get() if call.paid else None
+            if hook is not None:
+                # the intent, as late as possible: the permit and the rate window's start are
+                # granted, and nothing else stands between this line and the request
+                await hook.sending(call.operation, attempt)
             began = time.perf_counter()
-            status: int | None = None
+            answer: list[httpx.Response] = []
+            on_wire = False
+            ended: BaseException | None = None
             try:
                 with call.body() as extra:
                     request = self._build(client, call, extra)
                     logger.info("-> %s %s (%s, attempt %d)", call.method, _safe_url(request.url),
                                 call.operation, attempt)
-                    sent[0] = True
+                    sent[0] = on_wire = True
                     response = await client.send(request, stream=True)
+                answer.append(response)
                 try:
-                    status = response.status_code
                     result = await handler(response, call)
                 finally:
                     with anyio.CancelScope(shield=True):
                         await response.aclose()
             except httpx.HTTPError as exc:
+                ended = exc
                 error = self._transport_error(call, exc)
-                self._finished(call, lane, attempt, began, status, error)
+                self._finished(call, lane, attempt, began, _status(answer), error)
                 raise error from exc
             except AiomusicError as error:
+                ended = error
                 self._feedback(lane, permit, error)
-                self._finished(call, lane, attempt, began, status, error)
+                self._finished(call, lane, attempt, began, _status(answer), error)
+                decided = self._decide(call, error, answer) if call.paid and on_wire else error
+                if decided is error:
+                    raise
+                raise decided from error
+            except BaseException as exc:  # cancelled, or a local failure (a full disk)
+                ended = exc
                 raise
+            finally:
+                if hook is not None:
+                    fate = Fate.NOT_SENT if not on_wire else \
+                        fate_of_transport(ended) if isinstance(ended, httpx.HTTPError) else \
+                        fate_of(ended)
+                    trace = trace_of(ended, answer[0].headers if answer else None)
+                    with anyio.CancelScope(shield=True):
+                        await hook.ended(call.operation, attempt, fate, ended, trace)
             lane.succeeded(permit)
-            self._finished(call, lane, attempt, began, status, None)
+            self._finished(call, lane, attempt, began, _status(answer), None)
             return result
+
+    def _decide(self, call: Call, error: AiomusicError, answer: list[httpx.Response]
+                ) -> AiomusicError:
+        """What a paid attempt that ended in ``error`` raises, by its fate (`_fate.py`)."""
+        fate = fate_of(error)
+        if fate is Fate.UNKNOWN:
+            return unknown(call.operation, error,
+                           trace_id=trace_of(error, answer[0].headers if answer else None))
+        if fate is not Fate.REFUSED:
+            error.retryable = False  # taken, then failed: sending it again would pay again
+        return error
 
     def _build(self, client: httpx.AsyncClient, call: Call, extra: dict[str, Any]
                ) -> httpx.Request:
@@ -297,11 +347,11 @@ class Transport:
             return ConnectionFailedError(
                 f"{op}: could not connect ({detail}); nothing was sent, so it is safe to retry",
                 operation=op)
-        if isinstance(exc, httpx.WriteError | httpx.WriteTimeout):
+        if fate_of_transport(exc) is Fate.NOT_SENT:  # the request was not written completely
             return TransportError(f"{op}: the request could not be sent completely ({detail})",
                                   operation=op)
         reason = "read timeout" if isinstance(exc, httpx.ReadTimeout) else "connection lost"
-        if call.paid:
+        if call.paid:  # fate unknown
             return SubmissionUnknownError(
                 f"{op}: {reason} after the paid request was sent ({detail}); the service may "
                 "still be generating (and charging for) it, so aiomusic does not re-send it. "
@@ -333,6 +383,10 @@ def _scrub_one(error: BaseException, secrets: tuple[str, ...]) -> None:
     if isinstance(error, APIError) and error.body is not None and \
             any(s in repr(error.body) for s in secrets):
         error.body = None
+
+
+def _status(answer: list[httpx.Response]) -> int | None:
+    return answer[0].status_code if answer else None
 
 
 def _safe_url(url: httpx.URL) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._core._errors import ResponseError
+from .._core._json import JsonLimits
 from ._hexstream import HexAudioScanner
 
 __all__ = ["SseAudioReader"]
@@ -46,11 +47,14 @@ class SseAudioReader:
         max_event_bytes: The most ``data`` bytes of one event.
         max_meta_bytes: The most bytes of one event's JSON besides its audio.
         max_held_audio: The most decoded audio of one unfinished event held in memory.
+        limits: Bounds on each event's JSON besides its audio (depth, values, strings), as
+            for a whole answer: the session's `JsonLimits`.
     """
 
     def __init__(self, *, on_event: Callable[[Mapping[str, Any]], None] | None = None,
                  max_event_bytes: int = 512 << 20, max_meta_bytes: int = 1 << 20,
-                 max_held_audio: int = 16 << 20) -> None:
+                 max_held_audio: int = 16 << 20, limits: JsonLimits | None = None) -> None:
+        self._limits = limits
         self._on_event = on_event
         self._max_event = max_event_bytes
         self._max_meta = max_meta_bytes
@@ -203,7 +207,7 @@ class SseAudioReader:
 
     def _event(self, piece: bytes) -> None:
         if self._scanner is None:
-            self._scanner = HexAudioScanner()
+            self._scanner = HexAudioScanner(limits=self._limits)
         if self._blank and _NOT_BLANK.search(piece):
             self._blank = False
         self._size += len(piece)

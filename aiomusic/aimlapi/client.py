@@ -230,10 +230,12 @@ class AimlapiClient:
         """
         params = self._params(model, fields)
         call = GENERATE.call(params, Context(Service.AIMLAPI))
-        body = await self._session._send(call, timeout=timeout, retry=retry)
-        assert GENERATE.read is not None
-        task = AimlapiTask(self, GENERATE.read(body), model=model, submitted=True,
-                           cost=proto.read_cost(body))
+        read = GENERATE.read
+        assert read is not None
+        # read within the attempt: an answer without its generation id has an unknown fate
+        task_id, cost = await self._session._submit(
+            call, lambda body: (read(body), proto.read_cost(body)), timeout=timeout, retry=retry)
+        task = AimlapiTask(self, task_id, model=model, submitted=True, cost=cost)
         self._session.emit(Progress(operation=GENERATE.qualified, key=task.task_id,
                                     stage="submitted"))
         return task

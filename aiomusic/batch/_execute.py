@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._core._call import Call
 from .._core._config import Service
 from .._core._errors import APIError, ResponseError
 from .._core._operation import Context, Delivery, Operation, Output, params_of
@@ -69,45 +70,55 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
     document of an operation whose result is one (lyrics, a quota), else ``None``.
 
     ``resume`` is the task id (or link) an earlier run recorded after its paid request was
-    taken: the job is followed from there, never paid again.
+    taken: the job is followed from there, never paid again. The intent is journaled by the
+    transport itself, right before each paid request (`_paid.JobAttempts`); an upload the
+    service forgot is uploaded again once (`Steps.healing`).
     """
     op = job.op
     session = steps.session
-    if resume is None:
+
+    async def prepared() -> tuple[Any, Call | None]:
         params = await with_uploads(op, job.params, lambda path: steps.suno_upload(run, path))
+        steps.emit(run, "queued")
         # every local check before paying (a client that performs the operation checks its
         # own, local reference files included)
-        call = None if op.perform else op.call(params, context_for(session, op, params))
+        return params, None if op.perform else op.call(params, context_for(session, op, params))
+
     if op.perform is not None and op.output is not Output.FILE and resume is None:
-        # a document the client makes (lyrics, a cover's features, a quota)
+        perform = op.perform
+
+        async def document() -> Any:  # a document the client makes (lyrics, a quota)
+            return await perform(session, (await prepared())[0], None)
+
         async with steps.limiter:
-            if op.paid:
-                await steps.mark(run, JobState.SUBMITTING)  # the intent
-            steps.emit(run, "queued")
-            answer = await op.perform(session, params, None)
+            answer = await steps.healing(run, document)
         return await _document(steps, run, job, answer), None, answer
     if op.delivery in WRITES_DURING_CALL or op.perform is not None:
         dest = steps.out / job.out
-        async with steps.limiter:
-            existed = await steps.prepare_dest(dest)
-            await steps.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
-            steps.emit(run, "queued")
+
+        async def write() -> Any:
+            params, call = await prepared()
+            run.dest_existed = await steps.prepare_dest(dest)
             if op.perform is not None:  # the client picks hex, SSE or a link
-                result = await op.perform(session, params, dest)
-            else:
-                assert call is not None
-                result = await session.minimax.write(call, dest,
-                                                     timeout=steps.generate_timeout)
+                return await op.perform(session, params, dest)
+            assert call is not None
+            return await session.minimax.write(call, dest, timeout=steps.generate_timeout)
+
+        async with steps.limiter:
+            result = await steps.healing(run, write)
         assert result.sha256 is not None
         record = FileRecord(job.out, result.sha256, result.bytes_written)
         await steps.mark(run, JobState.COMPLETED, files=(record,), trace_id=result.trace_id)
         return (OutputFile(dest, result.sha256, result.bytes_written),), result.trace_id, None
     handle = resume
     if handle is None:
+
+        async def submit() -> Any:
+            params, call = await prepared()
+            return await _submit(session, op, params, call, steps.generate_timeout)
+
         async with steps.limiter:
-            await steps.mark(run, JobState.SUBMITTING)  # the intent
-            steps.emit(run, "queued")
-            answer = await _submit(session, op, params, call, steps.generate_timeout)
+            answer = await steps.healing(run, submit)
         if op.delivery is Delivery.JSON:
             return await _document(steps, run, job, answer), None, answer
         handle = str(answer.url if op.delivery is Delivery.URL and hasattr(answer, "url")
@@ -158,17 +169,17 @@ async def _fetch(steps: Steps, run: Run, job: OperationJob, snap: TaskSnapshot
 
 async def _submit(session: MusicSession, op: Operation, params: Any, call: Any,
                   timeout: float) -> Any:
-    """Send the paid request; its answer as the operation reads it. A refusal that means the
+    """Send the paid request; its answer as the operation reads it, read within the attempt
+    (an answer without its task id or link has an unknown fate). A refusal that means the
     work exists already (Suno's WAV 409) gives the existing task's id instead."""
+    assert op.read is not None, f"{op.qualified} declares no answer reader"
     try:
-        body = await session._send(call, timeout=timeout)
+        return await session._transport._submit(call, op.read, timeout=timeout)
     except APIError as error:
         found = await op.on_refused(session, params, error) if op.on_refused else None
         if found is None:
             raise
         return found
-    assert op.read is not None, f"{op.qualified} declares no answer reader"
-    return op.read(body)
 
 
 async def _stems(steps: Steps, job: OperationJob, assets: tuple[Asset, ...]

@@ -1,15 +1,40 @@
-"""The batch journal: each job's state in SQLite (WAL), written off the event loop.
+"""The batch journal: each job's state and every paid attempt's fate, in SQLite (WAL).
 
-A job goes ``pending`` → ``submitting`` (the intent, written *before* a paid request) →
-``submitted`` (with the service's task id, written right after) → ``completed`` (files with
-their SHA-256) or ``failed`` (the error). ``unknown`` marks a paid submission whose fate
-cannot be known (the process stopped, or the answer was lost, while it was in flight).
+A job goes ``pending`` → ``submitting`` (the intent, written immediately before a paid request
+is written, after its lane's permit and rate window) → ``submitted`` (with the service's task
+id, written right after) → ``completed`` (files with their SHA-256) or ``failed`` (the error).
+``unknown`` marks a paid submission whose fate cannot be known (the process stopped, or the
+answer was lost, while it was in flight). A job waiting in a queue, a pause or a backoff is
+``pending``: an attempt the service refused (or that never left) puts it back there.
+
+The ledger (table ``attempts``) has one row per paid attempt: its operation, when it started
+and ended, its fate (``sending`` while in flight; then ``not sent``, ``refused``, ``taken``,
+``failed after taken`` or ``unknown``, see ``aiomusic._core._fate``), the service's trace id
+and the task id. A row a killed run left ``sending`` is ``unknown`` when the journal is opened
+again. The job's ``fate`` column is its latest attempt's.
 
 Every write is its own committed transaction with ``synchronous=FULL``, so a killed process
 loses nothing that was written. An open journal is locked (SQLite's exclusive locking mode)
 until it is closed or its process dies: a second run of it is refused. All SQLite calls run
 one at a time in a worker thread; an awaited write finishes even if the caller is cancelled
-meanwhile. Keys never reach it.
+meanwhile. A write that fails (a full disk, a read-only folder) raises `JournalWriteError`,
+never a raw ``sqlite3`` error. Keys never reach it.
+
+The interface a batch uses (a PostgreSQL journal shared by many workers will implement the
+same methods, all ``async``):
+
+* ``open(path, endpoint=...)`` (classmethod), ``aclose()``;
+* ``records() -> dict[str, JobRecord]``; ``add(job_id, kind=, fingerprint=)``;
+  ``update(job_id, state, task_id=, trace_id=, files=, error=, dest_existed=, keep_task=)``;
+* ``sending(job_id, operation, attempt, dest_existed=) -> attempt id``: the intent and a
+  ledger row, in one transaction;
+  ``ended(attempt_id, job_id, fate, trace_id=, error=)``: the attempt's fate (a refused or
+  unsent attempt puts the job back to ``pending``, in the same transaction);
+  ``settle(job_id, fate)``: a taken attempt's later fate (its task failed; a file adopted);
+  ``ledger() -> list[AttemptRecord]``;
+* ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``.
+
+Schema 2 added the ledger; a schema-1 journal is migrated forward when it is opened.
 """
 
 from __future__ import annotations
@@ -25,42 +50,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
-from .._core._errors import ConfigurationError
+from ._journal_db import (
+    JournalError,
+    JournalWriteError,
+    connect,
+    fetch_upload,
+    ledger_rows,
+    run_sql,
+    select_jobs,
+    write,
+)
 
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["FileRecord", "JobRecord", "JobState", "Journal", "JournalError"]
+__all__ = ["AttemptRecord", "FileRecord", "JobRecord", "JobState", "Journal", "JournalError",
+           "JournalWriteError"]
 
 T = TypeVar("T")
-_SCHEMA = 1
-_LOCK_WAIT = 2.0  # seconds to wait for a journal that another run is closing
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    state TEXT NOT NULL,
-    task_id TEXT,
-    trace_id TEXT,
-    files TEXT NOT NULL DEFAULT '[]',
-    error_type TEXT,
-    error TEXT,
-    dest_existed INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS uploads (
-    key TEXT PRIMARY KEY,
-    payload TEXT NOT NULL,
-    uploaded_at REAL NOT NULL
-);
-"""
-
-
-class JournalError(ConfigurationError):
-    """The journal cannot be used for this run (another endpoint, a newer schema, a file
-    that is not a journal, a job that changed under the same id, or another run using it)."""
 
 
 class JobState(enum.StrEnum):
@@ -83,7 +90,12 @@ class FileRecord:
 
 @attrs.frozen
 class JobRecord:
-    """What the journal knows of one job."""
+    """What the journal knows of one job.
+
+    Attributes:
+        fate: The fate of the job's latest paid attempt (``None``: none was made), a value
+            of `aiomusic._core._fate.Fate`, or ``"sending"``.
+    """
 
     id: str
     kind: str
@@ -96,48 +108,74 @@ class JobRecord:
     error: str | None = None
     dest_existed: bool = False
     updated_at: float = 0.0
+    fate: str | None = None
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One paid attempt in the ledger."""
+
+    id: int
+    job_id: str
+    run: int
+    attempt: int
+    operation: str
+    started_at: float
+    ended_at: float | None
+    fate: str
+    trace_id: str | None = None
+    task_id: str | None = None
+    error_type: str | None = None
+    error: str | None = None
 
 
 class Journal:
     """One batch's journal file. Open it with `open()`; close it with `aclose()`."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection,
-                 limiter: anyio.CapacityLimiter) -> None:
+                 limiter: anyio.CapacityLimiter, run: int) -> None:
         self.path = path
         self._db = connection
         self._limiter = limiter
+        self.run = run
 
     @classmethod
-    async def open(cls, path: str | Path, *, endpoint: str) -> Journal:
-        """Open (or create) the journal at ``path`` for a batch against ``endpoint``.
+    async def open(cls, path: str | Path, *, endpoint: str | None) -> Journal:
+        """Open (or create) the journal at ``path`` for a batch against ``endpoint``
+        (``None``: only to read it, whatever its endpoint; nothing is written).
 
         Raises:
             JournalError: the file belongs to another endpoint or is not a journal.
         """
         file = Path(path)
         limiter = anyio.CapacityLimiter(1)
-        db = await anyio.to_thread.run_sync(_connect, file, endpoint, limiter=limiter)
-        return cls(file, db, limiter)
+        db, run = await anyio.to_thread.run_sync(connect, file, endpoint, limiter=limiter)
+        return cls(file, db, limiter, run)
 
     async def aclose(self) -> None:
         await self._run(self._db.close)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(run_sql, self.path, fn, *args,
+                                              limiter=self._limiter)
 
     # -- jobs -------------------------------------------------------------------------------
 
     async def records(self) -> dict[str, JobRecord]:
         """Every job's record, by id."""
-        rows = await self._run(_select, self._db)
-        return {row.id: row for row in rows}
+        rows = await self._run(select_jobs, self._db)
+        return {row[0]: JobRecord(id=row[0], kind=row[1], fingerprint=row[2],
+                                  state=JobState(row[3]), task_id=row[4], trace_id=row[5],
+                                  files=tuple(FileRecord(**f) for f in json.loads(row[6])),
+                                  error_type=row[7], error=row[8], dest_existed=bool(row[9]),
+                                  updated_at=row[10], fate=row[11]) for row in rows}
 
     async def add(self, job_id: str, *, kind: str, fingerprint: str) -> None:
         """Record a new job as pending (a no-op when it is known)."""
-        await self._run(_write, self._db,
-                        "INSERT OR IGNORE INTO jobs (id, kind, fingerprint, state, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (job_id, kind, fingerprint, JobState.PENDING.value, time.time()))
+        await self._run(write, self._db, [(
+            "INSERT OR IGNORE INTO jobs (id, kind, fingerprint, state, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (job_id, kind, fingerprint, JobState.PENDING.value, time.time()))])
 
     async def update(self, job_id: str, state: JobState, *, task_id: str | None = None,
                      trace_id: str | None = None, files: tuple[FileRecord, ...] | None = None,
@@ -146,7 +184,8 @@ class Journal:
         """Move a job to ``state``; ``error`` is ``(type name, message)``.
 
         The task id is kept unless another is given or ``keep_task`` is false; the error is
-        cleared unless one is given.
+        cleared unless one is given. A task id is also written on the job's latest taken
+        attempt in the ledger.
         """
         sets = ["state = ?", "updated_at = ?", "error_type = ?", "error = ?"]
         values: list[object] = [state.value, time.time(), *(error or (None, None))]
@@ -163,14 +202,69 @@ class Journal:
             sets.append("dest_existed = ?")
             values.append(int(dest_existed))
         values.append(job_id)
-        await self._run(_write, self._db, f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?",  # noqa: S608
-                        tuple(values))
+        statements = [(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?",  # noqa: S608
+                       tuple(values))]
+        if task_id is not None:
+            statements.append((
+                "UPDATE attempts SET task_id = ? WHERE id = (SELECT max(id) FROM attempts "
+                "WHERE job_id = ? AND fate = 'taken')", (task_id, job_id)))
+        await self._run(write, self._db, statements)
+
+    # -- the ledger -------------------------------------------------------------------------
+
+    async def sending(self, job_id: str, operation: str, attempt: int, *,
+                      dest_existed: bool | None = None) -> int:
+        """The intent: the job is ``submitting`` and a paid attempt starts now.
+
+        Returns the attempt's id in the ledger (for `ended()`).
+        """
+        now = time.time()
+        sets, values = "state = ?, updated_at = ?, fate = 'sending'", [
+            JobState.SUBMITTING.value, now]
+        if dest_existed is not None:
+            sets += ", dest_existed = ?"
+            values.append(int(dest_existed))
+        statements = [
+            (f"UPDATE jobs SET {sets} WHERE id = ?", (*values, job_id)),  # noqa: S608
+            ("INSERT INTO attempts (job_id, run, attempt, operation, started_at, fate) "
+             "VALUES (?, ?, ?, ?, ?, 'sending')", (job_id, self.run, attempt, operation, now))]
+        return await self._run(write, self._db, statements)
+
+    async def ended(self, attempt_id: int, job_id: str, fate: str, *,
+                    trace_id: str | None = None, error: tuple[str, str] | None = None,
+                    pending: bool = False) -> None:
+        """Record how paid attempt ``attempt_id`` ended; ``pending`` puts the job back to
+        ``pending`` (the attempt was refused or never left: nothing was taken)."""
+        now = time.time()
+        statements = [
+            ("UPDATE attempts SET ended_at = ?, fate = ?, trace_id = ?, error_type = ?, "
+             "error = ? WHERE id = ?", (now, fate, trace_id, *(error or (None, None)),
+                                         attempt_id)),
+            ("UPDATE jobs SET fate = ?, updated_at = ?, trace_id = COALESCE(?, trace_id) "
+             "WHERE id = ?", (fate, now, trace_id, job_id))]
+        if pending:
+            statements.append(("UPDATE jobs SET state = ? WHERE id = ?",
+                               (JobState.PENDING.value, job_id)))
+        await self._run(write, self._db, statements)
+
+    async def settle(self, job_id: str, fate: str) -> None:
+        """Give the job's latest taken (or unknown) attempt its later fate: ``failed after
+        taken`` when its task failed, ``taken`` when its file was found after a kill."""
+        await self._run(write, self._db, [
+            ("UPDATE attempts SET fate = ? WHERE id = (SELECT max(id) FROM attempts WHERE "
+             "job_id = ? AND fate IN ('taken', 'unknown'))", (fate, job_id)),
+            ("UPDATE jobs SET fate = ? WHERE id = ?", (fate, job_id))])
+
+    async def ledger(self) -> list[AttemptRecord]:
+        """Every paid attempt, oldest first."""
+        rows = await self._run(ledger_rows, self._db)
+        return [AttemptRecord(*row) for row in rows]
 
     # -- uploads ----------------------------------------------------------------------------
 
     async def upload(self, key: str) -> tuple[dict[str, Any], dt.datetime] | None:
         """A recorded upload (its result and when it was made), if any."""
-        row = await self._run(_fetch_upload, self._db, key)
+        row = await self._run(fetch_upload, self._db, key)
         if row is None:
             return None
         payload, when = row
@@ -178,81 +272,10 @@ class Journal:
 
     async def record_upload(self, key: str, payload: dict[str, Any],
                             uploaded_at: dt.datetime) -> None:
-        await self._run(_write, self._db,
-                        "INSERT OR REPLACE INTO uploads (key, payload, uploaded_at) "
-                        "VALUES (?, ?, ?)", (key, json.dumps(payload), uploaded_at.timestamp()))
+        await self._run(write, self._db, [
+            ("INSERT OR REPLACE INTO uploads (key, payload, uploaded_at) VALUES (?, ?, ?)",
+             (key, json.dumps(payload), uploaded_at.timestamp()))])
 
-
-# -- worker-thread side ------------------------------------------------------------------------
-
-
-def _connect(path: Path, endpoint: str) -> sqlite3.Connection:
-    import sqlite3  # here, so that `import aiomusic` stays light
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                             timeout=_LOCK_WAIT)
-    except (OSError, sqlite3.Error) as exc:
-        raise JournalError(f"cannot open the journal {path}: {exc}") from exc
-    try:
-        # Held until the connection closes (or the process dies): a second run of the same
-        # journal would send the same paid requests again.
-        db.execute("PRAGMA locking_mode=EXCLUSIVE")
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE "
-                                               "type = 'table'")}
-        if tables and "meta" not in tables:
-            raise sqlite3.DatabaseError("it is another program's database")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_DDL)
-        db.execute("BEGIN IMMEDIATE")  # takes the lock for writing now, not mid-run
-        db.execute("COMMIT")
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        schema = int(meta.get("schema", _SCHEMA))
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        db.close()
-        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise JournalError(
-                f"the journal {path} is in use: another run of this batch has it (in this or "
-                "another process), or another program holds it open. Two runs of one journal "
-                "would send the same paid requests twice: wait for the other run to end, or "
-                "stop it (or close the program), then run again") from exc
-        raise JournalError(f"{path} is not an aiomusic journal ({exc}); give another "
-                           "--journal path") from exc
-    if schema > _SCHEMA:
-        db.close()
-        raise JournalError(f"{path} was written by a newer aiomusic (journal schema {schema}); "
-                           "upgrade aiomusic or use another journal")
-    recorded = meta.get("endpoint")
-    if recorded is not None and recorded != endpoint:
-        db.close()
-        raise JournalError(
-            f"{path} records a batch against {recorded}, but this run uses {endpoint}; its "
-            "task and upload ids mean nothing there. Use the same endpoint, or another journal")
-    if recorded is None:
-        with db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(_SCHEMA),))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('endpoint', ?)", (endpoint,))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)",
-                       (dt.datetime.now(dt.UTC).isoformat(),))
-    return db
-
-
-def _write(db: sqlite3.Connection, sql: str, values: tuple[object, ...]) -> None:
-    with db:
-        db.execute(sql, values)
-
-
-def _select(db: sqlite3.Connection) -> list[JobRecord]:
-    rows = db.execute("SELECT id, kind, fingerprint, state, task_id, trace_id, files, "
-                      "error_type, error, dest_existed, updated_at FROM jobs").fetchall()
-    return [JobRecord(id=r[0], kind=r[1], fingerprint=r[2], state=JobState(r[3]), task_id=r[4],
-                      trace_id=r[5], files=tuple(FileRecord(**f) for f in json.loads(r[6])),
-                      error_type=r[7], error=r[8], dest_existed=bool(r[9]), updated_at=r[10])
-            for r in rows]
-
-
-def _fetch_upload(db: sqlite3.Connection, key: str) -> tuple[str, float] | None:
-    row = db.execute("SELECT payload, uploaded_at FROM uploads WHERE key = ?", (key,)).fetchone()
-    return None if row is None else (row[0], row[1])
+    async def forget_upload(self, key: str) -> None:
+        """Drop a recorded upload (the service no longer knows it)."""
+        await self._run(write, self._db, [("DELETE FROM uploads WHERE key = ?", (key,))])

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from .._core._errors import AiomusicError
+from .._core._fate import Fate
 from ._jobs import Job, OutputFile
 from ._journal import JobState
 
@@ -33,6 +34,9 @@ class JobOutcome:
         retries: Retries absorbed by this job's requests.
         resumed: Whether a Suno task was resumed by its id instead of being submitted.
         note: A remark, e.g. why a completed job was redone.
+        fate: For a job that may have been charged without giving its audio, the fate of its
+            paid request: ``"unknown"``, ``"failed after taken"`` or ``"missing"`` (a
+            finished job's file is gone); else ``None``.
         document: The result of an operation whose result is a document (lyrics, a quota),
             as the service's answer was read.
     """
@@ -46,6 +50,7 @@ class JobOutcome:
     retries: int = 0
     resumed: bool = False
     note: str = ""
+    fate: str | None = None
     document: Any = None
 
     @property
@@ -70,6 +75,13 @@ class BatchSummary:
         bytes: Bytes of audio written in this run.
         seconds: Wall time.
         interrupted: Whether the batch was stopped before every job ended.
+        submissions: This run's paid attempts by fate: ``taken``, ``refused``, ``unknown``
+            and ``failed_after_taken``.
+        to_check: Jobs that may have been charged without giving their audio (this run's
+            and the earlier runs' that were not sent again), each a mapping with ``job``,
+            ``fate``, ``trace_id`` and ``task_id``: quote the ids to the service's support.
+        stopped: Why the batch stopped sending paid requests early, if it did.
+        not_run: Jobs without an outcome in this run (the batch stopped early).
     """
 
     total: int
@@ -83,6 +95,10 @@ class BatchSummary:
     bytes: int
     seconds: float
     interrupted: bool = False
+    submissions: Mapping[str, int] = attrs.field(factory=dict)
+    to_check: tuple[Mapping[str, str | None], ...] = ()
+    stopped: str | None = None
+    not_run: int = 0
 
     @property
     def ok(self) -> bool:
@@ -100,7 +116,10 @@ class BatchSummary:
                 "retry_reasons": dict(self.retry_reasons),
                 "files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 3),
                 "songs_per_minute": round(self.songs_per_minute, 2),
-                "interrupted": self.interrupted, "ok": self.ok}
+                "interrupted": self.interrupted, "ok": self.ok,
+                "submissions": dict(self.submissions),
+                "to_check": [dict(item) for item in self.to_check],
+                "stopped": self.stopped, "not_run": self.not_run}
 
 
 @attrs.define
@@ -110,22 +129,37 @@ class Run:
     job: Job
     state: JobState = JobState.PENDING
     task_id: str | None = None
-    sent: bool = False  # a paid request of this job was started
+    sent: bool = False  # a paid request of this job is on its way (or was, unanswered)
     retries: int = 0
     stage: str = "waiting"
+    expected: int = 0  # bytes its outputs take, about (claimed before its paid request)
+    dest_existed: bool | None = None  # whether its file existed before its paid request
+    fate: Fate | None = None  # its latest paid attempt's, in this run
+    trace_id: str | None = None  # that attempt's trace id
+    reused: list[str] = attrs.field(factory=list)  # uploads of an earlier run it relies on
+
+
+#: The fates the summary counts (the ledger's words, as JSON keys).
+_COUNTED = {Fate.TAKEN: "taken", Fate.REFUSED: "refused", Fate.UNKNOWN: "unknown",
+            Fate.FAILED_AFTER_TAKEN: "failed_after_taken"}
 
 
 def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[str],
-               seconds: float,
-               *, interrupted: bool) -> BatchSummary:
+              seconds: float, *, interrupted: bool, paid: Sequence[Fate] = (),
+              stopped: str | None = None) -> BatchSummary:
     status = Counter(o.status for o in outcomes)
     failed = Counter(type(o.error).__name__ for o in outcomes if o.status == "failed")
     made = [f for o in outcomes if o.status == "completed" for f in o.files]
+    fates = Counter(paid)
+    check = tuple({"job": o.job.id, "fate": o.fate, "trace_id": o.trace_id,
+                   "task_id": o.task_id} for o in outcomes if o.fate is not None)
     return BatchSummary(total=len(jobs), completed=status["completed"],
                         skipped=status["skipped"], failed=dict(sorted(failed.items())),
                         unknown=status["unknown"], retries=retries.total(),
                         retry_reasons=dict(sorted(retries.items())), files=len(made),
                         bytes=sum(f.size for f in made), seconds=seconds,
-                        interrupted=interrupted)
+                        interrupted=interrupted,
+                        submissions={name: fates[fate] for fate, name in _COUNTED.items()},
+                        to_check=check, stopped=stopped, not_run=len(jobs) - len(outcomes))
 
 

@@ -1,8 +1,11 @@
 """The batch runner: many jobs concurrently within a session's lanes, resumable by journal.
 
-One job's failure never stops the others. Outcomes arrive as jobs end. With a journal, the
-intent to submit is written before every paid request and the task id right after, so a run
-that was killed can be run again without paying twice (see ``docs/batch.md``).
+One job's failure never stops the others; what stops the batch is what would fail every job
+(the journal or the disk cannot be written, a key is refused): then no more paid requests
+are sent. Outcomes arrive as jobs end. With a journal, the intent to submit is written
+immediately before every paid request and the task id right after, so a run that was killed
+can be run again without paying twice; a re-run pays again only where the user said so (see
+``docs/batch.md``).
 """
 
 from __future__ import annotations
@@ -12,22 +15,28 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .._core._errors import AiomusicError, LocalFileError, SubmissionUnknownError, TaskFailedError
+from .._core._errors import AiomusicError
 from .._core._events import Event, JobProgress, Progress, RequestStarted, RetryScheduled
+from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
+from .._core._paid_errors import BatchStoppedError, PreflightError
+from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
-from ._journal import FileRecord, JobRecord, JobState, Journal, JournalError
-from ._outcome import BatchSummary, JobOutcome, Run, Status, summarize
-from ._steps import Steps, emit_stage, remove_leftovers, sha256_file
+from ._journal import JobRecord, JobState, Journal, JournalError, JournalWriteError
+from ._outcome import BatchSummary, JobOutcome, Run, summarize
+from ._paid import Halted, JobAttempts, Resubmit, expected_bytes
+from ._preflight import preflight
+from ._rerun import decide
+from ._steps import Steps, emit_stage, remove_leftovers
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
@@ -61,8 +70,12 @@ class Batch:
             ``docs/batch.md``). ``None`` runs without one.
         concurrency: Jobs working at once (uploading, generating, downloading). Suno tasks
             waiting for the service do not count.
-        resubmit_unknown: Send again the paid submissions whose fate is unknown (you may pay
-            twice for them).
+        resubmit: Jobs of earlier runs to **pay for again** (you may pay twice): any of
+            ``"unknown"`` (a paid request whose fate is unknown), ``"failed-after-taken"``
+            (the service took it, then it failed), ``"missing"`` (a finished job's file is
+            gone) and job ids. Without it, a re-run pays only for jobs never taken.
+        resubmit_unknown: The same as ``resubmit="unknown"``.
+        job_file: The job file the jobs came from: no output may overwrite it.
         generate_timeout: Seconds for one MiniMax generation, retries included.
         task_timeout: Seconds to wait for one Suno task.
         poll: The polling schedule of Suno tasks (default: the session's).
@@ -72,9 +85,10 @@ class Batch:
 
     def __init__(self, session: MusicSession, jobs: Sequence[Job], *, out: str | os.PathLike[str],
                  journal: str | os.PathLike[str] | None = None, concurrency: int = 8,
-                 resubmit_unknown: bool = False, generate_timeout: float = 600.0,
-                 task_timeout: float = 900.0, poll: PollSchedule | None = None,
-                 endpoint: str | None = None) -> None:
+                 resubmit: str | Iterable[str] | None = None, resubmit_unknown: bool = False,
+                 job_file: str | os.PathLike[str] | None = None,
+                 generate_timeout: float = 600.0, task_timeout: float = 900.0,
+                 poll: PollSchedule | None = None, endpoint: str | None = None) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         for name, value in (("generate_timeout", generate_timeout),
@@ -90,7 +104,9 @@ class Batch:
         self.out = Path(out)
         self.journal_path = None if journal is None else Path(journal)
         self.concurrency = concurrency
-        self.resubmit_unknown = resubmit_unknown
+        self.resubmit = Resubmit.parse(resubmit, job_ids=ids, unknown=resubmit_unknown)
+        self.resubmit_unknown = self.resubmit.unknown
+        self.job_file = None if job_file is None else Path(job_file)
         self.generate_timeout = generate_timeout
         self.task_timeout = task_timeout
         self.poll = poll
@@ -123,7 +139,13 @@ class Batch:
         Raises:
             JournalError: the journal belongs to another endpoint or a job changed under
                 the same id (nothing was sent).
-            ConfigurationError: Suno jobs but no callback URL anywhere (nothing was sent).
+            PreflightError: a local check failed: a key, a callback URL, the output folder,
+                an output that would overwrite the journal, the job file or an input, an
+                extension, a source that is not audio, a key the service refused (nothing
+                was sent).
+            BatchStoppedError: the batch stopped sending paid requests (the journal or the
+                disk could not be written, a key was refused, no room left); its
+                ``__cause__`` says why. The summary is set.
         """
         started = time.perf_counter()
         outcomes: list[JobOutcome] = []
@@ -155,6 +177,8 @@ class Batch:
 
                     async def one(job: Job) -> None:
                         outcome = await self._job(steps, job, records.get(job.id))
+                        if outcome is None:
+                            return  # the batch stopped before this job sent anything
                         outcomes.append(outcome)
                         # the reader may have left (Ctrl-C, a break) while this job was ending:
                         # the outcome still counts in the summary and the journal
@@ -173,116 +197,96 @@ class Batch:
                         tg.cancel_scope.cancel()
                 finished = len(outcomes) == len(self.jobs)
             finally:
+                halt = steps.halt
                 self._summary = summarize(self.jobs, outcomes, counters,
-                                           time.perf_counter() - started,
-                                           interrupted=not finished)
+                                          time.perf_counter() - started,
+                                          interrupted=not finished,
+                                          paid=[p.fate for p in steps.paid],
+                                          stopped=None if halt is None else str(halt))
+            if halt is not None:
+                raise BatchStoppedError(
+                    f"the batch stopped sending paid requests: {halt} "
+                    f"({self._summary.not_run} job(s) not run; they stay pending)",
+                    reason=type(halt).__name__) from halt
 
     async def _prepare(self, journal: Journal | None) -> dict[str, JobRecord]:
-        if any(job.op.service == "suno" and not getattr(job.params, "callback_url", 1)
-               for job in self.jobs):
-            self._session.suno._callback_url(None)  # raises ConfigurationError if none
-        await anyio.to_thread.run_sync(lambda: self.out.mkdir(parents=True, exist_ok=True))
-        await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
-        if journal is None:
-            return {}
-        records = await journal.records()
+        records = {} if journal is None else await journal.records()
         changed = [job.id for job in self.jobs
                    if job.id in records and records[job.id].fingerprint != job.fingerprint()]
         if changed:
+            assert journal is not None
             raise JournalError(
                 f"{journal.path} records other jobs under the ids {', '.join(changed[:5])}"
                 f"{' ...' if len(changed) > 5 else ''}: a job changed since the journal was "
                 "written. Give changed jobs new ids, or use another journal")
-        for job in self.jobs:
-            if job.id not in records:
-                await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
+        sending = [job for job in self.jobs if job.id not in records
+                   or records[job.id].state is not JobState.COMPLETED
+                   or self.resubmit.allows(job.id, "missing")]
+        await preflight(self._session, sending, out=self.out, journal=self.journal_path,
+                        job_file=self.job_file)
+        await anyio.to_thread.run_sync(remove_leftovers, self.out, self.jobs)
+        if journal is not None:
+            for job in self.jobs:
+                if job.id not in records:
+                    await journal.add(job.id, kind=job.kind, fingerprint=job.fingerprint())
         return records
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _job(self, steps: Steps, job: Job, record: JobRecord | None) -> JobOutcome:
-        run = Run(job)
+    async def _job(self, steps: Steps, job: Job, record: JobRecord | None
+                   ) -> JobOutcome | None:
+        """Run one job; ``None`` when the batch stopped before it sent anything."""
+        if steps.halt is not None:
+            return None
+        run = Run(job, expected=expected_bytes(job))
         if record is not None:
-            run.state, run.task_id = record.state, record.task_id
+            run.state, run.task_id, run.trace_id = record.state, record.task_id, \
+                record.trace_id
         token = _CURRENT.set(run)
+        hook = PAID_ATTEMPTS.set(JobAttempts(steps, run))
         try:
             outcome = await self._attempt(steps, run, record)
-        except SubmissionUnknownError as exc:
-            outcome = await self._ended(steps, run, "unknown", exc, JobState.UNKNOWN)
+        except Halted:
+            return None  # nothing was sent; the journal still says what it said
+        except (JournalWriteError, PreflightError) as exc:  # it would stop every job
+            steps.stop(exc)  # nothing was sent for this one: it stays as it was (pending)
+            return None
         except (AiomusicError, OSError) as exc:
-            error = exc if isinstance(exc, AiomusicError) else _os_error(exc)
-            outcome = await self._ended(steps, run, "failed", error, JobState.FAILED)
+            outcome = await failed(steps, run, exc)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._interrupted(steps, run)
+                await interrupted(steps, run)
             raise
         except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the others
             logger.error("batch job %s: unexpected %s", job.id, type(exc).__name__,
                          exc_info=exc)
-            outcome = await self._unexpected(steps, run, exc)
+            outcome = await unexpected(steps, run, exc)
         except BaseExceptionGroup:  # a cancellation through a task group of the step (trio)
             with anyio.CancelScope(shield=True):
-                await self._interrupted(steps, run)
+                await interrupted(steps, run)
             raise
         finally:
+            PAID_ATTEMPTS.reset(hook)
             _CURRENT.reset(token)
+            steps.room.release(job.id)
         self._session.emit(JobProgress(job=job.id, stage=outcome.status,
                                        detail=type(outcome.error).__name__
                                        if outcome.error else outcome.note or None))
         return outcome
 
-    async def _unexpected(self, steps: Steps, run: Run, exc: Exception) -> JobOutcome:
-        """A failure no typed error describes (a bug, or an answer nothing anticipated)."""
-        what = f"{type(exc).__name__}: {str(exc)[:200]}"
-        if run.sent and run.state is JobState.SUBMITTING:
-            error: AiomusicError = SubmissionUnknownError(
-                f"job {run.job.id}: an unexpected error ({what}) ended it after its paid "
-                "request was sent, so whether it was generated (and charged) is unknown. "
-                "Check your account; run again with --resubmit-unknown to send it again",
-                operation=run.job.kind, reason="unexpected error")
-            error.__cause__ = exc
-            return await self._ended(steps, run, "unknown", error, JobState.UNKNOWN)
-        error = AiomusicError(f"job {run.job.id}: an unexpected error ({what}); please report "
-                              "it with the log")
-        error.__cause__ = exc
-        return await self._ended(steps, run, "failed", error, JobState.FAILED)
-
     async def _attempt(self, steps: Steps, run: Run, record: JobRecord | None) -> JobOutcome:
         job = run.job
-        note = ""
-        if record is not None and record.state is JobState.COMPLETED:
-            self._stage(run, "verifying")
-            files = await steps.verify(record.files)
-            if files is not None:
-                return JobOutcome(job, "skipped", files=files, task_id=record.task_id,
-                                  trace_id=record.trace_id, note="done in an earlier run")
-            note = "a file of an earlier run is missing or changed: made again"
-            logger.info("batch job %s: %s", job.id, note)
-        if record is not None and record.state in (JobState.SUBMITTING, JobState.UNKNOWN):
-            adopted = await self._adopt(steps, run, record)
-            if adopted is not None:
-                return adopted
-            if not self.resubmit_unknown:
-                error = SubmissionUnknownError(
-                    f"job {job.id}: an earlier run stopped while its paid submission was in "
-                    "flight, so it may have been generated (and charged). Check your account; "
-                    "run again with --resubmit-unknown (resubmit_unknown=True) to send it again",
-                    operation=job.kind, reason="interrupted")
-                if run.state is JobState.SUBMITTING:
-                    await steps.mark(run, JobState.UNKNOWN, error=error)
-                return JobOutcome(job, "unknown", error=error, task_id=record.task_id)
-            note = "re-submitted after an unknown fate, as asked"
+        note, resume = "", None
+        if record is not None:
+            decided = await decide(steps, run, record, self.resubmit)
+            if isinstance(decided, JobOutcome):
+                return decided
+            note, resume = decided
         if isinstance(job, MiniMaxJob):
             result = await steps.minimax(run, job)
             return JobOutcome(job, "completed", files=result[0], trace_id=result[1],
                               retries=run.retries, note=note)
-        # a task id (or a link) recorded after the paid request was taken: follow it, never
-        # pay again; unless the task itself failed, which a re-run submits anew
-        resumable = run.task_id is not None and (
-            record is None or record.state is not JobState.FAILED
-            or record.error_type != TaskFailedError.__name__)
-        resumed = resumable and run.state is not JobState.SUBMITTING
-        resume = run.task_id if resumed else None
+        resumed = resume is not None
         if isinstance(job, SunoJob):
             files = await steps.suno(run, job, resume=resume)
             return JobOutcome(job, "completed", files=files, task_id=run.task_id,
@@ -294,39 +298,6 @@ class Batch:
                           trace_id=None if is_task else handle, resumed=resumed,
                           document=document)
 
-    async def _adopt(self, steps: Steps, run: Run, record: JobRecord) -> JobOutcome | None:
-        """A generation that completed just before its process died is kept, not re-paid."""
-        job = run.job
-        if job.op.delivery not in WRITES_DURING_CALL or record.dest_existed:
-            return None
-        path = self.out / job.out
-        if not await anyio.to_thread.run_sync(path.is_file):
-            return None
-        digest, size = await anyio.to_thread.run_sync(sha256_file, path)
-        files = (FileRecord(job.out, digest, size),)
-        await steps.mark(run, JobState.COMPLETED, files=files)
-        return JobOutcome(job, "completed", files=(OutputFile(path, digest, size),),
-                          note="its file was written just before the earlier run stopped")
-
-    async def _ended(self, steps: Steps, run: Run, status: Status, error: AiomusicError,
-                     state: JobState) -> JobOutcome:
-        await steps.mark(run, state, error=error)
-        logger.info("batch job %s %s: %s", run.job.id, status, type(error).__name__)
-        return JobOutcome(run.job, status, error=error, task_id=run.task_id,
-                          retries=run.retries)
-
-    async def _interrupted(self, steps: Steps, run: Run) -> None:
-        """Leave the journal consistent when the batch is stopped mid-job."""
-        if run.state is not JobState.SUBMITTING:
-            return  # pending, submitted (resumable) or ended: nothing to fix
-        if run.sent:
-            error = SubmissionUnknownError(
-                f"job {run.job.id}: stopped while its paid submission was in flight",
-                operation=run.job.kind, reason="interrupted")
-            await steps.mark(run, JobState.UNKNOWN, error=error)
-        else:
-            await steps.mark(run, JobState.PENDING)
-
     # -- progress ---------------------------------------------------------------------------
 
     def _stage(self, run: Run, stage: str, *, done: int | None = None,
@@ -335,8 +306,7 @@ class Batch:
 
     def _translate(self, run: Run, event: Event) -> None:
         if isinstance(event, RequestStarted):
-            if event.paid:
-                run.sent = True
+            if event.paid:  # the journal's hook (_paid.JobAttempts) marks it sent
                 self._stage(run, "generating" if run.job.op.delivery in WRITES_DURING_CALL
                             else "submitting")
             elif event.operation.endswith("upload"):
@@ -371,12 +341,3 @@ async def _shielded_close(journal: Journal) -> None:
 def _endpoint(session: MusicSession) -> str:
     e = session.endpoints
     return f"minimax={e.for_service(session.minimax_service)} suno={e.suno}"
-
-
-def _os_error(exc: OSError) -> AiomusicError:
-    where = exc.filename if isinstance(exc.filename, str) else None
-    error = LocalFileError(f"{type(exc).__name__}: {exc.strerror or exc}"
-                           f"{f' ({where})' if where else ''}; check the output folder's "
-                           "space and permissions, then run again", path=where)
-    error.__cause__ = exc
-    return error

@@ -6,12 +6,9 @@ Split from ``_batch.py``, which orchestrates; each step here journals what it di
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
@@ -19,92 +16,34 @@ import attrs
 from .._core._config import Service
 from .._core._errors import AiomusicError, APIError, BadRequestError, LocalFileError, NotFoundError
 from .._core._events import JobProgress
+from .._core._fate import Fate
 from .._core._log import logger, redact
-from .._core._models import UPLOAD_RETENTION, Purpose, ReferenceUpload, UploadedFile
-from .._core._operation import Output
+from .._core._models import (
+    UPLOAD_RETENTION,
+    GenerationResult,
+    Purpose,
+    ReferenceUpload,
+    UploadedFile,
+)
 from .._io._download import audio_suffix
-from .._io._files import temporary_file_of
-from .._io._folders import staging_of
 from ..suno._tasks import hints_of
-from ._jobs import TRACK_NAME, Job, MiniMaxJob, OutputFile, SunoJob
+from ._jobs import MiniMaxJob, OutputFile, SunoJob
 from ._journal import FileRecord, JobState, Journal
+from ._leftovers import remove_leftovers, sha256_file
 from ._outcome import Run
+from ._paid import Paid, Room, is_stale
 
 if TYPE_CHECKING:
     from .._core._session import MusicSession
     from .._core._task import TaskSpec
-    from ..suno import PollSchedule
+    from ..suno import PollSchedule, SunoTask
     from ..tasks import HintSource
 
 __all__ = ["Steps", "emit_stage", "remove_leftovers", "sha256_file"]
 
+T = TypeVar("T")
+
 _REUSE_MARGIN = dt.timedelta(hours=1)
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """The SHA-256 and size of a file (run it in a worker thread)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def remove_leftovers(out: Path, jobs: Sequence[Job]) -> list[Path]:
-    """Remove the temporary files that a killed run left for these jobs' outputs (worker thread).
-
-    A file being written is a hidden temporary file until it is complete. A run that is killed
-    (SIGKILL, a power cut) cannot remove it, so the next run of the same jobs does: the jobs
-    own their outputs (their names are unique in a job file). Only the names a job can write
-    are matched: a file job's ``out``, a track job's ``<out>-<n>.<ext>``, anything in a stem
-    job's folder. Best effort: a file that cannot be removed is logged and left.
-    """
-    files: dict[Path, set[str]] = {}  # by folder: the file names jobs write
-    stems: dict[Path, set[str]] = {}  # by folder: the name stems of jobs writing tracks
-    for job in jobs:
-        dest = out / job.out
-        shape = job.op.output
-        if shape is Output.STEMS:
-            files.setdefault(dest, set()).add("*")  # inside: anything half-written
-            files.setdefault(dest.parent, set()).add(dest.name)  # beside: its staging folder
-        else:
-            (stems if shape is Output.TRACKS else files).setdefault(dest.parent, set()).add(
-                dest.name)
-    removed: list[Path] = []
-    for folder in files.keys() | stems.keys():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:  # no folder yet, or none to read: the job's own writing will tell
-            continue
-        ours, our_stems = files.get(folder, set()), stems.get(folder, set())
-        for entry in entries:
-            target = temporary_file_of(entry.name)
-            folder_of = staging_of(entry.name)
-            if folder_of is not None and folder_of in ours:
-                # a stems folder being staged when a run was killed: never complete, remove
-                shutil.rmtree(entry.path, ignore_errors=True)
-                logger.info("removed %s, a partial folder left by an earlier run", entry.path)
-                removed.append(Path(entry.path))
-                continue
-            if target is None:
-                continue
-            track = TRACK_NAME.fullmatch(target)
-            if target not in ours and "*" not in ours and \
-                    not (track and track.group(1) in our_stems):
-                continue
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                logger.warning("cannot remove %s, left by an earlier run: %s", entry.path,
-                               exc.strerror or exc)
-                continue
-            logger.info("removed %s, a partial file left by an earlier run", entry.path)
-            removed.append(Path(entry.path))
-    return removed
 
 
 @attrs.define
@@ -119,9 +58,47 @@ class Steps:
     poll: PollSchedule | None = None
     generate_timeout: float = 600.0
     task_timeout: float = 900.0
+    halt: AiomusicError | None = None  # why the batch sends no more paid requests
+    room: Room = attrs.field(factory=Room)
+    paid: list[Paid] = attrs.field(factory=list)  # this run's paid attempts
     _locks: dict[str, anyio.Lock] = attrs.field(factory=dict)
     _uploads: dict[str, Any] = attrs.field(factory=dict)
     _digests: dict[Path, str] = attrs.field(factory=dict)
+    _recorded: set[str] = attrs.field(factory=set)  # uploads reused from an earlier run
+
+    def stop(self, error: AiomusicError) -> None:
+        """Send no more paid requests (the first reason wins); jobs in flight end normally."""
+        if self.halt is None:
+            logger.warning("batch: sending no more paid requests: %s", error)
+            self.halt = error
+
+    async def settle(self, run: Run, fate: Fate) -> None:
+        """Give ``run``'s taken (or unknown) paid request its later fate."""
+        run.fate = fate
+        for index in range(len(self.paid) - 1, -1, -1):
+            if self.paid[index].job == run.job.id:
+                self.paid[index] = attrs.evolve(self.paid[index], fate=fate)
+                break
+        if self.journal is not None:
+            await self.journal.settle(run.job.id, fate.value)
+
+    async def healing(self, run: Run, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt``; if the service refuses an id or a URL an earlier run uploaded
+        (unknown or expired: a refusal, not a charge), upload again once and retry."""
+        try:
+            return await attempt()
+        except (BadRequestError, NotFoundError) as exc:
+            if not run.reused or not is_stale(exc):
+                raise
+            logger.info("batch job %s: %s; uploading again", run.job.id, exc)
+        for key in run.reused:
+            self._uploads.pop(key, None)
+            self._recorded.discard(key)
+            if self.journal is not None:
+                await self.journal.forget_upload(key)
+        run.reused.clear()
+        self.emit(run, "uploading", detail="the service forgot an earlier upload")
+        return await attempt()
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -164,7 +141,9 @@ class Steps:
     async def minimax(self, run: Run, job: MiniMaxJob
                       ) -> tuple[tuple[OutputFile, ...], str | None]:
 
-        async with self.limiter:
+        dest = self.out / job.out
+
+        async def generate() -> GenerationResult:
             voice, instrumental = job.refer_voice, job.refer_instrumental
             for path, purpose in ((job.reference, job.purpose),
                                   (job.voice_reference, Purpose.VOICE),
@@ -173,13 +152,14 @@ class Steps:
                     ref = await self._reference(run, path, purpose)
                     voice = voice or ref.voice_id
                     instrumental = instrumental or ref.instrumental_id
-            dest = self.out / job.out
-            existed = await anyio.to_thread.run_sync(_prepare_dest, dest)
-            await self.mark(run, JobState.SUBMITTING, dest_existed=existed)  # the intent
-            self.emit(run, "queued")
-            result = await self.session.minimax.generate(
+            run.dest_existed = await anyio.to_thread.run_sync(_prepare_dest, dest)
+            self.emit(run, "queued")  # the intent is journaled right before the request
+            return await self.session.minimax.generate(
                 dest, lyrics=job.lyrics, refer_voice=voice, refer_instrumental=instrumental,
                 audio_setting=job.audio_setting, timeout=self.generate_timeout)
+
+        async with self.limiter:
+            result = await self.healing(run, generate)
         assert result.sha256 is not None
         files = (FileRecord(job.out, result.sha256, result.bytes_written),)
         await self.mark(run, JobState.COMPLETED, files=files, trace_id=result.trace_id)
@@ -193,7 +173,7 @@ class Steps:
             ref = await self.session.minimax.upload_reference(path, purpose=purpose)
             return _plain(ref), dt.datetime.now(dt.UTC)
 
-        payload = await self._once(f"{service}:{purpose.value}", path, upload)
+        payload = await self._once(run, f"{service}:{purpose.value}", path, upload)
         return ReferenceUpload(purpose=Purpose(payload["purpose"]),
                                voice_id=payload.get("voice_id"),
                                instrumental_id=payload.get("instrumental_id"),
@@ -208,18 +188,20 @@ class Steps:
             self.emit(run, "submitted", detail="resumed by task id")
             task = suno.task(resume)
         else:
-            async with self.limiter:
+            async def submit() -> SunoTask:
                 source = job.source if isinstance(job.source, str) else \
                     await self.suno_upload(run, job.source)
-                await self.mark(run, JobState.SUBMITTING)  # the intent
-                self.emit(run, "queued")
-                task = await suno.add_instrumental(
+                self.emit(run, "queued")  # the intent is journaled right before the request
+                return await suno.add_instrumental(
                     source, title=job.title, tags=job.tags, negative_tags=job.negative_tags,
                     callback_url=job.callback_url, vocal_gender=job.vocal_gender,
                     style_weight=job.style_weight,
                     weirdness_constraint=job.weirdness_constraint,
                     audio_weight=job.audio_weight, model=job.model,
                     timeout=self.generate_timeout)
+
+            async with self.limiter:
+                task = await self.healing(run, submit)
             await self.mark(run, JobState.SUBMITTED, task_id=task.task_id)
             self.emit(run, "submitted")
         try:
@@ -253,15 +235,16 @@ class Steps:
             assert done.uploaded_at is not None  # the client fills it in
             return _plain(done), done.uploaded_at
 
-        payload = await self._once("suno", path, upload)
+        payload = await self._once(run, "suno", path, upload)
         return str(payload["download_url"])
 
     # -- shared uploads ---------------------------------------------------------------------
 
-    async def _once(self, kind: str, path: Path,
+    async def _once(self, run: Run, kind: str, path: Path,
                     upload: Callable[[], Awaitable[tuple[dict[str, Any], dt.datetime]]]
                     ) -> dict[str, Any]:
-        """Upload ``path`` once per content and kind; reuse it while the service keeps it."""
+        """Upload ``path`` once per content and kind; reuse it while the service keeps it
+        (``run`` notes that it relies on an earlier run's upload)."""
         digest = self._digests.get(path)
         if digest is None:
             try:
@@ -274,13 +257,15 @@ class Steps:
         lock = self._locks.setdefault(key, anyio.Lock())
         async with lock:
             cached = self._uploads.get(key)
-            if cached is not None:
-                return dict(cached)
-            if self.journal is not None:
+            if cached is None and self.journal is not None:
                 found = await self.journal.upload(key)
                 if found is not None and _fresh(found[1]):
-                    self._uploads[key] = found[0]
-                    return found[0]
+                    cached = self._uploads[key] = found[0]
+                    self._recorded.add(key)
+            if cached is not None:
+                if key in self._recorded:
+                    run.reused.append(key)
+                return dict(cached)
             payload, when = await upload()
             if self.journal is not None:
                 await self.journal.record_upload(key, payload, when)

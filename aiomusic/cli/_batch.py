@@ -9,11 +9,13 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .._core._errors import ConfigurationError
+from .._core._errors import AiomusicError, ConfigurationError
 from .._core._events import Event, JobProgress, PauseStarted
+from .._core._paid_errors import BatchStoppedError
 from .._core._session import MusicSession
 from ..batch._jobfile import JobFileError, load_jobs
 from ..batch._jobs import Job
+from ..batch._paid import Resubmit
 from ..batch._runner import Batch, BatchSummary
 from ._common import (
     EMBEDDED,
@@ -41,15 +43,28 @@ def add_batch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
                     "tasks are followed by id, and nothing paid is sent twice. See "
                     "docs/batch.md for the job format.")
     batch.add_argument("jobs", metavar="JOBS", help="the job file (.jsonl, or .toml)")
-    batch.add_argument("--out", required=True, metavar="DIR", help="folder for the audio")
+    batch.add_argument("--out", metavar="DIR", help="folder for the audio (required, except "
+                                                    "for --report with --journal)")
     batch.add_argument("--journal", metavar="FILE",
                        help=f"the journal (default: DIR/{DEFAULT_JOURNAL})")
     batch.add_argument("--no-journal", action="store_true", help="keep no journal (no resume)")
     batch.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                        help="jobs working at once (default: %(default)s)")
-    batch.add_argument("--resubmit-unknown", action="store_true",
-                       help="send again the paid submissions whose fate is unknown (you may "
-                            "pay twice for them)")
+    batch.add_argument("--report", action="store_true",
+                       help="print the journal's ledger of an earlier run (every paid attempt "
+                            "and its fate, with trace ids) and stop; sends nothing, needs no "
+                            "key")
+    money = batch.add_argument_group(
+        "options that may cost money",
+        "A re-run pays only for jobs the service never took. These send paid requests again "
+        "for jobs an earlier run may already have paid for: you may pay twice.")
+    money.add_argument("--pay-again", action="append", default=[], metavar="WHAT",
+                       help="pay again for: 'unknown' (jobs whose paid request has an unknown "
+                            "fate), 'failed' (the service took the job and then it failed), "
+                            "'missing' (a finished job's file is gone), or a JOB-ID; "
+                            "repeatable. MAY COST MONEY")
+    money.add_argument("--resubmit-unknown", action="store_true",
+                       help="the same as --pay-again unknown. MAY COST MONEY")
     batch.add_argument("--generate-timeout", type=positive_float, default=600.0, metavar="S",
                        help="seconds per MiniMax generation (default: %(default)s)")
     batch.add_argument("--task-timeout", type=positive_float, default=900.0, metavar="S",
@@ -66,6 +81,14 @@ def _positive_int(text: str) -> int:
 
 def run_batch_command(args: argparse.Namespace) -> int:
     output = Output(json_mode=args.json, plain=args.plain)
+    if args.out is None and not (args.report and args.journal):
+        output.error("--out DIR is required (--report needs --out DIR or --journal FILE)")
+        return 2
+    journal = None if args.no_journal else Path(args.journal or Path(args.out) / DEFAULT_JOURNAL)
+    if args.report:
+        from ._report import print_report
+
+        return print_report(journal, Path(args.jobs), output)
     try:
         jobs = load_jobs(args.jobs)
     except JobFileError as exc:
@@ -77,12 +100,17 @@ def run_batch_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         output.error(f"cannot read the job file {args.jobs}: {exc.strerror or exc}")
         return 2
-    journal = None if args.no_journal else Path(args.journal or Path(args.out) / DEFAULT_JOURNAL)
+    again = tuple(args.pay_again) + (("unknown",) if args.resubmit_unknown else ())
+    try:
+        Resubmit.parse(again, job_ids=[job.id for job in jobs])
+    except ValueError as exc:
+        output.error(f"--pay-again: {exc}")
+        return 2
     with backend(args) as where:
         output.say(f"{len(jobs)} jobs against {where.label}")
         result = anyio.run(drive, Drive(where, jobs, Path(args.out), journal, args.concurrency,
-                                        args.resubmit_unknown, args.generate_timeout,
-                                        args.task_timeout), output)
+                                        again, args.generate_timeout, args.task_timeout,
+                                        job_file=Path(args.jobs)), output)
         # Reported before an embedded emulator stops: a late Ctrl-C loses nothing then.
         return finish(result, output, journal=journal, again="the same command",
                       ephemeral=where.endpoint == EMBEDDED)
@@ -97,9 +125,10 @@ class Drive:
     out: Path
     journal: Path | None
     concurrency: int = 8
-    resubmit_unknown: bool = False
+    pay_again: tuple[str, ...] = ()
     generate_timeout: float = 600.0
     task_timeout: float = 900.0
+    job_file: Path | None = None
 
 
 @attrs.frozen
@@ -108,6 +137,7 @@ class Result:
     pauses: int = 0
     error: str | None = None
     signal: int | None = None
+    usage: bool = False  # the batch stopped before paying for anything: exit 2
 
 
 async def drive(plan: Drive, output: Output) -> Result:
@@ -116,8 +146,8 @@ async def drive(plan: Drive, output: Output) -> Result:
     try:
         async with stop_on_signals() as stop, MusicSession(**plan.backend.session) as session:
             batch = Batch(session, plan.jobs, out=plan.out, journal=plan.journal,
-                          concurrency=plan.concurrency, resubmit_unknown=plan.resubmit_unknown,
-                          generate_timeout=plan.generate_timeout,
+                          concurrency=plan.concurrency, resubmit=plan.pay_again,
+                          job_file=plan.job_file, generate_timeout=plan.generate_timeout,
                           task_timeout=plan.task_timeout, poll=plan.backend.poll,
                           endpoint=plan.backend.endpoint)
             with Reporter(output, total=len(plan.jobs)) as reporter:
@@ -134,8 +164,16 @@ async def drive(plan: Drive, output: Output) -> Result:
                     async with batch.results() as results:
                         async for outcome in results:
                             reporter.outcome(outcome)
-    except ConfigurationError as exc:  # JournalError included: nothing was sent
-        return Result(None, error=str(exc))
+    except ConfigurationError as exc:  # JournalError, PreflightError: nothing was sent
+        return Result(None, error=f"{type(exc).__name__}: {exc}")
+    except BatchStoppedError as exc:
+        # exit 2 when this run paid for nothing (a refused key, a full disk at the start)
+        paid = batch.summary.submissions
+        nothing = not any(paid.get(f) for f in ("taken", "unknown", "failed_after_taken"))
+        return Result(batch.summary, pauses, error=f"{type(exc).__name__}: {exc}",
+                      signal=stop.signal, usage=nothing)
+    except AiomusicError as exc:  # before any job ran (the journal's disk, say)
+        return Result(None, error=f"{type(exc).__name__}: {exc}")
     return Result(batch.summary, pauses, signal=stop.signal)
 
 
@@ -156,6 +194,9 @@ def finish(result: Result, output: Output, *, journal: Path | None, again: str,
         output.say("")
         for line in summary_lines(summary, pauses=result.pauses):
             output.say(line)
+    if result.error is not None:  # stopped sending paid requests: the journal says the rest
+        output.error(result.error)
+        return 2 if result.usage else 1
     if result.signal is not None or summary.interrupted:
         if journal is not None:
             hint = (f"stopped: the journal {journal} is consistent; run {again} again to "

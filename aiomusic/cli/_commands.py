@@ -12,7 +12,9 @@ import attrs
 
 from .._core._errors import InputError
 from .._core._models import AudioSetting, Purpose
+from .._core._paid_errors import PreflightError
 from .._core._session import MusicSession
+from .._io._preflight import AUDIO_EXTENSIONS, check_extension, check_folder
 from ..suno import PollSchedule, SunoTask
 from ._command import run_session_command
 from ._common import (
@@ -45,8 +47,8 @@ def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     gen.add_argument("--reference", metavar="FILE", help="upload this reference first")
     gen.add_argument("--purpose", choices=[p.value for p in Purpose], default="song",
                      help="how --reference is uploaded (default: %(default)s)")
-    gen.add_argument("--format", choices=("mp3", "wav", "pcm"), default="mp3",
-                     help="the audio format (default: %(default)s)")
+    gen.add_argument("--format", choices=("mp3", "wav", "pcm"),
+                     help="the audio format (default: OUT's extension, else mp3)")
     gen.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
                      help="16000, 24000, 32000 or 44100 (default: %(default)s)")
     gen.add_argument("--bitrate", type=int, default=256000, metavar="BPS",
@@ -86,6 +88,10 @@ def add_thin_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
         add_service_options(commands.choices[name], services=frozenset(services), tasks=tasks)
 
 
+#: The formats MiniMax writes, by what an extension says.
+_FORMATS = {"mp3": "mp3", "wav": "wav", "pcm": "pcm"}
+
+
 def run_thin_command(args: argparse.Namespace) -> int:
     """Run one thin command; 0 done, 1 the service or the work failed, 2 usage."""
     output = Output(json_mode=args.json, plain=args.plain)
@@ -114,6 +120,13 @@ async def _upload(session: MusicSession, args: argparse.Namespace, output: Outpu
 
 async def _generate(session: MusicSession, args: argparse.Namespace, output: Output,
                     _poll: PollSchedule | None) -> None:
+    out = Path(args.output)
+    fmt = args.format or _FORMATS.get(AUDIO_EXTENSIONS.get(out.suffix.lower(), ""), "mp3")
+    problem = check_extension(out.name, fmt)
+    if problem is not None:  # before anything is uploaded or paid for
+        raise PreflightError(f"{problem}; nothing was sent")
+    # a command-line user naming nodir/x.mp3 wants nodir: made before paying, not after
+    await anyio.Path(out.parent).mkdir(parents=True, exist_ok=True)
     lyrics = args.lyrics.replace("\\n", "\n") if args.lyrics is not None else \
         await anyio.Path(args.lyrics_file).read_text(encoding="utf-8")
     voice, instrumental = args.voice_id, args.instrumental_id
@@ -121,12 +134,12 @@ async def _generate(session: MusicSession, args: argparse.Namespace, output: Out
         ref = await session.minimax.upload_reference(args.reference, purpose=args.purpose)
         voice, instrumental = voice or ref.voice_id, instrumental or ref.instrumental_id
     try:
-        setting = AudioSetting(format=args.format, sample_rate=args.sample_rate,
+        setting = AudioSetting(format=fmt, sample_rate=args.sample_rate,
                                bitrate=args.bitrate)
     except ValueError as exc:
         reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         raise InputError(f"audio setting: {reason}", field="audio_setting") from exc
-    result = await session.minimax.generate(args.output, lyrics=lyrics, refer_voice=voice,
+    result = await session.minimax.generate(out, lyrics=lyrics, refer_voice=voice,
                                             refer_instrumental=instrumental,
                                             audio_setting=setting)
     output.say(f"wrote {result.path}: {result.bytes_written} bytes, "
@@ -139,6 +152,8 @@ async def _generate(session: MusicSession, args: argparse.Namespace, output: Out
 async def _instrumental(session: MusicSession, args: argparse.Namespace, output: Output,
                         poll: PollSchedule | None) -> None:
     source: str = args.source
+    if not args.no_wait:  # the tracks will need a folder: make sure of it before paying
+        await anyio.to_thread.run_sync(check_folder, Path(args.out))
     task = await session.suno.add_instrumental(
         source, title=args.title, tags=args.tags, negative_tags=args.negative_tags,
         vocal_gender=args.vocal_gender, style_weight=args.style_weight,

@@ -55,9 +55,11 @@ def environment_epilog() -> str:
 
 
 def add_service_options(parser: argparse.ArgumentParser, *,
-                        services: frozenset[str] = _ALL, tasks: bool = True) -> None:
+                        services: frozenset[str] = _ALL, tasks: bool = True,
+                        via: bool = True) -> None:
     """The options of a command that talks to ``services`` (only those that apply);
-    ``tasks``: whether it submits or follows tasks (callback URL, polling)."""
+    ``tasks``: whether it submits or follows tasks (callback URL, polling); ``via``: whether
+    it may call MiniMax music-01, the only model whose host ``--via`` chooses."""
     parser.epilog = environment_epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     where = parser.add_argument_group("service")
@@ -67,7 +69,7 @@ def add_service_options(parser: argparse.ArgumentParser, *,
                        help="one base URL for every service, e.g. an `aiomusic emulator` at "
                             "http://127.0.0.1:8765; plain-http downloads from a loopback base "
                             "URL are allowed (default: $AIOMUSIC_BASE_URL)")
-    if "minimax" in services:
+    if "minimax" in services and via:
         where.add_argument("--via", choices=("aimlapi", "minimax"),
                            default=os.environ.get("AIOMUSIC_MINIMAX_VIA") or "aimlapi",
                            help="where MiniMax music-01 is called (default: "

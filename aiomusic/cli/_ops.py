@@ -66,7 +66,7 @@ def _add_operation(verbs: argparse._SubParsersAction[argparse.ArgumentParser],
                             help="print the task id and stop (then follow it with the "
                                  "`aiomusic task` command it prints)")
     add_service_options(parser, services=frozenset({op.service}),
-                        tasks=op.delivery is Delivery.TASK)
+                        tasks=op.delivery is Delivery.TASK, via=op.name == "music-01")
 
 
 def _add_param(parser: argparse.ArgumentParser, info: ParamInfo) -> None:
@@ -166,13 +166,14 @@ async def _submit_only(session: Any, op: Operation, params: Any, printer: Printe
     """Submit a task and print its id (local sources are uploaded first)."""
     from ..batch._execute import context_for, with_uploads
 
-    async def upload(path: Path) -> str:
-        return str((await session.suno.upload(path)).download_url)
+    async def upload(path: Path) -> str:  # a source must be audio by its content
+        return str((await session.suno._upload(path, audio=True)).download_url)
 
     params = await with_uploads(op, params, upload)
-    body = await session._send(op.call(params, context_for(session, op, params)))
     assert op.read is not None
-    task_id = op.read(body)
+    # read within the attempt: a submission answered without its task id is unknown
+    task_id = await session._transport._submit(op.call(params, context_for(session, op,
+                                                                            params)), op.read)
     printer.say(f"task id: {task_id}")
     printer.note(f"follow it with `{follow_command(op, task_id)}`")
     printer.data({"task_id": task_id, "status": "submitted"})

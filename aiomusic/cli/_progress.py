@@ -153,10 +153,26 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
                  f"lane pauses: {pauses}")
     if summary.failed:
         lines.append(f"failed: {_counts(summary.failed)}")
-    if summary.unknown:
-        lines.append(f"unknown fate: {summary.unknown} paid submission(s) may have been taken; "
-                     "check your account, then run again with --resubmit-unknown to send them")
+    paid = {name.replace("_", " "): n for name, n in summary.submissions.items() if n}
+    if paid:
+        lines.append("paid requests sent: " + ", ".join(f"{n} {name}"
+                                                          for name, n in paid.items()))
+    if summary.to_check:
+        lines.append(f"{len(summary.to_check)} job(s) may have been charged without their "
+                     "audio; check your account (quote the ids) before paying again:")
+        lines += [f"  {item['job']}: {item['fate']}" + "".join(
+            f", {name} {item[key]}" for key, name in (("trace_id", "trace"),
+                                                       ("task_id", "task")) if item[key])
+            for item in summary.to_check]
+        what = sorted({_AGAIN[str(item["fate"])] for item in summary.to_check})
+        lines.append(f"  to pay for them again: --pay-again {' / '.join(what)} (or a job id)")
+    if summary.stopped and summary.not_run:
+        lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
+                     "again once the cause below is fixed")
     return lines
+
+
+_AGAIN = {"unknown": "unknown", "failed after taken": "failed", "missing": "missing"}
 
 
 def _counts(counts: Mapping[str, int]) -> str:

@@ -348,8 +348,9 @@ class MusicMethods(MusicParts):
                                      max_bytes=max_bytes, timeout=timeout, retry=retry)
         if isinstance(params, CoverPreprocessParams):
             async with self._prepared(params, name=name, key=None) as call:
-                body = await self._session._send(call, timeout=timeout, retry=retry)
-            return answers.read_features(body)
-        body = await self._session._send(op.call(params, _CTX), timeout=timeout, retry=retry)
+                # read within the attempt: a paid answer that cannot be read has an unknown fate
+                return await self._session._submit(call, answers.read_features,
+                                                   timeout=timeout, retry=retry)
         assert op.read is not None
-        return op.read(body)
+        return await self._session._submit(op.call(params, _CTX), op.read, timeout=timeout,
+                                           retry=retry)

@@ -110,7 +110,7 @@ def sse_reader(session: Transport, decode: HexDecode, sent: list[float]) -> Read
     async def read(response: httpx.Response, call: Call, write: Writer) -> Decoded:
         classify = session.classifier(call.service)
         if not 200 <= response.status_code < 300:
-            await json_handler(classify)(response, call)  # raises the refusal
+            await json_handler(classify, session.json_limits)(response, call)  # the refusal
             raise ResponseError(f"HTTP {response.status_code} without an error description",
                                 status_code=response.status_code)  # pragma: no cover
         kind = response.headers.get("content-type", "").lower()
@@ -120,7 +120,7 @@ def sse_reader(session: Transport, decode: HexDecode, sent: list[float]) -> Read
         def check(document: Mapping[str, Any]) -> None:
             classify(response.status_code, response.headers, document)
 
-        reader = SseAudioReader(on_event=check)
+        reader = SseAudioReader(on_event=check, limits=call.json_limits or session.json_limits)
         idle = session._http().timeout.read
         first: float | None = None
         reported = 0

@@ -20,6 +20,7 @@ from .._core._call import Call
 from .._core._errors import AudioValidationError, InputError
 from .._core._events import Progress
 from .._core._models import ExtraInfo
+from .._io._preflight import check_destination, expected_from_params
 from .._io._sources import local_source
 from . import _music_answers as answers
 from . import _music_io as music_io
@@ -125,6 +126,10 @@ class MusicParts:
             raise TypeError("destination must be a path or a binary file object, got "
                             f"{type(destination).__name__}")
         key = os.fspath(destination) if is_path else None  # type: ignore[arg-type]
+        if key is not None:  # before the first paid byte: a folder that takes the song
+            expected = expected_from_params(params)
+            await anyio.to_thread.run_sync(lambda: check_destination(
+                Path(key), expected=expected, overwrite=overwrite))
         if params.output_format == "url" and not params.stream:
             if destination is not None and not is_path:
                 raise InputError("output_format='url' downloads into a path; for a file "

@@ -20,6 +20,7 @@ from .._core._events import Progress
 from .._core._models import AudioSetting, ExtraInfo, GenerationResult, Purpose, ReferenceUpload
 from .._io._files import AtomicFile
 from .._io._hexstream import HexAudioScanner
+from .._io._preflight import check_destination, expected_audio_bytes
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
 from ._audio_stream import AudioStream
@@ -133,7 +134,10 @@ class MiniMaxClient(MusicMethods):
 
         Raises:
             InputError: an argument is invalid (nothing was sent).
-            SubmissionUnknownError: the request may have been taken without an answer.
+            PreflightError: a path destination's folder is missing, not writable or has no
+                room for the audio (nothing was sent).
+            SubmissionUnknownError: the request may have been taken without an answer (its
+                fate is unknown: a lost connection, a 5xx, an unreadable answer).
             AudioDecodeError: the hex is invalid or shorter than the service claimed.
             APIError: the service refused the generation.
         """
@@ -157,6 +161,10 @@ class MiniMaxClient(MusicMethods):
         if isinstance(destination, str | os.PathLike):
             call = attrs.evolve(call, key=os.fspath(destination))
             path = Path(destination)
+            expected = expected_audio_bytes(call.json if isinstance(call.json, Mapping) else None)
+            # before the first paid byte: the folder exists, takes a file, and has room
+            await anyio.to_thread.run_sync(lambda: check_destination(
+                path, expected=expected, overwrite=overwrite))
 
             async def to_path(response: httpx.Response, call: Call) -> GenerationResult:
                 async with AtomicFile(path, overwrite=overwrite, max_behind=2 * _FILE_BATCH,

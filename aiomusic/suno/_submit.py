@@ -129,10 +129,11 @@ class Submitter:
                 urls[field] = done.download_url
         if urls:
             params = attrs.evolve(params, **urls)
-        body = await self._session._send(op.call(params, Context(Service.SUNO, hook)),
-                                         timeout=timeout, retry=retry)
         assert op.read is not None
-        task_id: str = op.read(body)
+        # read within the attempt: a submission answered without its task id has an unknown
+        # fate (it may have been taken), like any unreadable answer to a paid call
+        task_id: str = await self._session._submit(op.call(params, Context(Service.SUNO, hook)),
+                                                   op.read, timeout=timeout, retry=retry)
         self._session.emit(Progress(operation=op.qualified, key=task_id, stage="submitted"))
         return task_id, tuple(uploaded), params
 

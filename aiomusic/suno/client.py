@@ -14,6 +14,7 @@ from .._core._errors import AiomusicError, ConfigurationError, DownloadError, In
 from .._core._events import Progress
 from .._core._models import DownloadResult, TaskResult, Track, UploadedFile
 from .._io._download import audio_suffix, download_url, safe_filename
+from .._io._preflight import check_audio_source
 from .._io._sources import AudioSource, local_source
 from . import _protocol as proto
 from ._followups import FollowUpMethods
@@ -108,7 +109,17 @@ class SunoClient(GenerationMethods, FollowUpMethods):
             InputError: the source cannot be read.
             APIError: the upload host refused it.
         """
+        return await self._upload(source, upload_path=upload_path, name=name, timeout=timeout,
+                                  retry=retry)
+
+    async def _upload(self, source: AudioSource, *, upload_path: str = "aiomusic",
+                      name: str | None = None, timeout: float | None = None,
+                      retry: RetryPolicy | None = None, audio: bool = False) -> UploadedFile:
+        """`upload()`; with ``audio``, the content must be audio (checked before sending)."""
         async with local_source(source, name=name) as local:
+            if audio:
+                await anyio.to_thread.run_sync(
+                    lambda: check_audio_source(local.probe, name=local.name))
             head = await anyio.to_thread.run_sync(_head, local.open)
             mime_type = proto.sniff_mime(head, local.name)
             file_name = proto.upload_file_name(local.name, mime_type)
@@ -164,6 +175,8 @@ class SunoClient(GenerationMethods, FollowUpMethods):
 
         Raises:
             InputError: an argument is invalid (nothing was sent or uploaded).
+            AudioValidationError: a local source is not audio, by its content (nothing was
+                sent or uploaded).
             ConfigurationError: no callback URL anywhere.
             InsufficientCreditsError: the account is out of credits (code 429; not retried).
             SubmissionUnknownError: the submission may have been taken without an answer.
@@ -183,12 +196,15 @@ class SunoClient(GenerationMethods, FollowUpMethods):
             payload = build(source)
         else:
             build(_PLACEHOLDER_URL)  # check everything before spending an upload on it
-            uploaded = await self.upload(source, upload_path=upload_path, timeout=timeout,
-                                         retry=retry)
+            uploaded = await self._upload(source, upload_path=upload_path, timeout=timeout,
+                                          retry=retry, audio=True)
             payload = build(uploaded.download_url)
-        body = await self._session._send(proto.add_instrumental_call(payload), timeout=timeout,
-                                         retry=retry)
-        task = SunoTask(self, proto.parse_submission(body), upload=uploaded, submitted=True)
+        # read within the attempt: a submission answered without a usable task id has an
+        # unknown fate (it may have been taken), like any unreadable answer to a paid call
+        task_id = await self._session._submit(proto.add_instrumental_call(payload),
+                                              proto.parse_submission, timeout=timeout,
+                                              retry=retry)
+        task = SunoTask(self, task_id, upload=uploaded, submitted=True)
         self._session.emit(Progress(operation="suno.add_instrumental", key=task.task_id,
                                     stage="submitted"))
         return task
