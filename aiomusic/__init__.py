@@ -75,7 +75,12 @@ from ._core._models import (
     Track,
     UploadedFile,
 )
-from ._core._paid_errors import AlreadyPaidError, BatchStoppedError, PreflightError
+from ._core._paid_errors import (
+    AlreadyPaidError,
+    BatchStoppedError,
+    ParentFailedError,
+    PreflightError,
+)
 from ._core._pg_lanes import PostgresLanes
 from ._core._redis_lanes import RedisLanes
 from ._core._retry import RetryPolicy
@@ -164,6 +169,7 @@ __all__ = [
     "MusicSession",
     "NotFoundError",
     "OutputFile",
+    "ParentFailedError",
     "PauseEnded",
     "PauseStarted",
     "PermissionDeniedError",

@@ -107,6 +107,9 @@ CONFIG = EmulatorConfig(
     faults=FAULTS, track_seconds=(1.0, 2.0), generate_audio_bytes=20_000)
 
 
+IN_FLIGHT = 0.5  # seconds between an intent and a kill within which the request was on its way
+
+
 def unknown_intents(journal: Path, jobs: set[str]) -> list[tuple[str, float]]:
     """(job, when its last intent was written) of each job the final run reported unknown."""
     with closing(sqlite3.connect(journal, timeout=5)) as db:
@@ -124,17 +127,18 @@ def test_kill_loops_never_pay_twice_and_unknown_means_sent(tmp_path: Path) -> No
     journal = out / "aiomusic-journal.sqlite"
     recorder = Recorder(EmulatorApp(CONFIG))
     with serve(recorder) as url:
-        kills = 0
+        kills: list[float] = []  # when each kill was sent (time.time(), as the journal's)
         for _ in range(rounds):
             proc = subprocess.Popen([*CLI, *batch_args(jobs, out, url, "--plain",
                                                        "--concurrency", "12")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env=env())
             time.sleep(rng.uniform(1.0, 3.0))  # past the start: amid paid requests
+            killed_at = time.time()
             proc.send_signal(signal.SIGKILL)
             if proc.wait(timeout=10) != -signal.SIGKILL:
                 break  # every job ended before the kill: nothing left to interrupt
-            kills += 1
+            kills.append(killed_at)
         time.sleep(0.3)  # a request on its way is read by the server, or never will be
         final = subprocess.run([*CLI, *batch_args(jobs, out, url, "--json")],
                                capture_output=True, text=True, env=env(), timeout=120,
@@ -151,9 +155,16 @@ def test_kill_loops_never_pay_twice_and_unknown_means_sent(tmp_path: Path) -> No
     assert {job for job, _ in intents} == unknown  # each unknown job's intent is journaled
     never = [job for job, started in intents
              if not any(t >= started - 0.05 for t in recorder.arrived.get(job, ()))]
-    print(f"kill loops: {kills} kills, {len(unknown)} jobs reported unknown, {len(never)} of "
-          f"them never reached the service {sorted(never)}; {sum(recorder.charged.values())} "
+    # An intent written just before a kill is a request that was on its way: its bytes were
+    # still in the process (more so on a loaded machine). The fault this test guards against
+    # is an intent written while the job still waited in a queue, a pause or a backoff, which
+    # lasts a second or more here (3 slots, 1 s generations).
+    waited = [job for job, started in intents if job in never
+              and not any(0 <= killed - started <= IN_FLIGHT for killed in kills)]
+    print(f"kill loops: {len(kills)} kills, {len(unknown)} jobs reported unknown, {len(never)} of "
+          f"them never reached the service {sorted(never)}, {len(waited)} of those written "
+          f"more than {IN_FLIGHT} s before a kill; {sum(recorder.charged.values())} "
           f"charges for {len(recorder.charged)} jobs")
     # at most 5 %; a bounded run sees a dozen unknown jobs, so one miss is let through there
     # (120-kill runs measure the rate itself: docs/reliability.md)
-    assert len(never) <= max(1, 0.05 * len(unknown)), (never, unknown)
+    assert len(waited) <= max(1, 0.05 * len(unknown)), (waited, never, unknown)

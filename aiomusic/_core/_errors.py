@@ -38,6 +38,7 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
     ├── TaskFailedError                                   a Suno task ended in a failure status
     ├── AlreadyPaidError                                  a batch job paid for in an earlier run
     ├── BatchStoppedError                                 a batch stopped sending paid requests
+    ├── ParentFailedError                                 a chained batch job's parent failed
     ├── DownloadError                                     a track could not be fetched safely
     └── LocalFileError                (also OSError)      a batch could not read or write a file
 """

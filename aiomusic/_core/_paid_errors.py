@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ._errors import AiomusicError, ConfigurationError, InputError
 
-__all__ = ["AlreadyPaidError", "BatchStoppedError", "PreflightError"]
+__all__ = ["AlreadyPaidError", "BatchStoppedError", "ParentFailedError", "PreflightError"]
 
 
 class PreflightError(InputError, ConfigurationError):
@@ -69,3 +69,23 @@ class BatchStoppedError(AiomusicError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, retryable=False)
         self.reason = reason
+
+
+class ParentFailedError(AiomusicError):
+    """A batch job that follows another job's result (``after``) was not run, because that
+    job did not complete: it failed, its paid request has an unknown fate, or it was not run
+    either. Nothing was sent for this job (nor paid for); it stays ``pending``, and runs when
+    the same batch runs again once its parent completes.
+
+    Attributes:
+        job_id: The job that was not run.
+        parent: The job it follows.
+        parent_status: How the parent ended (``failed``, ``unknown``, ``blocked``).
+    """
+
+    def __init__(self, message: str, *, job_id: str, parent: str,
+                 parent_status: str) -> None:
+        super().__init__(message, retryable=False)
+        self.job_id = job_id
+        self.parent = parent
+        self.parent_status = parent_status

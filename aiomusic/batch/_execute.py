@@ -136,6 +136,8 @@ async def execute(steps: Steps, run: Run, job: OperationJob, *, resume: str | No
         poll = steps.poll or (session.suno.poll_schedule
                               if op.task.service is Service.SUNO else None)
         snap = await task.wait(timeout=steps.task_timeout, poll=poll)
+        if op.output is Output.TRACKS:  # their ids, for the jobs that follow this one
+            run.tracks = tuple(asset.name for asset in snap.assets)
     files = await _fetch(steps, run, job, snap)
     return files, handle, snap.record if op.output is Output.DOCUMENT else None
 

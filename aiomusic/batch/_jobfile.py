@@ -9,8 +9,9 @@ operation's parameters, as declared (``aiomusic._core._operation``)::
     {"id": "gen-01", "service": "suno", "op": "generate", "prompt": "a calm piano piece"}
 
 Without ``op``, a line asks for its service's first operation (music-01 for MiniMax, Add
-Instrumental for Suno: what earlier versions ran). Every problem names its line and field;
-all of them are reported at once.
+Instrumental for Suno: what earlier versions ran). ``after`` (and ``track``) makes a line follow
+another job's result (``_chain.py``). Every problem names its line and field; all of them are
+reported at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import attrs
 
 from .._core._errors import InputError
 from .._core._operation import Operation, Output, find, operations, services
+from ._chain import CHAIN_FIELDS, link, read_chain
 from ._fields import COMMON, Fields, read_output, read_params, unknown_fields
 from ._jobs import TRACK_NAME, Job, OperationJob, output_extension
 from ._legacy import MINIMAX_FIELDS, SUNO_FIELDS, read_add_instrumental, read_music01
@@ -98,7 +100,10 @@ def parse_jobs(items: Iterable[tuple[int, object]], *, base: Path = Path(),
     seen_outputs: dict[str, tuple[int, str]] = {}
     stems: dict[str, tuple[int, str]] = {}  # jobs writing tracks: <stem>-<n>.<ext>
     folders: dict[str, tuple[int, str]] = {}  # jobs filling a folder (stems)
+    written: set[str] = set()  # every id written, on lines with problems too
     for line, item in items:
+        if isinstance(item, dict):
+            written.add(str(item.get("id", f"job-{line}")))
         if isinstance(item, _Problem):
             problems.append((line, None, item.text))
             continue
@@ -136,6 +141,8 @@ def parse_jobs(items: Iterable[tuple[int, object]], *, base: Path = Path(),
                 other_line, other_id = folders[inside]
                 problems.append((job.line, "out", f"{job.out!r} is inside the stems folder "
                                                   f"of job {other_id!r} (line {other_line})"))
+    jobs, chained = link(jobs, elsewhere=written)
+    problems += chained
     if problems:
         raise JobFileError(where, problems)
     if not jobs:
@@ -199,9 +206,10 @@ def _build(line: int, item: object, base: Path) -> Job:
     legacy = _LEGACY.get((op.service, op.name)) if op is not None else None
     if legacy is not None:
         known = legacy[0] if "op" in item else tuple(f for f in legacy[0] if f != "op")
-        unknown_fields(fields, known)
+        unknown_fields(fields, known + CHAIN_FIELDS)
     elif op is not None:
-        unknown_fields(fields, COMMON + tuple(p.name for p in _params(op)))
+        unknown_fields(fields, COMMON + CHAIN_FIELDS + tuple(p.name for p in _params(op)))
+    chain = read_chain(fields, op)
     # an unknown service or operation: its fields cannot be judged, only that one problem
     job_id = fields.text("id")
     if "id" not in item:
@@ -220,7 +228,7 @@ def _build(line: int, item: object, base: Path) -> Job:
         params = read_params(op, fields, base)
         if params is not None and job_id is not None and not fields.problems:
             job = OperationJob(id=job_id, op=op, params=params, line=line,
-                               out=out or _default_out(op, params, job_id))
+                               out=out or _default_out(op, params, job_id), chain=chain)
     if fields.problems or job is None:
         raise _LineError(fields.problems)
     return job

@@ -22,8 +22,8 @@ from .._core._models import AudioSetting, Purpose
 from .._core._operation import Operation, Output, find
 from ..suno import _protocol as suno_proto
 
-__all__ = ["TRACK_NAME", "Job", "MiniMaxJob", "OperationJob", "OutputFile", "SunoJob",
-           "make_job", "output_extension"]
+__all__ = ["TRACK_NAME", "Chain", "ChainResult", "Job", "MiniMaxJob", "OperationJob",
+           "OutputFile", "SunoJob", "make_job", "output_extension"]
 
 TRACK_NAME = re.compile(r"(.+)-\d+\.[a-z0-9]+")  # the name of a job's track: <out>-<n>.<ext>
 
@@ -162,6 +162,44 @@ class SunoJob:
                               callback_url=self.callback_url)
 
 
+@attrs.frozen
+class Chain:
+    """A job that follows another job's result (``after`` in the job file; see ``_chain.py``).
+
+    Attributes:
+        after: The parent job's id.
+        track: Which of the parent's tracks fills ``audio_id`` (1-based; ``None``: not given,
+            the first).
+        fills: The parameters the parent's result fills (``task_id``, ``audio_id``).
+        hand: The fillable parameters the line gives by hand.
+    """
+
+    after: str
+    track: int | None = None
+    fills: tuple[str, ...] = ()
+    hand: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> int:
+        """The parent's track that fills ``audio_id``, 0-based."""
+        return (self.track or 1) - 1
+
+    def placeholder(self, name: str) -> str:
+        """What stands in for a filled parameter until the parent's result is known."""
+        if name == "audio_id":
+            return f"<track {self.track or 1} of {self.after}>"
+        return f"<{name} of {self.after}>"
+
+
+@attrs.frozen
+class ChainResult:
+    """What a parent job leaves for the jobs that follow it: its task id and its tracks' ids
+    (in the order of its files ``<out>-1``, ``<out>-2``...)."""
+
+    task_id: str | None
+    tracks: tuple[str, ...] = ()
+
+
 @attrs.frozen(kw_only=True)
 class OperationJob:
     """Any declared operation as a batch job.
@@ -172,6 +210,8 @@ class OperationJob:
         params: Its parameters (checked).
         out: The output, relative to the batch's folder: a file, a name stem for tracks
             (``<out>-1.<ext>``...), or a folder of stems, as the operation's output says.
+        chain: The job whose result it follows (its parameters hold placeholders for the
+            filled values until that result is known), if any.
     """
 
     id: str
@@ -179,6 +219,7 @@ class OperationJob:
     params: Any
     out: str
     line: int = attrs.field(default=0, eq=False)
+    chain: Chain | None = None
 
     @property
     def kind(self) -> str:
@@ -189,7 +230,13 @@ class OperationJob:
         return (self.out,)
 
     def fingerprint(self) -> str:
-        return self.op.fingerprint(self.params, self.out)
+        chain = self.chain
+        if chain is None:
+            return self.op.fingerprint(self.params, self.out)
+        # the job as written: a filled value (the parent's ids) is not part of what it asks
+        written = attrs.evolve(self.params, **{f: chain.placeholder(f) for f in chain.fills})
+        return self.op.fingerprint(written, self.out,
+                                   {"after": chain.after, "track": chain.track})
 
 
 Job = MiniMaxJob | SunoJob | OperationJob

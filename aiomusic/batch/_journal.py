@@ -32,7 +32,9 @@ same methods, all ``async``):
   unsent attempt puts the job back to ``pending``, in the same transaction);
   ``settle(job_id, fate)``: a taken attempt's later fate (its task failed; a file adopted);
   ``ledger() -> list[AttemptRecord]``;
-* ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``.
+* ``upload(key)``, ``record_upload(key, payload, uploaded_at)``, ``forget_upload(key)``;
+* ``record_result(job_id, task_id, tracks)``, ``result(job_id)``: what a job that others
+  follow (``after``) leaves them (table ``results``), written before its ``completed``.
 
 Schema 2 added the ledger; a schema-1 journal is migrated forward when it is opened.
 """
@@ -50,10 +52,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
+from ._jobs import ChainResult
 from ._journal_db import (
     JournalError,
     JournalWriteError,
     connect,
+    fetch_result,
     fetch_upload,
     ledger_rows,
     run_sql,
@@ -259,6 +263,20 @@ class Journal:
         """Every paid attempt, oldest first."""
         rows = await self._run(ledger_rows, self._db)
         return [AttemptRecord(*row) for row in rows]
+
+    # -- results of jobs that others follow -------------------------------------------------
+
+    async def record_result(self, job_id: str, task_id: str | None,
+                            tracks: tuple[str, ...]) -> None:
+        """Keep what ``job_id`` leaves the jobs that follow it (before it is ``completed``)."""
+        await self._run(write, self._db, [(
+            "INSERT OR REPLACE INTO results (job_id, task_id, tracks, recorded_at) "
+            "VALUES (?, ?, ?, ?)", (job_id, task_id, json.dumps(list(tracks)), time.time()))])
+
+    async def result(self, job_id: str) -> ChainResult | None:
+        """What ``job_id`` left the jobs that follow it, if it was recorded."""
+        row = await self._run(fetch_result, self._db, job_id)
+        return None if row is None else ChainResult(row[0], tuple(json.loads(row[1])))
 
     # -- uploads ----------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ from .._core._errors import ConfigurationError, LocalFileError
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["JournalError", "JournalWriteError", "connect", "fetch_upload", "ledger_rows",
-           "run_sql", "select_jobs", "write"]
+__all__ = ["JournalError", "JournalWriteError", "connect", "fetch_result", "fetch_upload",
+           "ledger_rows", "run_sql", "select_jobs", "write"]
 
 T = TypeVar("T")
 SCHEMA = 2
@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_job ON attempts (job_id);
+"""
+#: The results jobs that others follow leave them (``batch/_chain.py``): written before the
+#: job's ``completed``, so a completed parent always has one. A table of its own, created when
+#: missing: an older journal gains it without a new schema number.
+_RESULTS = """
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY,
+    task_id TEXT,
+    tracks TEXT NOT NULL DEFAULT '[]',
+    recorded_at REAL NOT NULL
+);
 """
 
 
@@ -158,6 +169,7 @@ def _prepare(db: sqlite3.Connection, endpoint: str | None) -> tuple[dict[str, st
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_DDL)
+        db.executescript(_RESULTS)
         db.execute("BEGIN IMMEDIATE")  # takes the lock for writing now, not mid-run
         db.execute("COMMIT")
     elif not tables:
@@ -187,11 +199,22 @@ def _start_run(db: sqlite3.Connection, meta: dict[str, str], endpoint: str, sche
 
 
 def write(db: sqlite3.Connection, statements: Sequence[tuple[str, tuple[object, ...]]]) -> int:
-    """Run ``statements`` in one transaction; the last inserted row's id."""
-    with db:
+    """Run ``statements`` in one transaction, all or none; the last inserted row's id.
+
+    The connection is in autocommit mode (``isolation_level=None``), where ``with db:``
+    opens no transaction: each statement would commit alone, and a kill between two (the
+    intent and its ledger row) would keep one without the other.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
         last = 0
         for sql, values in statements:
             last = db.execute(sql, values).lastrowid or last
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     return last
 
 
@@ -208,6 +231,14 @@ def ledger_rows(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return db.execute("SELECT id, job_id, run, attempt, operation, started_at, ended_at, fate, "
                       "trace_id, task_id, error_type, error FROM attempts ORDER BY id"
                       ).fetchall()
+
+
+def fetch_result(db: sqlite3.Connection, job_id: str) -> tuple[str | None, str] | None:
+    if not _has_table(db, "results"):
+        return None  # a journal opened only to read, written before chains existed
+    row = db.execute("SELECT task_id, tracks FROM results WHERE job_id = ?", (job_id,)
+                     ).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def fetch_upload(db: sqlite3.Connection, key: str) -> tuple[str, float] | None:

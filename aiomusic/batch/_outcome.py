@@ -15,7 +15,7 @@ from ._journal import JobState
 
 __all__ = ["BatchSummary", "JobOutcome", "Run", "Status", "summarize"]
 
-Status = Literal["completed", "skipped", "failed", "unknown"]
+Status = Literal["completed", "skipped", "failed", "unknown", "blocked"]
 
 
 @attrs.frozen
@@ -25,8 +25,9 @@ class JobOutcome:
     Attributes:
         job: The job.
         status: ``completed`` (done now), ``skipped`` (done in an earlier run; files verified),
-            ``failed`` (``error`` says why) or ``unknown`` (a paid submission whose fate
-            cannot be known; left alone unless the batch re-submits unknown jobs).
+            ``failed`` (``error`` says why), ``unknown`` (a paid submission whose fate
+            cannot be known; left alone unless the batch re-submits unknown jobs) or
+            ``blocked`` (not run: the job it follows did not complete; `ParentFailedError`).
         files: The audio files, with their SHA-256.
         error: The typed error of a failed or unknown job.
         task_id: The Suno task id, when there is one.
@@ -82,6 +83,8 @@ class BatchSummary:
             ``fate``, ``trace_id`` and ``task_id``: quote the ids to the service's support.
         stopped: Why the batch stopped sending paid requests early, if it did.
         not_run: Jobs without an outcome in this run (the batch stopped early).
+        blocked: Jobs not run because the job they follow (``after``) did not complete;
+            nothing was sent for them and they stay pending.
     """
 
     total: int
@@ -99,6 +102,7 @@ class BatchSummary:
     to_check: tuple[Mapping[str, str | None], ...] = ()
     stopped: str | None = None
     not_run: int = 0
+    blocked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -119,7 +123,7 @@ class BatchSummary:
                 "interrupted": self.interrupted, "ok": self.ok,
                 "submissions": dict(self.submissions),
                 "to_check": [dict(item) for item in self.to_check],
-                "stopped": self.stopped, "not_run": self.not_run}
+                "stopped": self.stopped, "not_run": self.not_run, "blocked": self.blocked}
 
 
 @attrs.define
@@ -137,6 +141,8 @@ class Run:
     fate: Fate | None = None  # its latest paid attempt's, in this run
     trace_id: str | None = None  # that attempt's trace id
     reused: list[str] = attrs.field(factory=list)  # uploads of an earlier run it relies on
+    keep_result: bool = False  # another job follows it: its result is journaled (_chain.py)
+    tracks: tuple[str, ...] = ()  # its tracks' ids, when its task made tracks
 
 
 #: The fates the summary counts (the ledger's words, as JSON keys).
@@ -160,6 +166,7 @@ def summarize(jobs: Sequence[Job], outcomes: list[JobOutcome], retries: Counter[
                         bytes=sum(f.size for f in made), seconds=seconds,
                         interrupted=interrupted,
                         submissions={name: fates[fate] for fate, name in _COUNTED.items()},
-                        to_check=check, stopped=stopped, not_run=len(jobs) - len(outcomes))
+                        to_check=check, stopped=stopped, not_run=len(jobs) - len(outcomes),
+                        blocked=status["blocked"])
 
 

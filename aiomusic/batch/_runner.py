@@ -28,6 +28,7 @@ from .._core._fate import PAID_ATTEMPTS
 from .._core._log import logger
 from .._core._operation import Delivery
 from .._core._paid_errors import BatchStoppedError, PreflightError
+from ._chain import Chains, link
 from ._ending import failed, interrupted, unexpected
 from ._execute import WRITES_DURING_CALL, execute
 from ._jobs import Job, MiniMaxJob, OutputFile, SunoJob
@@ -99,6 +100,10 @@ class Batch:
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
             raise ValueError(f"job ids must be unique; {dup!r} appears more than once")
+        problems = link(jobs)[1]
+        if problems:
+            raise ValueError("chained jobs: " + "; ".join(
+                f"{field}: {text}" if field else text for _line, field, text in problems))
         self._session = session
         self.jobs = tuple(jobs)
         self.out = Path(out)
@@ -159,6 +164,7 @@ class Batch:
             steps = Steps(self._session, self.out, journal, anyio.CapacityLimiter(
                 self.concurrency), poll=self.poll, generate_timeout=self.generate_timeout,
                 task_timeout=self.task_timeout)
+            chains = Chains(self.jobs)
 
             def listen(event: Event) -> None:
                 if isinstance(event, RetryScheduled):
@@ -176,7 +182,12 @@ class Batch:
                 async with anyio.create_task_group() as tg:
 
                     async def one(job: Job) -> None:
-                        outcome = await self._job(steps, job, records.get(job.id))
+                        outcome = None
+                        try:  # a job another follows tells it when it ended, however
+                            outcome = await self._chained(steps, chains, job,
+                                                          records.get(job.id))
+                        finally:
+                            chains.ended(job.id, outcome)
                         if outcome is None:
                             return  # the batch stopped before this job sent anything
                         outcomes.append(outcome)
@@ -233,12 +244,28 @@ class Batch:
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _job(self, steps: Steps, job: Job, record: JobRecord | None
-                   ) -> JobOutcome | None:
-        """Run one job; ``None`` when the batch stopped before it sent anything."""
+    async def _chained(self, steps: Steps, chains: Chains, job: Job,
+                       record: JobRecord | None) -> JobOutcome | None:
+        """Run one job once the job it follows (if any) ended; see `_job`."""
+        try:
+            ready = await chains.ready(steps, job, record)
+        except JournalWriteError as exc:  # the parent's result could not be read
+            steps.stop(exc)
+            return None
+        if ready is None or isinstance(ready, JobOutcome):
+            if ready is not None:  # not run: its parent did not complete (or cannot fill it)
+                self._session.emit(JobProgress(job=job.id, stage=ready.status,
+                                               detail=type(ready.error).__name__))
+            return ready
+        return await self._job(steps, ready, record, keep=chains.is_parent(job.id))
+
+    async def _job(self, steps: Steps, job: Job, record: JobRecord | None, *,
+                   keep: bool = False) -> JobOutcome | None:
+        """Run one job; ``None`` when the batch stopped before it sent anything. ``keep``:
+        another job follows it, so its result is kept (`Steps.mark`)."""
         if steps.halt is not None:
             return None
-        run = Run(job, expected=expected_bytes(job))
+        run = Run(job, expected=expected_bytes(job), keep_result=keep)
         if record is not None:
             run.state, run.task_id, run.trace_id = record.state, record.task_id, \
                 record.trace_id

@@ -27,7 +27,7 @@ from .._core._models import (
 )
 from .._io._download import audio_suffix
 from ..suno._tasks import hints_of
-from ._jobs import MiniMaxJob, OutputFile, SunoJob
+from ._jobs import ChainResult, MiniMaxJob, OutputFile, SunoJob
 from ._journal import FileRecord, JobState, Journal
 from ._leftovers import remove_leftovers, sha256_file
 from ._outcome import Run
@@ -61,6 +61,7 @@ class Steps:
     halt: AiomusicError | None = None  # why the batch sends no more paid requests
     room: Room = attrs.field(factory=Room)
     paid: list[Paid] = attrs.field(factory=list)  # this run's paid attempts
+    results: dict[str, ChainResult] = attrs.field(factory=dict)  # for jobs that follow
     _locks: dict[str, anyio.Lock] = attrs.field(factory=dict)
     _uploads: dict[str, Any] = attrs.field(factory=dict)
     _digests: dict[Path, str] = attrs.field(factory=dict)
@@ -109,8 +110,14 @@ class Steps:
 
         In that order: a write cancelled while it waits for the journal's thread never
         happens, and the state in memory must stay the one the journal holds, which is what
-        a stop (`Batch._interrupted`) repairs.
+        a stop (`Batch._interrupted`) repairs. A job that others follow leaves them its
+        result before it is ``completed`` (a kill in between leaves it resumable).
         """
+        if state is JobState.COMPLETED and run.keep_result:
+            result = ChainResult(task_id or run.task_id, run.tracks)
+            if self.journal is not None:
+                await self.journal.record_result(run.job.id, result.task_id, result.tracks)
+            self.results[run.job.id] = result
         if self.journal is not None:
             said = None
             if error is not None:
@@ -210,6 +217,7 @@ class Steps:
             if resume is None:
                 raise
             raise _lost(job.id, resume, exc) from exc
+        run.tracks = tuple(track.id for track in result.tracks)
         return await self._download(run, job, result.tracks)
 
     async def _download(self, run: Run, job: SunoJob, tracks: tuple[Any, ...]

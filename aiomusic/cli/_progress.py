@@ -15,7 +15,7 @@ from ._common import Output
 __all__ = ["Reporter", "describe_outcome", "outcome_dict", "summary_lines"]
 
 _BYTE_STAGES = frozenset({"decoding", "downloading", "uploading"})
-_END_STAGES = frozenset({"completed", "skipped", "failed", "unknown"})
+_END_STAGES = frozenset({"completed", "skipped", "failed", "unknown", "blocked"})
 
 
 class Reporter:
@@ -92,7 +92,7 @@ class Reporter:
             self.output.data(outcome_dict(outcome))
             return
         style = {"completed": "green", "skipped": "cyan", "failed": "red",
-                 "unknown": "yellow"}[outcome.status]
+                 "unknown": "yellow", "blocked": "magenta"}[outcome.status]
         self.output.say(f"[{self.ended:>{len(str(self.total))}}/{self.total}] "
                         f"{describe_outcome(outcome)}", style=style)
 
@@ -118,7 +118,7 @@ def describe_outcome(outcome: JobOutcome) -> str:
         note = f" - {outcome.note}" if outcome.note and outcome.status == "completed" else ""
         return f"{how}  {job.id}: {files}{extra}{note}"
     error = outcome.error
-    label = "FAIL" if outcome.status == "failed" else "????"
+    label = {"failed": "FAIL", "blocked": "SKIP"}.get(outcome.status, "????")
     said = f"{type(error).__name__}: {error}" if error is not None else outcome.note
     task = f" (task {outcome.task_id})" if outcome.task_id else ""
     return f"{label}  {job.id}{task}: {said}"
@@ -166,6 +166,10 @@ def summary_lines(summary: BatchSummary, *, pauses: int = 0) -> list[str]:
             for item in summary.to_check]
         what = sorted({_AGAIN[str(item["fate"])] for item in summary.to_check})
         lines.append(f"  to pay for them again: --pay-again {' / '.join(what)} (or a job id)")
+    if summary.blocked:
+        lines.append(f"not run: {summary.blocked} job(s) whose parent (after) did not "
+                     "complete; nothing was sent for them: they run when the same batch runs "
+                     "again once their parent completes")
     if summary.stopped and summary.not_run:
         lines.append(f"not run: {summary.not_run} job(s) stay pending; run the same command "
                      "again once the cause below is fixed")
