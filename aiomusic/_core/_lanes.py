@@ -208,7 +208,7 @@ class Lane:
         """Report an accepted request; may grow the limit."""
         self.consecutive_rejections = 0
         if permit.at_edge and self.rate is not None:
-            self._window.accepted_at_edge()
+            self._window.accepted_at_edge(anyio.current_time())
         self._limit.admit(permit, self._limit.seen(permit))
 
     def rejected(self, permit: Permit, *, wait: float, limit: LimitKind | None = None) -> bool:
@@ -268,14 +268,21 @@ class Lane:
     def _rate_refused(self, permit: Permit, wait: float, now: float) -> float:
         """Adjust the rate window to a rate refusal; how long the lane pauses."""
         window = self._window
+        window.refusal(now)
         if window.rate is None:
+            if window.transient(now):
+                return 0.0  # one refusal among many starts: a transient fault, no lesson
             window.note(permit.sent_at, wait)  # learned after the pause, when the burst is over
             return wait
+        if window.probe_refused():
+            return max(window.next_start(now) - now, 0.0)  # a probe's (or a transient) refusal
         if permit.at_edge:
             window.refused_at_edge()
             # Until the widened window has room. By our count it may have room already (the
             # service counts a start when it gets to it, a little later than we sent it).
             return max(window.next_start(now) - now, window.guard)
+        if window.transient(now):
+            return 0.0  # one refusal where the window had room: nothing to learn, no pause
         window.learn(permit.sent_at, wait, now)
         room = window.next_start(now) - now
         return room if room > 0 else wait  # room by our count: the service knows better

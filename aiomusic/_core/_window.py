@@ -11,10 +11,21 @@ starts reserved after it move earlier.
 When no rate was told, the first rate refusal teaches one: the starts the service took in the
 window before it (a window as long as the wait it advised, and at least a second), counted
 once the requests sent with the refused one have their answers.
+
+A learned rate is only what the service took when it refused (a transient fault refuses at any
+rate), so it is probed upward again, never above the told rate: after a full window of starts
+accepted at its edge (and at least PROBE_STARTS of them) it rises, on trial for a window and a
+half: by 1 at first, twice as much after each probe that held (up to a quarter of the rate).
+A real limit refuses at least the added starts during the trial, over the refusals usual
+before it, and the rate goes back to where it was, the next probe adding 1 after twice as many
+windows (at most 16). Fewer refusals are transient faults, and the raised rate stays. For the
+same reason a refusal below a learned rate, or with no rate known, teaches nothing and pauses
+nobody while fewer than a tenth of the window's starts are refused.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Protocol
 
@@ -29,6 +40,20 @@ GUARD_MAX = 0.1
 PACE = 1.5
 #: The shortest window assumed when one is learned from refusals.
 MIN_WINDOW = 1.0
+#: A probe adds 1 start to a learned rate, twice as many after each probe that held, up to
+#: this share of the rate; each refused probe doubles the windows before the next (up to
+#: 2 ** PROBE_BACKOFF).
+PROBE_SHARE = 0.25
+#: ... and a probe waits for at least this many starts accepted at the edge (a probe refused
+#: costs a refusal: at most one in PROBE_STARTS).
+PROBE_STARTS = 40
+PROBE_BACKOFF = 4
+#: A raised rate is on trial for this many windows.
+TRIAL = 1.5
+#: Rate refusals below the window's rate are transient while fewer than this share of starts.
+TRANSIENT = 0.1
+#: Refusals are counted over this many windows to know how many transient faults are usual.
+USUAL = 4
 #: Starts remembered (for at most HISTORY_SECONDS) while no rate is known, to learn one.
 HISTORY = 2048
 HISTORY_SECONDS = 300.0
@@ -39,6 +64,7 @@ class Start(Protocol):
 
     sent_at: float
     refused: bool
+    admitted: bool
     cell: list[float] | None
 
 
@@ -56,6 +82,14 @@ class RateWindow:
         self._replanned = anyio.Event()
         self._history: deque[Start] = deque(maxlen=HISTORY)
         self._lesson: tuple[float, float] | None = None  # (sent_at, wait) of a rate refusal
+        self._credit = 0.0  # windows of starts accepted at the edge, towards the next probe
+        # (rate before a probe, refusals in the window before it, end of its trial)
+        self._trial: tuple[int, float, float] | None = None
+        self._step = 1  # what the next probe adds
+        self._refused_rate = math.inf  # the lowest probe refused (until one at it holds)
+        self._trial_refusals = 0
+        self.failed_probes = 0
+        self._refusals: deque[float] = deque()  # when rate refusals came, for one window
 
     @property
     def rate(self) -> int | None:
@@ -144,16 +178,87 @@ class RateWindow:
         rate = self.rate
         assert rate is not None
         widest = GUARD_MAX * self.per
-        if self.guard < widest:
+        # (nearly at its widest counts as widest: accepted starts narrow it a little at once)
+        if self.guard < 0.9 * widest:
             self.guard = min(widest, 2 * self.guard)
         else:
+            self.guard = widest
             self._learned, self._learned_per = max(1, rate - 1), self.per
 
-    def accepted_at_edge(self) -> None:
-        """Narrow a widened guard again, slowly: by a factor e over 32 full windows."""
+    def accepted_at_edge(self, now: float) -> None:
+        """Narrow a widened guard again, slowly: by a factor e over 32 full windows; and probe a
+        learned rate upward after each full window accepted at its edge."""
         rate = self.rate
         assert rate is not None
         self.guard = max(GUARD_START * self.per, self.guard * (1 - 1 / (32 * rate)))
+        ceiling = self.told if self.told is not None else math.inf
+        if self._learned is None or rate >= ceiling:
+            return
+        # climbing (the last probe held): one window; else at least PROBE_STARTS starts
+        starts = rate << min(self.failed_probes, PROBE_BACKOFF)
+        self._credit += 1 / (starts if self._step > 1 else max(starts, PROBE_STARTS))
+        if self._trial is not None:
+            if now < self._trial[2]:
+                return
+            self._trial = None  # the raised rate held through its trial: climb faster
+            self._step = min(2 * self._step, max(1, int(PROBE_SHARE * rate)))
+            if rate >= self._refused_rate:  # a rate refused before holds now: the limit rose
+                self._refused_rate, self.failed_probes = math.inf, 0
+        if self._credit >= 1:
+            self._credit = 0.0
+            # the refusals per window before the probe: transient faults, expected again
+            usual = self._recent_refusals(now, USUAL) / USUAL
+            self._trial = (rate, usual, now + TRIAL * (self.per + self.guard))
+            self._trial_refusals = 0
+            # no further than the rate refused last (then one more, after the backoff)
+            step = self._step if rate + self._step < self._refused_rate else 1
+            self._learned = int(min(ceiling, rate + step))
+
+    def refusal(self, now: float) -> None:
+        """Count a rate refusal."""
+        self._refusals.append(now)
+
+    def _recent_refusals(self, now: float, windows: int = 1) -> int:
+        """Rate refusals in the last ``windows`` windows."""
+        refusals = self._refusals
+        while refusals and refusals[0] <= now - USUAL * self.per:
+            refusals.popleft()
+        return sum(1 for t in refusals if t > now - windows * self.per)
+
+    def transient(self, now: float) -> bool:
+        """Whether a rate refusal (counted by `refusal` first), with no rate or below a learned
+        one, is a transient fault: fewer than a tenth of the window's starts were refused (a
+        real limit refuses every start above it). A told rate is the user's word: every
+        refusal below it counts."""
+        if self.told is not None:
+            return False
+        if self.rate is None:
+            # only starts already taken: the first refusal of a burst is no transient fault
+            starts = sum(1 for s in self._history
+                         if now - self.per < s.sent_at <= now and s.admitted)
+        else:
+            starts = sum(1 for cell in self._starts if now - self.per < cell[0] <= now)
+        return self._recent_refusals(now) < TRANSIENT * starts
+
+    def probe_refused(self) -> bool:
+        """A rate refusal while a raised rate is on trial: whether the trial accounts for it.
+
+        As many refusals as the starts the probe added, above the transient ones usual before
+        it (per window over USUAL windows, and one standard deviation), mean a real limit: back
+        to the rate before it; the next probe adds one start, after twice as many windows.
+        Fewer are transient faults, which teach nothing.
+        """
+        if self._trial is None:
+            return False
+        before, usual, _ = self._trial
+        self._trial_refusals += 1
+        expected = TRIAL * usual  # transient faults during the trial, and their spread
+        if self._trial_refusals >= (self.rate or before) - before + expected + math.sqrt(expected):
+            self._refused_rate = min(self._refused_rate, self._learned or before)
+            self._learned, self._trial = before, None
+            self.failed_probes += 1
+            self._step = 1
+        return True
 
     def note(self, at: float, wait: float) -> None:
         """A rate refusal while no rate is known: learn from it once it is safe (`lesson`)."""
