@@ -691,6 +691,23 @@ async def test_a_refusal_at_the_edge_of_the_rate_window_widens_the_guard() -> No
     assert lane.rate == 1  # at its widest guard the window keeps its one start (not zero)
 
 
+async def test_a_refusal_far_below_the_rate_does_not_lower_it() -> None:
+    # MiniMax's default: 120 per minute. One song was generated, then a busy key refused the
+    # next request six times. The lane took the one start of the last minute as the rate and
+    # paused for a minute: an app answered "busy" only a minute later, and went on at one
+    # song a minute. A window used below half teaches nothing; the pause is the service's.
+    lane = Lane("x", LaneConfig(max_concurrency=20, rate=120, per=60.0))
+    async with lane.permit() as p:
+        await anyio.sleep(1.0)
+    lane.succeeded(p)
+    for _ in range(6):
+        async with lane.permit() as p:
+            lane.rejected(p, wait=0.5, limit="rate")
+        assert lane.paused_for == pytest.approx(0.5)
+        await anyio.sleep(lane.paused_for)
+    assert (lane.rate, lane.per) == (120, 60.0)
+
+
 async def test_the_guard_narrows_again_after_accepted_edge_starts() -> None:
     lane = Lane("x", LaneConfig(max_concurrency=4, rate=1, per=1.0))
     async with lane.permit() as p:

@@ -273,8 +273,9 @@ class RateWindow:
             self.learn(at, wait, now)
 
     def learn(self, at: float, wait: float, now: float) -> bool:
-        """Take the starts the service took in the window before ``at`` as the rate; whether
-        a rate is known afterwards."""
+        """Take the starts the service took in the window before ``at`` as the rate (never
+        below half the rate known: less is no evidence against it); whether a rate is known
+        afterwards."""
         if self.rate is not None:
             per = self.per
             count = sum(1 for cell in self._starts if at - per < cell[0] <= at)
@@ -283,6 +284,10 @@ class RateWindow:
             count = sum(1 for s in self._history if at - per < s.sent_at <= at and not s.refused)
         if count < 1:
             return self.rate is not None
+        if self.rate is not None and count < self.rate / 2:
+            # We used less than half the window: the refusal is not about our pace (another
+            # client of the key, or a fault). A lower rate would not stop it; the pause does.
+            return True
         if self.told is not None and count >= self.told:
             return True  # the told rate stands
         if self.rate is None:
