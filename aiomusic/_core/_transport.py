@@ -216,6 +216,7 @@ class Transport:
                     raise
                 # a Retry-After, or a rate limit (which pauses the lane): the service's say
                 asked = error.retry_after is not None or isinstance(error, RateLimitError)
+                advised = wait  # the service's Retry-After (capped by the policy), if it gave one
                 if isinstance(error, RateLimitError):
                     # the lane decides: a pause for a rate refusal, none for a concurrency one
                     # (the request then waits for a permit like any other)
@@ -223,7 +224,8 @@ class Transport:
                         wait, lane.paused_for)
                 left = deadline - anyio.current_time()
                 if wait > left:
-                    error.retry_after = wait
+                    # what the service said, not the lane's pause a few microseconds later
+                    error.retry_after = advised if error.retry_after is not None else wait
                     why = (f"the service asked to wait {wait:.0f} s" if asked else
                            f"the next retry would wait {wait:.1f} s")
                     error.message = (f"{error.message} ({why}, longer than the {left:.1f} s "
