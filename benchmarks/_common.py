@@ -193,3 +193,17 @@ def side_by_side(module: str, kinds: tuple[str, ...], *, rounds: int,
                        "peak_kib": max(got["peak_kib"], seen["peak_kib"])}
             merged[kind] = got
     return merged
+
+
+def upload_voice(url: str, reference: Path) -> str:
+    """Upload ``reference`` as a music-01 voice on the emulator at ``url``; its id."""
+    import httpx
+
+    with reference.open("rb") as f:
+        answer = httpx.post(url + "/v2/generate/audio/minimax/upload",
+                            files={"file": ("voice.wav", f, "audio/wav")},
+                            data={"purpose": "voice"},
+                            headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    answer.raise_for_status()
+    voice: str = answer.json()["voice_id"]
+    return voice

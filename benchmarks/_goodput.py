@@ -1,18 +1,25 @@
-"""B1: goodput under rate limits.
+"""B1: N generations under a service's rate and concurrency limits, by six clients.
 
-The emulator allows R requests per second and C concurrent generations per key, and each
-generation takes L seconds, so no client can finish jobs faster than ``min(R, C / L)`` per
-second (the ideal). N generate jobs are started at once by three clients, each allowed 64
+Each run is one client in a fresh process (``_grid.py`` starts them), against the same emulator,
+with an API key of its own (so that no run inherits another's rate window), and every client
+gets the same answers: 429s with ``Retry-After`` (the wait until the window has room for a rate
+refusal, 1 s for a concurrency refusal). All N jobs start at once and each client may have 64
 requests in flight:
 
-- ``naive``: ``asyncio.gather`` of plain httpx calls, no limit, no retry;
-- ``openai-style``: a semaphore of 64 and openai-python's retry policy (2 retries, waits of
-  0.5 s doubling up to 8 s with up to 25 % jitter subtracted, ``Retry-After`` up to 60 s);
-- ``aiomusic``: ``session.minimax.generate`` with the lane told the documented request rate
-  (R per second) and a concurrency ceiling of 64; it has to find C by itself.
+- ``naive``: ``asyncio.gather`` of plain httpx calls, no retry: a refused job fails;
+- ``openai-style``: a semaphore of 64 and openai-python's retry policy, with the retries users
+  configure for batch work (``max_retries=10``): waits of 0.5 s doubling up to 8 s with up to
+  25 % jitter subtracted, ``Retry-After`` when it is at most 60 s;
+- ``gather-retry-after``: every job retried after the ``Retry-After`` it is given (1 s without
+  one) until it succeeds (the loop users write by hand);
+- ``gather-paced``: the same loop told the rate, like aiomusic: at most R starts in any second
+  (an aiolimiter-style limiter);
+- ``aiomusic``: ``session.minimax.generate`` with default settings and the lane told the
+  documented rate, ``LaneConfig(max_concurrency=64, rate=R, per=1.0)``; it has to find C;
+- ``aiomusic-untold``: ``LaneConfig(max_concurrency=64)``: neither R nor C.
 
-Goodput is completed jobs per second of wall time; "rejected" is the share of requests the
-service refused (429).
+A run returns what the client saw: every request's start, end and outcome, and for aiomusic
+its lane's limit and pauses over time (the plots).
 """
 
 from __future__ import annotations
@@ -22,26 +29,28 @@ import contextlib
 import random
 import tempfile
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 
-from ._common import KEY, Emulator, make_wav, run_child
-
-__all__ = ["CASES", "run"]
+__all__ = ["CASES", "CLIENTS", "GENERATE", "body", "ok_audio"]
 
 GENERATE = "/v2/generate/audio/minimax/generate"
 SETTING = {"format": "mp3", "sample_rate": 44100, "bitrate": 256000}
+#: Requests a client may have in flight (its semaphore, its connection pool, its lane).
+IN_FLIGHT = 64
 
 
-def _body(voice: str) -> dict[str, Any]:
+def body(voice: str) -> dict[str, Any]:
     return {"model": "music-01", "lyrics": "##la la la##", "refer_voice": voice,
             "audio_setting": SETTING}
 
 
-def _ok(response: httpx.Response) -> bytes | None:
+def ok_audio(response: httpx.Response) -> bytes | None:
     """The audio of an accepted generation, or None for a refusal."""
     if response.status_code != 200:
         return None
@@ -51,100 +60,141 @@ def _ok(response: httpx.Response) -> bytes | None:
     return bytes.fromhex(doc["data"]["audio"])
 
 
-async def _not_before(p: dict[str, Any]) -> None:
-    """Wait until ``p["not_before"]`` (``time.monotonic()``, shared by every process here)."""
-    await anyio.sleep(max(0.0, p.get("not_before", 0.0) - time.monotonic()))
+async def _not_before(p: dict[str, Any]) -> float:
+    """Wait until ``p["not_before"]`` (``time.monotonic()``, the same clock in every process);
+    the start of the timed part, on ``time.perf_counter()``."""
+    await anyio.sleep(max(0.0, p["not_before"] - time.monotonic()))
+    return time.perf_counter()
 
 
-async def _plain_httpx(p: dict[str, Any], *, attempts: int,
-                       gate: asyncio.Semaphore | None) -> dict[str, Any]:
-    """Every job as plain httpx calls: ``attempts`` tries each, openai's waits in between."""
-    await _not_before(p)
-    requests = rejected = 0
-    limits = httpx.Limits(max_connections=p["concurrency"])
-    headers = {"Authorization": f"Bearer {KEY}"}
-    with tempfile.TemporaryDirectory() as folder:
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+class _Window:
+    """At most ``rate`` starts in any second (what aiolimiter's users get)."""
 
-            async def one(i: int) -> bool:
-                nonlocal requests, rejected
-                async with gate or contextlib.nullcontext():
-                    for retries_taken in range(attempts):
-                        requests += 1
-                        response = await client.post(p["url"] + GENERATE,
-                                                     json=_body(p["voice"]), headers=headers)
-                        audio = _ok(response)
-                        if audio is not None:
-                            Path(folder, f"{i}.mp3").write_bytes(audio)  # noqa: ASYNC240
-                            return True
-                        rejected += 1
-                        if retries_taken < attempts - 1:
-                            await asyncio.sleep(_openai_wait(retries_taken, response))
-                return False
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.starts: deque[float] = deque()
 
-            started = time.perf_counter()
-            done = await asyncio.gather(*(one(i) for i in range(p["n"])),
-                                        return_exceptions=True)
-            seconds = time.perf_counter() - started
-    ok = sum(1 for d in done if d is True)
-    return {"seconds": seconds, "ok": ok, "failed": p["n"] - ok, "requests": requests,
-            "rejected": rejected}
+    async def __aenter__(self) -> None:
+        while len(self.starts) >= self.rate:
+            wait = self.starts[0] + 1.0 - time.monotonic()
+            if wait <= 0:
+                self.starts.popleft()
+            else:
+                await asyncio.sleep(wait)
+        self.starts.append(time.monotonic())
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
 
 
-async def naive(p: dict[str, Any]) -> dict[str, Any]:
-    """``asyncio.gather`` of plain httpx calls: no limit, no retry; a refusal fails the job."""
-    return await _plain_httpx(p, attempts=1, gate=None)
-
-
-def _openai_wait(retries_taken: int, response: httpx.Response | None) -> float:
-    """openai-python's ``_calculate_retry_timeout`` (max_retries=2)."""
-    if response is not None:
-        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-            value = response.headers.get(name)
-            if value is not None:
-                try:
-                    wait = float(value) * scale
-                except ValueError:
-                    continue
-                if 0 < wait <= 60:
-                    return wait
+def _openai_wait(retries_taken: int, response: httpx.Response) -> float:
+    """openai-python's ``_calculate_retry_timeout``."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(name)
+        if value is not None:
+            try:
+                wait = float(value) * scale
+            except ValueError:
+                continue
+            if 0 < wait <= 60:
+                return wait
     delay = min(0.5 * 2.0 ** retries_taken, 8.0)
     return delay * (1 - 0.25 * random.random())
 
 
+def _retry_after(_: int, response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        return 1.0
+
+
+async def _plain_httpx(p: dict[str, Any], *, attempts: int,
+                       wait: Callable[[int, httpx.Response], float],
+                       gate: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None,
+                       pace: _Window | None = None) -> dict[str, Any]:
+    """Every job as plain httpx calls: up to ``attempts`` tries each, ``wait`` in between."""
+    requests: list[list[float]] = []  # [start, end, 1 if accepted]
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    headers = {"Authorization": f"Bearer {p['key']}"}
+    with tempfile.TemporaryDirectory() as folder:
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+            started = await _not_before(p)
+
+            async def one(i: int) -> bool:
+                async with gate() if gate else contextlib.nullcontext():
+                    for tries in range(attempts):
+                        async with pace or contextlib.nullcontext():
+                            began = time.perf_counter() - started
+                            response = await client.post(p["url"] + GENERATE,
+                                                         json=body(p["voice"]), headers=headers)
+                        audio = ok_audio(response)
+                        requests.append([began, time.perf_counter() - started,
+                                         float(audio is not None)])
+                        if audio is not None:
+                            Path(folder, f"{i}.mp3").write_bytes(audio)  # noqa: ASYNC240
+                            return True
+                        if tries < attempts - 1:
+                            await asyncio.sleep(wait(tries, response))
+                return False
+
+            done = await asyncio.gather(*(one(i) for i in range(p["n"])),
+                                        return_exceptions=True)
+            seconds = time.perf_counter() - started
+    ok = sum(1 for d in done if d is True)
+    return {"seconds": seconds, "ok": ok, "failed": p["n"] - ok, "requests": requests}
+
+
+async def naive(p: dict[str, Any]) -> dict[str, Any]:
+    return await _plain_httpx(p, attempts=1, wait=_retry_after, gate=None)
+
+
 async def openai_style(p: dict[str, Any]) -> dict[str, Any]:
-    """A semaphore of 64 and openai-python's retry policy (3 attempts in all)."""
-    return await _plain_httpx(p, attempts=3, gate=asyncio.Semaphore(p["concurrency"]))
+    semaphore = asyncio.Semaphore(IN_FLIGHT)
+    return await _plain_httpx(p, attempts=11, wait=_openai_wait, gate=lambda: semaphore)
 
 
-async def with_aiomusic(p: dict[str, Any]) -> dict[str, Any]:
-    """``session.minimax.generate`` for every job; the lane knows R, not C."""
-    await _not_before(p)
+async def gather_retry_after(p: dict[str, Any]) -> dict[str, Any]:
+    return await _plain_httpx(p, attempts=1000, wait=_retry_after, gate=None)
+
+
+async def gather_paced(p: dict[str, Any]) -> dict[str, Any]:
+    return await _plain_httpx(p, attempts=1000, wait=_retry_after, gate=None,
+                              pace=_Window(p["rate"]))
+
+
+async def _aiomusic(p: dict[str, Any], *, told: bool) -> dict[str, Any]:
     from aiomusic import (
         AiomusicError,
         AudioSetting,
         Event,
+        LaneConfig,
         LaneLimitChanged,
         MusicSession,
+        PauseStarted,
         RequestFinished,
     )
 
-    requests = rejected = 0
-    limits: list[int] = []
+    requests: list[list[float]] = []
+    limits: list[list[float]] = [[0.0, 1.0]]
+    pauses: list[list[float]] = []
+    started = 0.0
 
     def listen(event: Event) -> None:
-        nonlocal requests, rejected
+        now = time.perf_counter() - started
         if isinstance(event, RequestFinished) and event.operation == "minimax.generate":
-            requests += 1
-            rejected += event.error == "RateLimitError"
+            requests.append([now - event.seconds, now, float(event.error is None)])
         elif isinstance(event, LaneLimitChanged):
-            limits.append(event.new)
+            limits.append([now, float(event.new)])
+        elif isinstance(event, PauseStarted):
+            pauses.append([now, event.seconds])
 
-    lane = aiomusic_lane(p)
+    lane = (LaneConfig(max_concurrency=IN_FLIGHT, rate=p["rate"], per=1.0) if told
+            else LaneConfig(max_concurrency=IN_FLIGHT))
     setting = AudioSetting(**SETTING)  # type: ignore[arg-type]
     ok = 0
     with tempfile.TemporaryDirectory() as folder:
-        async with MusicSession(base_url=p["url"], aimlapi_key=KEY, on_event=listen,
+        async with MusicSession(base_url=p["url"], aimlapi_key=p["key"], on_event=listen,
                                 lanes={"aimlapi.submit": lane}) as session:
 
             async def one(i: int) -> None:
@@ -156,99 +206,29 @@ async def with_aiomusic(p: dict[str, Any]) -> dict[str, Any]:
                     return
                 ok += 1
 
-            started = time.perf_counter()
+            started = await _not_before(p)
             async with anyio.create_task_group() as tg:
                 for i in range(p["n"]):
                     tg.start_soon(one, i)
             seconds = time.perf_counter() - started
     return {"seconds": seconds, "ok": ok, "failed": p["n"] - ok, "requests": requests,
-            "rejected": rejected, "limit_changes": len(limits),
-            "final_limit": limits[-1] if limits else None}
+            "limits": limits, "pauses": pauses}
 
 
-def aiomusic_lane(p: dict[str, Any]) -> Any:
-    from aiomusic import LaneConfig
-
-    return LaneConfig(max_concurrency=p["concurrency"], rate=p["rate"], per=1.0)
+async def aiomusic_told(p: dict[str, Any]) -> dict[str, Any]:
+    return await _aiomusic(p, told=True)
 
 
-CLIENTS = ("naive", "openai-style", "aiomusic")
-CASES = {"naive": naive, "openai-style": openai_style, "aiomusic": with_aiomusic}
+async def aiomusic_untold(p: dict[str, Any]) -> dict[str, Any]:
+    return await _aiomusic(p, told=False)
 
 
-def run(*, quick: bool) -> list[dict[str, Any]]:
-    """B1 against a rate-limited emulator in its own process; one row per client."""
-    rate, concurrent, latency = 40, 16, 0.2
-    n = 40 if quick else 400
-    rounds = 1 if quick else 2  # the best of `rounds` runs of each client, interleaved
-    ideal = min(rate, concurrent / latency)
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as folder, Emulator(
-            "--rate", str(rate), "--rate-window", "1", "--concurrency", str(concurrent),
-            "--speed", str(latency / 0.5), "--audio-bytes", "1000") as emu:
-        reference = Path(folder, "voice.wav")
-        make_wav(reference, 2.2)  # about 13 s: a valid music-01 reference
-        voice = _upload_voice(emu.url, reference)
-        _warm_up(emu.url, voice)
-        best: dict[str, dict[str, Any]] = {}
-        for _ in range(rounds):
-            for client in CLIENTS:
-                row = _one(emu, client, n=n, voice=voice, rate=rate, ideal=ideal)
-                seen = best.get(client)
-                row["ratios_all_rounds"] = [*(seen or {}).get("ratios_all_rounds", []),
-                                            row["ratio_vs_ideal"]]
-                if seen is None or row["ratio_vs_ideal"] > seen["ratio_vs_ideal"]:
-                    best[client] = row
-                else:
-                    seen["ratios_all_rounds"] = row["ratios_all_rounds"]
-        rows.extend(best[client] for client in CLIENTS)
-    return rows
-
-
-def _one(emu: Emulator, client: str, *, n: int, voice: str, rate: int,
-         ideal: float) -> dict[str, Any]:
-    """One run of ``client`` in a fresh process; its row."""
-    before = _refusals(emu)
-    # the client starts once earlier requests have left the 1 s rate window
-    got = run_child("_goodput", client, url=emu.url, n=n, voice=voice, concurrency=64,
-                    rate=rate, not_before=time.monotonic() + 1.05)
-    refused = {reason: count - before.get(reason, 0)
-               for reason, count in _refusals(emu).items() if count > before.get(reason, 0)}
-    goodput = got["ok"] / got["seconds"]
-    return {
-        "id": "B1", "client": client, "jobs": n, "seconds": round(got["seconds"], 2),
-        "ok": got["ok"], "failed": got["failed"], "requests": got["requests"],
-        "rejected": got["rejected"],
-        "rejected_share": round(got["rejected"] / max(1, got["requests"]), 3),
-        "goodput_per_s": round(goodput, 1), "ideal_per_s": ideal,
-        "ratio_vs_ideal": round(goodput / ideal, 3),
-        "service_refusals": refused,
-        **({"final_limit": got["final_limit"]} if client == "aiomusic" else {}),
-    }
-
-
-def _refusals(emu: Emulator) -> dict[str, int]:
-    """The emulator's refusals of generations so far, by reason."""
-    return {r["reason"]: r["count"] for r in emu.counters()["rejected"]
-            if r["operation"] == "aiml.generate"}
-
-
-def _warm_up(url: str, voice: str) -> None:
-    """One generation of the same song first: the emulator synthesises a new song's audio in
-    pure Python once (about a second), then serves it from a cache. Without this, the first
-    requests of every client would wait for that, which no real service does."""
-    answer = httpx.post(url + GENERATE, json=_body(voice),
-                        headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
-    if _ok(answer) is None:
-        raise RuntimeError(f"warm-up generation failed: {answer.text[:200]}")
-
-
-def _upload_voice(url: str, reference: Path) -> str:
-    with reference.open("rb") as f:
-        answer = httpx.post(url + "/v2/generate/audio/minimax/upload",
-                            files={"file": ("voice.wav", f, "audio/wav")},
-                            data={"purpose": "voice"},
-                            headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
-    answer.raise_for_status()
-    voice: str = answer.json()["voice_id"]
-    return voice
+CASES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+    "naive": naive,
+    "openai-style": openai_style,
+    "gather-retry-after": gather_retry_after,
+    "gather-paced": gather_paced,
+    "aiomusic": aiomusic_told,
+    "aiomusic-untold": aiomusic_untold,
+}
+CLIENTS = tuple(CASES)

@@ -182,11 +182,12 @@ def run(*, stores: dict[str, str], processes: Sequence[int] = (2, 4, 8), rounds:
     with tempfile.TemporaryDirectory() as folder, Emulator(
             "--rate", str(RATE), "--rate-window", "1", "--concurrency", str(CONCURRENT),
             "--speed", str(LATENCY / 0.5), "--audio-bytes", "1000") as emu:
-        from benchmarks._goodput import _upload_voice, _warm_up
+        from benchmarks._common import upload_voice
+        from benchmarks._grid import _warm_up
 
         reference = Path(folder, "voice.wav")
         make_wav(reference, 2.2)
-        voice = _upload_voice(emu.url, reference)
+        voice = upload_voice(emu.url, reference)
         _warm_up(emu.url, voice)
         for n in processes:
             for name, url in [*stores.items(), ("none", "")]:

@@ -448,6 +448,10 @@ async def test_stopping_a_batch_keeps_the_journal_consistent(tmp_path: Path) -> 
                 tg.start_soon(batch.run)
                 with anyio.fail_after(10):
                     await ready.wait()
+                    # every paid request reached the service (a job may report 'generating'
+                    # while it still waits for its lane's permit)
+                    while emu.counters.paid() < 3:
+                        await anyio.sleep(0.01)
                 tg.cancel_scope.cancel()
             assert batch.summary.interrupted and batch.summary.completed == 0
         rows = journal_rows(journal)

@@ -51,12 +51,18 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
         assert row["goal"]
         assert row["met"] is None  # a quick run reports; it does not judge
     by_id = {i: [row for row in rows if row["id"] == i] for i in IDS}
-    assert {row["client"] for row in by_id["B1"]} == {"naive", "openai-style", "aiomusic"}
-    aiomusic_b1 = next(row for row in by_id["B1"] if row["client"] == "aiomusic")
-    assert aiomusic_b1["ok"] == aiomusic_b1["jobs"]  # every job completes, however slowly
+    assert {row["client"] for row in by_id["B1"]} == {
+        "naive", "openai-style", "gather-retry-after", "gather-paced", "aiomusic",
+        "aiomusic-untold"}
+    for row in by_id["B1"]:
+        if row["client"].startswith("aiomusic"):
+            assert row["failed"] == 0  # every job completes, however slowly
+        assert row["ratio_vs_ideal_min"] <= row["ratio_vs_ideal"] <= row["ratio_vs_ideal_max"]
+        assert (tmp_path / "results-plots" / row["plot"]).stat().st_size > 10_000
     assert all(row["completed"] == row["tasks"] for row in by_id["B5"])
-    assert all(row["max_polls_per_s"] > 0 for row in by_id["B5"])
-    assert {row["calls"] for row in by_id["B4"]} == {"generate", "credits"}
+    assert all(0 < row["max_polls_per_s"] <= row["poll_limit_per_s"] for row in by_id["B5"])
+    assert {row["calls"] for row in by_id["B4"]} == {
+        "generate", "generate-path", "generate-default-lane", "credits"}
     (sse,) = by_id["B7"]
     assert sse["first_audio_ms"] > 0 and sse["file_mib"] < 64  # flat, whatever the stream
     for row in [*by_id["B2"], *by_id["B3"]]:
@@ -90,3 +96,42 @@ def test_poll_rate_is_counted_in_any_window() -> None:
     assert max_in_window([], 1.0) == 0
     assert max_in_window([0.0, 0.5, 0.99, 1.0, 1.2], 1.0) == 4  # [0.5, 1.5)
     assert max_in_window([0.0, 0.1, 0.2, 5.0], 1.0) == 3
+
+
+def _benchmarks_module(name: str) -> Any:
+    sys.path.insert(0, str(ROOT))
+    try:
+        return __import__(f"benchmarks.{name}", fromlist=["_"])
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+@pytest.mark.parametrize(("point", "seconds"), [
+    pytest.param((1, 64, 5.0, 50), 49 + 5.0, id="rate-bound: a start a second"),
+    pytest.param((50, 2, 1.0, 50), 25.0, id="concurrency-bound: 25 waves"),
+    pytest.param((50, 64, 5.0, 50), 5.0, id="one wave"),
+    # 40 starts a second, but 16 at once for 0.2 s: each second's 40 take 0.4 s to start
+    pytest.param((40, 16, 0.2, 400), 9.6, id="both, in turn"),
+])
+def test_the_ideal_is_the_greedy_schedule(point: tuple[int, int, float, int],
+                                           seconds: float) -> None:
+    grid = _benchmarks_module("_grid")
+    assert grid.ideal_seconds(grid.Point(*point)) == pytest.approx(seconds)
+
+
+def test_points_know_their_kind() -> None:
+    grid = _benchmarks_module("_grid")
+    kinds = {p.kind for p in grid.FULL}
+    assert kinds == {"rate-bound", "concurrency-bound", "both"}
+    assert grid.Point(40, 4, 0.2, 400).kind == "concurrency-bound"
+    assert min(p.capacity for p in grid.FULL) == 2 and max(p.capacity for p in grid.FULL) == 64
+    assert min(p.rate for p in grid.FULL) == 1 and max(p.rate for p in grid.FULL) == 50
+    assert min(p.jobs for p in grid.FULL) == 50 and max(p.jobs for p in grid.FULL) == 2000
+
+
+def test_in_flight_counts_sent_and_unanswered() -> None:
+    plot = _benchmarks_module("_plot")
+    times, counts = plot.in_flight([[0.0, 1.0, 1.0], [0.5, 0.6, 0.0], [0.5, 2.0, 1.0]])
+    assert max(counts) == 3
+    assert counts[-1] == 0
+    assert times == sorted(times)

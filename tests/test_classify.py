@@ -204,3 +204,41 @@ def test_retry_after_ms_header_is_read() -> None:
     with pytest.raises(RateLimitError) as info:
         classify_suno(200, {"retry-after-ms": "1500"}, {"code": 430, "msg": "slow down"})
     assert info.value.retry_after == 1.5
+
+
+@pytest.mark.parametrize(("classify", "status", "headers", "body", "limit"), [
+    pytest.param(classify_minimax, 200, {}, {"base_resp": {"status_code": 1041}}, "concurrency",
+                 id="minimax-1041-connections"),
+    pytest.param(classify_minimax, 200, {}, {"base_resp": {"status_code": 1002}}, "rate",
+                 id="minimax-1002"),
+    pytest.param(classify_minimax, 200, {}, {"base_resp": {"status_code": 1039}}, "rate",
+                 id="minimax-1039-tokens"),
+    pytest.param(classify_minimax, 200, {}, {"base_resp": {"status_code": 2045}}, "rate",
+                 id="minimax-2045-growth"),
+    pytest.param(classify_aimlapi, 200, {}, {"base_resp": {"status_code": 1041}}, "concurrency",
+                 id="aimlapi-passes-1041-through"),
+    pytest.param(classify_suno, 200, {}, {"code": 430, "msg": "too frequent"}, "rate",
+                 id="suno-430"),
+    pytest.param(classify_suno, 405, {}, None, "rate", id="suno-405-as-status"),
+    pytest.param(classify_aimlapi, 429, {}, {"message": "Too Many Requests"}, None,
+                 id="bare-429"),
+    pytest.param(classify_aimlapi, 429, {"x-ratelimit-remaining-requests": "0"}, {}, "rate",
+                 id="429-budget-spent"),
+    pytest.param(classify_aimlapi, 429, {"RateLimit-Remaining": "0"}, {}, "rate",
+                 id="429-ietf-header"),
+    pytest.param(classify_aimlapi, 429, {"x-ratelimit-remaining-requests": "12"}, {}, None,
+                 id="429-budget-left"),
+    pytest.param(classify_aimlapi, 429, {"x-ratelimit-remaining-requests": "many"}, {}, None,
+                 id="429-unreadable-header"),
+])
+def test_rate_limit_refusals_name_their_limit(classify: Any, status: int, headers: dict[str, str],
+                                              body: object, limit: str | None) -> None:
+    with pytest.raises(RateLimitError) as info:
+        classify(status, headers, body)
+    assert info.value.limit == limit
+
+
+def test_rate_limit_error_takes_its_limit_as_an_argument() -> None:
+    error = RateLimitError("busy", provider="minimax", status_code=200, limit="concurrency")
+    assert error.limit == "concurrency"
+    assert error.retryable

@@ -44,7 +44,7 @@ from aiomusic._core._shared_lanes import SharedLane, SharedPermit
 
 from .servers import Proxy
 from .shared_lane_child import make_store, shared_lane
-from .test_lanes import FakeSuno
+from .test_lanes import SimService
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,7 @@ def most_at_once(spans: list[list[float]]) -> int:
     return peak
 
 
-def session_for(fake: FakeSuno, store: LaneStore | str, key: str, lane: LaneConfig,
+def session_for(fake: SimService, store: LaneStore | str, key: str, lane: LaneConfig,
                 **options: Any) -> MusicSession:
     client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
     return MusicSession(suno_key=key, http_client=client, lanes={"suno.poll": lane},
@@ -297,7 +297,7 @@ async def test_the_session_fails_closed_when_the_store_is_unreachable(
         proxied: tuple[Proxy, str]) -> None:
     proxy, url = proxied
     proxy.down()
-    fake = FakeSuno(capacity=10, latency=0.0)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     with pytest.raises(LaneStoreError, match="nothing was sent") as caught:
         async with session_for(fake, url, new_key(), LaneConfig()):
             pass
@@ -308,7 +308,7 @@ async def test_the_session_fails_closed_when_the_store_is_unreachable(
 async def test_a_store_lost_mid_run_fails_the_next_request_before_sending(
         proxied: tuple[Proxy, str]) -> None:
     proxy, url = proxied
-    fake = FakeSuno(capacity=10, latency=0.0)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     with make_store(url, timeout=1.0) as store:
         async with session_for(fake, store, new_key(), LaneConfig(),
                                retry=RetryPolicy.never()) as session:
@@ -324,7 +324,7 @@ async def test_fallback_to_in_process_lanes_warns_and_comes_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     proxy, url = proxied
     monkeypatch.setattr(_shared_lanes, "RECHECK", 0.0)  # ask the store again at once
-    fake = FakeSuno(capacity=10, latency=0.0)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     proxy.down()
     caplog.set_level(logging.WARNING, logger="aiomusic")
     with make_store(url, timeout=1.0, on_unavailable="local") as store:
@@ -332,7 +332,7 @@ async def test_fallback_to_in_process_lanes_warns_and_comes_back(
             assert await session.suno.get_credits() == 7  # in-process lanes
             lane = session.lane(Service.SUNO, LaneKind.POLL)
             assert isinstance(lane, SharedLane)
-            assert lane.limit == 4
+            assert lane.limit == LaneConfig().start  # the in-process lane's
             proxy.up()
             assert await session.suno.get_credits() == 7  # the store again
             assert store.observe(lane._ref).version >= 1
@@ -342,7 +342,7 @@ async def test_fallback_to_in_process_lanes_warns_and_comes_back(
 
 async def test_a_lost_state_starts_afresh(store: LaneStore, store_url: str) -> None:
     """Redis restarted or flushed: the lanes go on from their initial state."""
-    fake = FakeSuno(capacity=10, latency=0.0)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     key = new_key()
     async with session_for(fake, store, key, LaneConfig(max_concurrency=8)) as session:
         await session.suno.get_credits()
@@ -371,7 +371,7 @@ def _forget(url: str, ident: str) -> None:
 
 
 async def test_the_store_never_sees_the_key(store: LaneStore, store_url: str) -> None:
-    fake = FakeSuno(capacity=10, latency=0.0, retry_after=0.01)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     key = new_key()
     async with session_for(fake, store, key, LaneConfig(rate=50, per=1.0)) as session:
         await session.suno.get_credits()
@@ -415,7 +415,7 @@ def _dump(url: str) -> str:
 
 
 async def test_a_store_given_as_a_url_is_closed_with_the_session(store_url: str) -> None:
-    fake = FakeSuno(capacity=10, latency=0.0)
+    fake = SimService(capacity=10, latency=0.0, delay=0.0, style="suno")
     session = session_for(fake, store_url, new_key(), LaneConfig())
     async with session:
         assert await session.suno.get_credits() == 7

@@ -8,7 +8,7 @@ either. Every error is marked retryable or not here, and only here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from ._converter import optional_int
 from ._errors import (
@@ -107,12 +107,37 @@ SUNO_CODES: Mapping[int, Rule] = {
     500: Rule(ServerError, True, _TRANSIENT),
 }
 
+#: Which limit a refusal code names (api-contracts.md 2.5 and 3.1); a bare HTTP 429 says it
+#: only through rate-limit headers (`_limit_of`).
+LIMITS: Mapping[str, Mapping[int, Literal["rate", "concurrency"]]] = {
+    "minimax": {1002: "rate", 1039: "rate", 1041: "concurrency", 2045: "rate"},
+    "suno": {405: "rate", 430: "rate"},
+}
+_REMAINING = ("x-ratelimit-remaining-requests", "ratelimit-remaining", "x-ratelimit-remaining")
+
 _NAMES = {"aimlapi": "The AI/ML API", "minimax": "MiniMax", "suno": "Suno"}
 #: Where each service's key comes from, named in authentication errors.
 _KEY_SOURCES = {
     "aimlapi": "the AI/ML API key (the AIMLAPI_KEY environment variable or aimlapi_key=...)",
     "minimax": "the MiniMax key (the MINIMAX_API_KEY environment variable or minimax_key=...)",
     "suno": "the Suno key (the SUNO_API_KEY environment variable or suno_key=...)"}
+
+
+def _limit_of(provider: str, code: int | None, status_code: int,
+              headers: Mapping[str, str]) -> Literal["rate", "concurrency"] | None:
+    """The limit a rate-limit refusal names: by its code, else by a spent request budget."""
+    table = LIMITS["suno" if provider == "suno" else "minimax"]
+    named = table.get(code if code is not None else status_code)
+    if named is not None:
+        return named
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in _REMAINING:
+        try:
+            remaining = float(lowered[name].split(",")[0].split(";")[0])
+        except (KeyError, ValueError):
+            continue
+        return "rate" if remaining <= 0 else None
+    return None
 
 
 def _text(value: object) -> str | None:
@@ -145,12 +170,15 @@ def _build(rule: Rule, *, provider: str, status_code: int, code: int | None,
     error_cls = rule.error
     if error_cls is ServerError and message and "maintenance" in message.lower():
         error_cls = MaintenanceError
-    return error_cls(
+    error = error_cls(
         f"{_NAMES[provider]} refused the call ({where}){said}{trace}; {advice}",
         provider=provider, status_code=status_code, provider_code=code,
         provider_message=message, trace_id=trace_id, retry_after=retry_after,
         retryable=rule.retryable, body=body,
     )
+    if isinstance(error, RateLimitError):
+        error.limit = _limit_of(provider, code, status_code, headers)
+    return error
 
 
 def _generic_rule(status: int) -> Rule:

@@ -46,7 +46,7 @@ Context lives in attributes (``status_code``, ``provider_code``, ``trace_id``, `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "APIError",
@@ -312,9 +312,20 @@ class ContentPolicyError(APIError):
 
 
 class RateLimitError(APIError):
-    """Too many requests for this key; aiomusic pauses the lane and retries."""
+    """Too many requests for this key; aiomusic slows the lane down and retries.
+
+    Attributes:
+        limit: Which limit refused the call, when the answer says: ``"rate"`` (too many
+            requests per window: the lane pauses) or ``"concurrency"`` (too many at once: the
+            lane lowers its concurrency); ``None`` when it does not say.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, limit: Literal["rate", "concurrency"] | None = None,
+                 **context: Any) -> None:
+        super().__init__(message, **context)
+        self.limit = limit
 
 
 class UsageLimitError(APIError):

@@ -1,13 +1,17 @@
-"""The lane's control loop as pure functions: when to grow, cut, widen the guard and pause.
+"""The shared lanes' control loop as pure functions: when to grow, cut, widen the guard and pause.
 
 A lane's adaptive state (`Control`) changes only on feedback: an accepted request grows the
 concurrency limit, a refusal cuts it or widens the rate window's guard, and starts a shared
 pause. These functions decide that from the state and what the lane knows about the request
 (`Sent`), with every time on one clock passed in: the shared lanes (`_shared_lanes.py`) run
 them on the store's clock against the state they read from Redis or PostgreSQL, then write the
-result back only if nobody changed it meanwhile. They mirror `Lane.succeeded` and
-`Lane.rejected` of the in-process lanes step for step (``tests/test_lane_policy.py`` drives
-both with the same events and compares), so the in-process lane can adopt them as they are.
+result back only if nobody changed it meanwhile.
+
+This is the loop the in-process `Lane` ran before it moved to `_limit.py` and `_window.py`
+(AIMD with slow start, a widening guard, every refusal pausing the lane). The in-process lane
+no longer follows it: its state (a FIFO of waiters, per-request evidence, reserved starts)
+does not yet fit a record that processes share by compare and set. ``docs/scale.md`` says what
+that costs; ``tests/test_lane_policy.py`` checks this loop on its own.
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ from typing import Literal
 
 import attrs
 
-from ._lanes import BETA, GUARD_MAX, GUARD_START, PROBE_RTTS, LaneConfig
+from ._lanes import LaneConfig
 
-__all__ = ["Control", "Sent", "after_rejection", "after_success", "initial", "limit_of"]
+__all__ = ["PACE", "Control", "Sent", "after_rejection", "after_success", "initial", "limit_of"]
+
+#: Multiplicative decrease on a concurrency refusal.
+BETA = 0.7
+#: Round trips between probes above the level the service last refused.
+PROBE_RTTS = 8
+#: The rate window's guard, as a share of the window: where it starts, and its largest value.
+GUARD_START = 0.02
+GUARD_MAX = 0.1
+#: In a full rate window, starts are kept at least window / (PACE * rate) apart.
+PACE = 1.5
 
 #: What the service said was exceeded, when it said so.
 Exceeded = Literal["rate", "concurrency"] | None
@@ -68,7 +82,7 @@ def limit_of(control: Control, config: LaneConfig) -> int:
 def after_success(control: Control, config: LaneConfig, sent: Sent, *, now: float,
                   sending: int) -> Control:
     """The state after an accepted request (``sending``: requests sent and not answered,
-    this one included). Mirrors `Lane.succeeded`."""
+    this one included)."""
     c = control
     rtt = 0.8 * c.rtt + 0.2 * max(now - sent.sent_at, 0.001)
     guard = c.guard
@@ -97,9 +111,9 @@ def after_rejection(control: Control, config: LaneConfig, sent: Sent, *, now: fl
     """The state after a refusal, and whether it started (or extended) the pause.
 
     ``limit`` is what the service said was exceeded, when it said so: ``"rate"`` widens the
-    guard and keeps the concurrency limit, ``"concurrency"`` cuts it; ``None`` guesses as
-    `Lane.rejected` does (a request sent at the edge of a full window, at a level accepted
-    since the last cut, was refused for its rate).
+    guard and keeps the concurrency limit, ``"concurrency"`` cuts it; ``None`` guesses (a
+    request sent at the edge of a full window, at a level accepted since the last cut, was
+    refused for its rate).
     """
     c = attrs.evolve(control, consecutive=control.consecutive + 1)
     if sent.sent_at < c.pause_started:

@@ -19,7 +19,8 @@ import attrs
 
 from . import _lane_policy as policy
 from ._errors import AiomusicError
-from ._lanes import PACE, LaneConfig
+from ._lane_policy import PACE
+from ._lanes import LaneConfig
 from ._log import logger
 
 __all__ = ["LaneRef", "LaneStore", "LaneStoreError", "Observation", "Step", "fingerprint",

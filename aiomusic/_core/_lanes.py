@@ -1,43 +1,42 @@
 """Lanes: an adaptive concurrency limit, a request-rate window and a shared pause per key.
 
-A lane is what one kind of call (submit, poll, transfer) of one service key may use. Rate limits
-belong to the key, so when one request is rejected the whole lane pauses once, instead of every
-in-flight request discovering the limit by itself, and the concurrency limit is cut (AIMD).
-Nobody holds a permit through a pause: the pause is waited out first, and a permit is given
-back when a pause begins while its holder waits.
+A lane is what one kind of call (submit, poll, transfer) of one service key may use. The
+service can refuse a request for two reasons, and the lane answers each in its own way:
 
-The rate window reserves each request's start when it gets its concurrency permit, and the
-request is sent at exactly that time, so the starts the service sees are the starts the window
-counted. A small guard (2 % of the window at first) covers the jitter between our clock and the
-service's; a rejection of a request sent at the edge of a full window, at a concurrency the
-service accepted before, widens the guard instead of cutting the concurrency limit, because it
-says the rate, not the concurrency, was too high. In a full window starts are also paced, so a
-burst does not repeat every window and each request reaches the service on its own.
+- **Too many at once** (a concurrency limit): only the requests above the service's capacity
+  are refused. The lane lowers its limit below the level that was refused, and the refused
+  request waits for one of ours to finish. Nobody else waits (`_limit.py`).
+- **Too many per window** (a rate limit): the key's budget is spent, so the whole lane pauses
+  until the window has room again, and learns the rate when it was not told (`_window.py`).
+
+The answer names the limit when it can (MiniMax 1041 is a connection limit; 1002, Suno 430 and
+a 429 with ``x-ratelimit-remaining-requests: 0`` are rates). When it does not, the level tells:
+a refusal with no more of ours in flight than the service took at once before is the rate's
+(when the rate was told: only at the edge of a full window); any other is the concurrency's.
+When no rate is known either, one probe a window later tells them apart.
+
+Nobody holds a permit through a pause: the pause is waited out first, and a permit (with its
+reserved start) is given back when a pause begins while its holder waits for its start.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import anyio
 import attrs
 
-from ._events import Event, LaneLimitChanged, PauseEnded, PauseStarted
+from ._events import Event, PauseEnded, PauseStarted
+from ._limit import AdaptiveLimit, Permit
+from ._window import MIN_WINDOW, RateWindow
 
-__all__ = ["Lane", "LaneConfig", "Permit"]
+__all__ = ["Lane", "LaneConfig", "LimitKind", "Permit"]
 
-#: Multiplicative decrease on a rejection.
-BETA = 0.7
-#: Round trips between probes above the level the service last refused.
-PROBE_RTTS = 8
-#: The rate window's guard, as a share of the window: where it starts, and its largest value.
-GUARD_START = 0.02
-GUARD_MAX = 0.1
-#: In a full rate window, starts are kept at least window / (PACE * rate) apart.
-PACE = 1.5
+#: Which limit refused a request: too many per window, or too many at once.
+LimitKind = Literal["rate", "concurrency"]
 
 
 @attrs.frozen
@@ -46,12 +45,13 @@ class LaneConfig:
 
     Attributes:
         max_concurrency: The most requests in flight at once; the adaptive limit never exceeds it.
-        initial_concurrency: Where the adaptive limit starts (defaults to a quarter of the maximum,
-            at least 1); it grows quickly until the first rejection, then slowly.
-        rate: At most this many requests are *started* per ``per`` seconds (``None``: no window).
+        initial_concurrency: Where the adaptive limit starts (default 1: it grows within a few
+            round trips of a refusal while requests are admitted).
+        rate: At most this many requests are *started* per ``per`` seconds (``None``: not told;
+            an adaptive lane then learns it from the service's refusals).
         per: The rate window in seconds.
-        adaptive: Whether rejections cut the concurrency limit (AIMD). Off, the limit stays at
-            ``max_concurrency`` and only the shared pause applies.
+        adaptive: Whether the concurrency limit adapts. Off, it stays at ``max_concurrency``
+            and every refusal pauses the lane.
     """
 
     max_concurrency: int = attrs.field(default=16, validator=attrs.validators.ge(1))
@@ -70,23 +70,7 @@ class LaneConfig:
         """The adaptive limit's starting value."""
         if self.initial_concurrency is not None:
             return max(1, min(self.initial_concurrency, self.max_concurrency))
-        if not self.adaptive:
-            return self.max_concurrency
-        return max(1, self.max_concurrency // 4)
-
-
-@attrs.define(eq=False)
-class Permit:
-    """One request's place in a lane.
-
-    ``sent_at`` tells which pause it belongs to; ``level`` how many requests were in flight
-    when it was sent, itself included; ``at_edge`` that it was sent when the rate window was
-    full (it waited for, or took, the last free start in the window).
-    """
-
-    sent_at: float
-    level: int = 0
-    at_edge: bool = False
+        return self.max_concurrency if not self.adaptive else 1
 
 
 class Lane:
@@ -101,19 +85,13 @@ class Lane:
         self.name = name
         self.config = config
         self._emit = emit or (lambda _event: None)
-        self._limit = float(config.start)
-        self._limiter = anyio.CapacityLimiter(config.start)
-        self._starts: deque[list[float]] = deque()  # [start time] per request, in order
-        self._guard = GUARD_START * config.per
-        self._sending = 0
+        self._window = RateWindow(config.rate, config.per)
+        self._limit = AdaptiveLimit(name, start=config.start, maximum=config.max_concurrency,
+                                    adaptive=config.adaptive, emit=self._emit,
+                                    rate_lesson=self._rate_lesson)
         self._paused_until = 0.0
         self._pause_started = -math.inf
         self._pause_open = False
-        self._last_cut = -math.inf
-        self._slow_start = config.adaptive
-        self._ceiling = math.inf  # the limit at which the service last refused
-        self._proven = 0  # the highest level accepted since the last cut
-        self._rtt = 1.0
         self.rejections = 0
         self.consecutive_rejections = 0
 
@@ -122,23 +100,33 @@ class Lane:
     @property
     def limit(self) -> int:
         """The current concurrency limit."""
-        return int(self._limiter.total_tokens)
+        return self._limit.value
 
     @property
     def in_flight(self) -> int:
         """Requests holding a permit now."""
-        return int(self._limiter.borrowed_tokens)
+        return self._limit.held
 
     @property
     def sending(self) -> int:
         """Requests sent and not answered yet (holding a permit, past their rate slot)."""
-        return self._sending
+        return self._limit.sending
+
+    @property
+    def rate(self) -> int | None:
+        """Starts allowed per `per` seconds: the told rate, or a lower one refusals taught."""
+        return self._window.rate
+
+    @property
+    def per(self) -> float:
+        """The rate window in seconds (told, or learned with the rate)."""
+        return self._window.per
 
     @property
     def rate_guard(self) -> float:
         """Seconds added to the rate window, against the jitter between our clock and the
         service's (0 when the lane has no rate window)."""
-        return self._guard if self.config.rate is not None else 0.0
+        return self._window.guard if self.rate is not None else 0.0
 
     @property
     def paused_for(self) -> float:
@@ -150,29 +138,31 @@ class Lane:
     @asynccontextmanager
     async def permit(self) -> AsyncIterator[Permit]:
         """Wait for the pause, a concurrency permit and a start in the rate window, in order."""
-        permit = Permit(sent_at=0.0)  # the token: one task may hold several permits
+        permit = Permit(sent_at=0.0)
+        limit = self._limit
         while True:
             await self._wait_pause()
-            await self._limiter.acquire_on_behalf_of(permit)
+            await limit.acquire()
             # A pause may have started while we waited for the permit or the rate slot: never
             # hold a permit through a pause (the limit may be cut meanwhile).
             try:
                 sent = (self._paused_until <= anyio.current_time()
                         and await self._wait_rate(permit))
             except BaseException:
-                self._limiter.release_on_behalf_of(permit)
+                limit.release()
                 raise
             if sent:
                 break
-            self._limiter.release_on_behalf_of(permit)
-        permit.sent_at = anyio.current_time()
-        self._sending += 1
-        permit.level = self._sending
+            limit.release()
+        permit.sent_at = now = anyio.current_time()
+        limit.sent(permit, now)
+        if self.rate is None:
+            self._window.record(permit, now)
         try:
             yield permit
         finally:
-            self._sending -= 1
-            self._limiter.release_on_behalf_of(permit)
+            limit.done(permit, anyio.current_time())
+            limit.release()
 
     async def _wait_pause(self) -> None:
         # the deadline can move (a new rejection extends it), so re-check after each sleep
@@ -192,134 +182,120 @@ class Lane:
         start earlier. Returns False, with the reservation given back, when a pause began
         meanwhile.
         """
-        rate = self.config.rate
-        if rate is None:
+        window = self._window
+        window.lesson(anyio.current_time(), self._limit.grace)
+        if window.rate is None:
             return True
-        # The n-th reservation may start no earlier than the (n - rate)-th plus the window and
-        # its guard. The deque holds the starts, past and future, in order; each in a cell, so
-        # that a request that wakes late can record when it really started.
-        now = anyio.current_time()
-        window = self.config.per + self._guard
-        starts = self._starts
-        while starts and starts[0][0] <= now - window:
-            starts.popleft()
-        slot = now
-        if len(starts) >= rate:
-            # A full window: also keep starts apart (a little closer than the average rate
-            # allows), so that a burst (all the starts of an empty window at once) is spread out
-            # instead of repeating every window, and each request reaches the service alone,
-            # with little jitter, while a window's starts still end well before the next one.
-            slot = max(now, starts[-rate][0] + window, starts[-1][0] + window / (PACE * rate))
-            permit.at_edge = True
-        elif starts:
-            slot = max(slot, starts[-1][0])
-        cell = [slot]
-        starts.append(cell)
-        if slot <= now:
-            return True
+        cell = permit.cell = window.reserve(anyio.current_time())
         try:
-            await anyio.sleep(slot - now)
+            await window.sleep_until(cell)
         except BaseException:
-            _remove(starts, cell)
+            window.remove(cell)
             raise
         woke = anyio.current_time()
         if self._paused_until > woke:
-            _remove(starts, cell)  # give the start back
+            window.remove(cell)  # give the start back
             return False
+        permit.at_edge = cell[1] > 0
         # A busy event loop wakes us late: the request 'rate' places later must count from
         # when this one really starts.
-        cell[0] = max(slot, woke)
+        cell[0] = max(cell[0], woke)
         return True
 
     # -- feedback ----------------------------------------------------------------------------
 
     def succeeded(self, permit: Permit) -> None:
-        """Report an accepted request; grows the limit.
-
-        Before any rejection the limit grows by half a permit per success (x1.5 per round
-        trip); afterwards by one permit per round trip up to just below the level that was
-        refused, and above it only one probe every ``PROBE_RTTS`` round trips.
-        """
-        now = anyio.current_time()
+        """Report an accepted request; may grow the limit."""
         self.consecutive_rejections = 0
-        self._rtt = 0.8 * self._rtt + 0.2 * max(now - permit.sent_at, 0.001)
-        rate = self.config.rate
-        if permit.at_edge and rate is not None:
-            # narrow a widened guard again, slowly: by a factor e over 32 full windows
-            self._guard = max(GUARD_START * self.config.per,
-                              self._guard * (1 - 1 / (32 * rate)))
-        self._proven = max(self._proven, permit.level)
-        if not self.config.adaptive or self._limit >= self.config.max_concurrency:
-            return
-        # Grow only while the limit is actually used (by requests sent, not by requests
-        # waiting for their rate slot), so an idle or rate-bound lane does not inflate.
-        if self._sending + 1 < self.limit:
-            return
-        if self._slow_start:
-            self._limit += 0.5
-        elif self._limit + 1 < self._ceiling:
-            self._limit += 1.0 / self._limit
-        elif now - self._last_cut >= PROBE_RTTS * self._rtt:
-            self._limit += 1.0
-            self._last_cut = now  # one probe per period
-        self._set_limit(self._limit)
+        if permit.at_edge and self.rate is not None:
+            self._window.accepted_at_edge(anyio.current_time())
+        self._limit.admit(permit, self._limit.seen(permit))
 
-    def rejected(self, permit: Permit, *, wait: float) -> bool:
-        """Report a rate-limit rejection; pauses the lane and cuts the limit once per RTT.
+    def rejected(self, permit: Permit, *, wait: float, limit: LimitKind | None = None) -> bool:
+        """Report a refusal by the service's limits; ``wait`` is what it advised (or a backoff).
 
-        A request sent at the edge of a full rate window, at a concurrency already accepted since
-        the last cut, widens the window's guard instead of cutting the limit (up to
-        ``GUARD_MAX`` of the window; past that it cuts as usual).
+        ``limit`` says which limit refused, when the answer said; otherwise the lane infers it
+        (see the module's docstring). A concurrency refusal lowers the limit and pauses
+        nobody; a rate refusal pauses the lane until the window has room (learning the rate
+        when it was not told), or for ``wait`` when nothing better is known.
 
         Returns:
-            True when this rejection started (or extended) the pause, False when it belonged to
-            a pause already under way (the request was sent before that pause began).
+            True when this rejection started (or extended) the pause, False otherwise (no
+            pause, or one already under way, to which this request belonged).
         """
         now = anyio.current_time()
         self.rejections += 1
         self.consecutive_rejections += 1
-        if permit.sent_at < self._pause_started:
+        gave_back = False
+        if not permit.refused:
+            self._limit.refused(permit, now)
+            # a refused start uses no room in the window (the others move up, below)
+            gave_back = permit.cell is not None and self._window.remove(permit.cell)
+        paused = self._feedback(permit, wait, limit, now)
+        if gave_back:
+            self._window.replan(now)
+        return paused
+
+    def _feedback(self, permit: Permit, wait: float, limit: LimitKind | None,
+                  now: float) -> bool:
+        if permit.sent_at <= self._pause_started:
+            return False  # it belongs to the pause under way
+        # At most this many of ours were at the service: requests sent at once arrive in any
+        # order, so the level alone can be too low.
+        level = max(permit.level, self._limit.sending)
+        kind = limit or self._guess(permit, level)
+        if kind == "concurrency" and self.config.adaptive and level > 1:
+            # Named by neither the answer nor a known rate, it may as well have been the rate:
+            # then a probe of this level once a window has passed is taken.
+            guess = limit is None and self.rate is None
+            self._limit.cut(permit, level,
+                            suspect_until=now + max(wait, MIN_WINDOW) if guess else None)
             return False
-        widest = GUARD_MAX * self.config.per
-        if permit.at_edge and permit.level <= self._proven and self._guard < widest:
-            # Sent at the edge of a full rate window, at a concurrency the service accepted
-            # since the last cut: it most likely counted this start in the window before (our
-            # clocks and the network disagree by a few ms). The rate was too high, not the
-            # concurrency: widen the guard, keep the limit. A second refusal at this level
-            # is taken as a concurrency limit after all.
-            self._guard = min(widest, 2 * self._guard)
-            self._proven = permit.level - 1
-        elif self.config.adaptive:
-            self._slow_start = False
-            if now - self._last_cut >= self._rtt:
-                self._last_cut = now
-                # Requests sent after this one count too: they may have reached the service
-                # first (so the level this one was sent at would be too low a ceiling).
-                self._ceiling = min(self._limit, self._sending)
-                self._limit = max(1.0, self._ceiling * BETA)
-                self._proven = 0
-                self._set_limit(self._limit)
-        until = now + wait
-        if until <= self._paused_until:
+        pause = self._rate_refused(permit, wait, now) if kind == "rate" else wait
+        return self._pause(now, pause)
+
+    def _guess(self, permit: Permit, level: int) -> LimitKind:
+        """Which limit refused ``permit``, sent with at most ``level`` in flight, when the
+        answer did not say."""
+        if permit.at_edge and (level <= self._limit.worked or not self._limit.capped):
+            # The window was full, and this many at once were being served a moment ago (or
+            # no level was ever refused for concurrency).
+            return "rate"
+        if level <= self._limit.proven and (permit.at_edge or self.config.rate is None):
+            return "rate"  # the service held this many at once, surely
+        return "concurrency"
+
+    def _rate_refused(self, permit: Permit, wait: float, now: float) -> float:
+        """Adjust the rate window to a rate refusal; how long the lane pauses."""
+        window = self._window
+        window.refusal(now)
+        if window.rate is None:
+            if window.transient(now):
+                return 0.0  # one refusal among many starts: a transient fault, no lesson
+            window.note(permit.sent_at, wait)  # learned after the pause, when the burst is over
+            return wait
+        if window.probe_refused():
+            return max(window.next_start(now) - now, 0.0)  # a probe's (or a transient) refusal
+        if permit.at_edge:
+            window.refused_at_edge()
+            # Until the widened window has room. By our count it may have room already (the
+            # service counts a start when it gets to it, a little later than we sent it).
+            return max(window.next_start(now) - now, window.guard)
+        if window.transient(now):
+            return 0.0  # one refusal where the window had room: nothing to learn, no pause
+        window.learn(permit.sent_at, wait, now)
+        room = window.next_start(now) - now
+        return room if room > 0 else wait  # room by our count: the service knows better
+
+    def _rate_lesson(self, at: float, wait: float) -> None:
+        self._window.learn(at, wait, anyio.current_time())
+
+    def _pause(self, now: float, seconds: float) -> bool:
+        until = now + seconds
+        if seconds <= 0 or until <= self._paused_until:
             return False
         self._pause_started = now
         self._paused_until = until
         self._pause_open = True
-        self._emit(PauseStarted(lane=self.name, seconds=wait))
+        self._emit(PauseStarted(lane=self.name, seconds=seconds))
         return True
-
-    def _set_limit(self, value: float) -> None:
-        new = max(1, min(int(value), self.config.max_concurrency))
-        old = int(self._limiter.total_tokens)
-        if new != old:
-            self._limiter.total_tokens = new
-            self._emit(LaneLimitChanged(lane=self.name, old=old, new=new))
-
-
-def _remove(starts: deque[list[float]], cell: list[float]) -> None:
-    """Take ``cell`` itself (not an equal one) out of ``starts``; a start that was still in the
-    future cannot have left the window, so it is there."""
-    for index, other in enumerate(starts):  # pragma: no branch - it is always found
-        if other is cell:
-            del starts[index]
-            return

@@ -256,7 +256,7 @@ class SharedLane:
         self.rejections += 1
         self.consecutive_rejections += 1
         if permit.local is not None:
-            return self._local.rejected(permit.local, wait=wait)
+            return self._local.rejected(permit.local, wait=wait, limit=limit)
         permit.outcome = (wait, limit)
         return anyio.current_time() + wait > self._paused_until
 

@@ -216,11 +216,16 @@ class Transport:
                     raise
                 # a Retry-After, or a rate limit (which pauses the lane): the service's say
                 asked = error.retry_after is not None or isinstance(error, RateLimitError)
+                advised = wait  # the service's Retry-After (capped by the policy), if it gave one
                 if isinstance(error, RateLimitError):
-                    wait = max(wait, lane.paused_for)
+                    # the lane decides: a pause for a rate refusal, none for a concurrency one
+                    # (the request then waits for a permit like any other)
+                    wait = lane.paused_for if isinstance(lane, Lane) else max(
+                        wait, lane.paused_for)
                 left = deadline - anyio.current_time()
                 if wait > left:
-                    error.retry_after = wait
+                    # what the service said, not the lane's pause a few microseconds later
+                    error.retry_after = advised if error.retry_after is not None else wait
                     why = (f"the service asked to wait {wait:.0f} s" if asked else
                            f"the next retry would wait {wait:.1f} s")
                     error.message = (f"{error.message} ({why}, longer than the {left:.1f} s "
@@ -321,7 +326,7 @@ class Transport:
             if wait is None:
                 wait = self.retry.backoff(lane.consecutive_rejections + 1)
             wait = min(wait, self.retry.max_retry_after)
-            if lane.rejected(permit, wait=wait):
+            if lane.rejected(permit, wait=wait, limit=error.limit):
                 logger.info("%s: rate limited; lane paused for %.2f s (limit now %d)",
                             lane.name, wait, lane.limit)
 

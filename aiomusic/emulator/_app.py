@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -25,7 +26,7 @@ from . import (
 )
 from ._config import EmulatorConfig, Faults, Limits
 from ._context import Background, Routes
-from ._faults import FaultEngine, RateLimiter
+from ._faults import FaultEngine, RateLimiter, Refusal
 from ._http import Req, admitted, send_json
 from ._state import State, new_trace_id
 
@@ -128,8 +129,12 @@ class EmulatorApp:
             self.state.count_fault(fault, operation)
         return fault
 
-    async def gate(self, req: Req, service: str) -> str | None:
-        """Auth, the rate window and rejection faults. The key, or None once answered."""
+    async def gate(self, req: Req, service: str, *, slot: bool = False) -> str | None:
+        """Auth, the limits and rejection faults. The key, or None once answered.
+
+        With ``slot`` the request also takes one of the key's generations at once, which the
+        caller gives back with ``limiter.leave("minimax", key)`` once the key is returned.
+        """
         op = req.operation
         key = req.bearer
         allowed = self.config.api_keys
@@ -137,14 +142,17 @@ class EmulatorApp:
             self.state.count_rejection(op, "auth")
             await self.reject(req, service, "auth")
             return None
+        family = "suno" if service == "suno" else "minimax"
         if service != "files":
-            wait = self.limiter.hit("suno" if service == "suno" else "minimax", key)
-            if wait is not None:
-                self.state.count_rejection(op, "rate_limit")
-                await self.reject(req, service, "rate_limit", retry_after=wait)
+            refusal = self.limiter.admit(family, key, slot=slot)
+            if refusal is not None:
+                self.state.count_rejection(op, refusal.reason)
+                await self.reject(req, service, refusal.reason, refusal=refusal)
                 return None
         fault = self.draw_fault(op, REJECT_FAULTS)
         if fault is not None:
+            if slot:
+                self.limiter.leave(family, key)
             await self.reject(req, service, fault)
             return None
         return key
@@ -157,16 +165,13 @@ class EmulatorApp:
         message: str | None = None,
         *,
         retry_after: float | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
-        """Answer a rejection in the service's own shape."""
+        """Answer a rejection in the service's own shape (``refusal``: the limits' verdict;
+        ``retry_after``: the seconds a refusal from elsewhere advises)."""
         if service == "aiml":
             status, default = _AIML[reason]
-            headers: dict[str, str] = {}
-            ra = self.limits.retry_after
-            if status == 429 and ra is not None:
-                headers["Retry-After"] = str(
-                    max(1, round(ra if retry_after is None else retry_after))
-                )
+            headers = self._limit_headers(refusal, retry_after) if status == 429 else {}
             await send_json(
                 req.send,
                 aiml_error(req, status, message or default),
@@ -191,6 +196,22 @@ class EmulatorApp:
             await send_json(
                 req.send, {"success": False, "code": code, "msg": message or default, "data": None}
             )
+
+    def _limit_headers(self, refusal: Refusal | None, advised: float | None
+                       ) -> dict[str, str]:
+        """Retry-After and rate-limit headers of a 429, as configured."""
+        limits = self.limits
+        headers: dict[str, str] = {}
+        wait = limits.retry_after if advised is None else advised
+        if refusal is not None and refusal.retry_after is not None:
+            wait = refusal.retry_after
+        if limits.retry_after is not None and wait is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))  # whole seconds, rounded up
+        if limits.rate_headers and refusal is not None:
+            headers["x-ratelimit-limit-requests"] = str(refusal.limit)
+            headers["x-ratelimit-remaining-requests"] = str(refusal.remaining)
+            headers["x-ratelimit-reset-requests"] = f"{refusal.reset:.3f}s"
+        return headers
 
     # -- admin and fallbacks ---------------------------------------------------------------
 
@@ -251,7 +272,7 @@ _AIML = {
 _MINIMAX = {
     "auth": (1004, "authorization failed: api key missing or wrong"),
     "rate_limit": (1002, "rate limit exceeded"),
-    "concurrency": (1002, "rate limit exceeded: too many concurrent generations"),
+    "concurrency": (1041, "connection limit reached: too many concurrent generations"),
     "maintenance": (1000, "service under maintenance, please retry later"),
     "server_error": (1024, "internal error"),
     "invalid": (2013, "invalid params"),

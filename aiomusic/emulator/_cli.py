@@ -73,7 +73,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--concurrency", type=int, metavar="N", help="generations in flight per key")
     p.add_argument("--suno-rate", type=int, metavar="N", help="Suno requests per 10 s per key")
-    p.add_argument("--retry-after", type=float, metavar="S", help="send Retry-After with 429")
+    p.add_argument("--retry-after", type=float, metavar="S",
+                   help="send Retry-After with AI/ML 429s: the wait for a rate refusal, S "
+                        "seconds for a concurrency refusal")
+    p.add_argument("--rate-headers", action="store_true",
+                   help="send x-ratelimit-*-requests headers with AI/ML 429s")
     p.add_argument(
         "--audio-bytes",
         type=int,
@@ -92,7 +96,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         timings = Timings.real()
     else:
         timings = Timings(scale=float(args.speed))
-    limits = Limits(enabled=not args.no_limits, retry_after=args.retry_after)
+    limits = Limits(enabled=not args.no_limits, retry_after=args.retry_after,
+                    rate_headers=args.rate_headers)
     if args.rate is not None:
         limits = attrs.evolve(limits, minimax_requests=args.rate)
     if args.rate_window is not None:

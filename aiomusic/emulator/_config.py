@@ -124,7 +124,12 @@ class Limits:
     suno_requests: int = 20  # per window, per key, on /api/v1
     suno_window: float = 10.0
     suno_code: int = 430  # body code for "too frequent"; 405 is the other documented one
-    retry_after: float | None = None  # AI/ML: send Retry-After (seconds) with 429
+    #: AI/ML: send Retry-After with a 429: the seconds until the window has room for a rate
+    #: refusal, this many for a concurrency refusal (whole seconds, rounded up).
+    retry_after: float | None = None
+    #: AI/ML: also send ``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests`` and
+    #: ``x-ratelimit-reset-requests`` with a 429, as OpenAI-style gateways do.
+    rate_headers: bool = False
     aiml_generating: int = 4  # AI/ML async family: generating at once per key (others queue)
     aiml_queued: int = 64  # ... queued or generating per key; more are refused with 429
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import httpx
 
 from ._config import EmulatorConfig, Limits
+from ._faults import RateLimiter, Refusal
 from ._http import Req
 from ._state import State
 
@@ -24,6 +25,7 @@ class App(Protocol):
     config: EmulatorConfig
     state: State
     client: httpx.AsyncClient | None
+    limiter: RateLimiter
 
     @property
     def limits(self) -> Limits: ...
@@ -34,11 +36,15 @@ class App(Protocol):
     def draw_fault(self, operation: str, kinds: tuple[str, ...]) -> str | None:
         """Draw one of ``kinds`` for ``operation`` and count it."""
 
-    async def gate(self, req: Req, service: str) -> str | None:
-        """Auth, the rate window and rejection faults: the key, or None once answered."""
+    async def gate(self, req: Req, service: str, *, slot: bool = False) -> str | None:
+        """Auth, the rate window and rejection faults: the key, or None once answered.
+
+        With ``slot``, also one of the key's generations at once, which the caller gives back
+        with ``limiter.leave("minimax", key)``."""
 
     async def reject(self, req: Req, service: str, reason: str, message: str | None = None,
-                     *, retry_after: float | None = None) -> None:
+                     *, retry_after: float | None = None,
+                     refusal: Refusal | None = None) -> None:
         """Answer a rejection in the service's own shape."""
 
 

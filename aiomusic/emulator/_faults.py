@@ -11,7 +11,7 @@ import attrs
 
 from ._config import FAULT_KINDS, OPERATIONS, Faults, Limits
 
-__all__ = ["FaultEngine", "RateLimiter"]
+__all__ = ["FaultEngine", "RateLimiter", "Refusal"]
 
 import random
 
@@ -76,12 +76,29 @@ class FaultEngine:
         return None
 
 
+@attrs.frozen
+class Refusal:
+    """Why the limits refused a request, with what a gateway would say about its budget."""
+
+    reason: str  # "rate_limit" or "concurrency"
+    retry_after: float | None  # seconds until the window has room (None: not known)
+    limit: int  # requests allowed per window
+    remaining: int  # requests left in the window now
+    reset: float  # seconds until the window has room again (0 when it has some)
+
+
 class RateLimiter:
-    """Sliding-window request counts per (service, key)."""
+    """Per (service, key): a sliding window of accepted requests, and generations at once.
+
+    A refused request counts in neither: the service did no work for it. The concurrency cap
+    is checked first, as MiniMax answers a connection-limit code (1041) distinct from its
+    rate-limit code (1002).
+    """
 
     def __init__(self, limits: Limits) -> None:
         self._lock = threading.Lock()
         self._log: dict[tuple[str, str], deque[float]] = {}
+        self._running: dict[tuple[str, str], int] = {}
         self.limits = limits
 
     def configure(self, limits: Limits) -> None:
@@ -89,21 +106,36 @@ class RateLimiter:
             self.limits = limits
             self._log.clear()
 
-    def hit(self, service: str, key: str) -> float | None:
-        """Record one request; None if allowed, else seconds until a slot frees."""
+    def _window(self, service: str) -> tuple[int, float]:
         lim = self.limits
-        if not lim.enabled:
-            return None
         if service == "suno":
-            cap, window = lim.suno_requests, lim.suno_window
-        else:
-            cap, window = lim.minimax_requests, lim.minimax_window
+            return lim.suno_requests, lim.suno_window
+        return lim.minimax_requests, lim.minimax_window
+
+    def admit(self, service: str, key: str, *, slot: bool = False) -> Refusal | None:
+        """Record one request (and, with ``slot``, a generation in flight until `leave`);
+        None if allowed, else why not."""
+        if not self.limits.enabled:
+            return None
+        cap, window = self._window(service)
         now = time.monotonic()
         with self._lock:
             log = self._log.setdefault((service, key), deque())
             while log and log[0] <= now - window:
                 log.popleft()
-            if len(log) >= cap:
-                return max(0.0, log[0] + window - now)
+            remaining = max(0, cap - len(log))
+            reset = max(0.0, log[0] + window - now) if log and not remaining else 0.0
+            if slot and self._running.get((service, key), 0) >= self.limits.minimax_concurrent:
+                return Refusal("concurrency", None, cap, remaining, reset)
+            if not remaining:
+                return Refusal("rate_limit", reset, cap, 0, reset)
             log.append(now)
+            if slot:
+                self._running[(service, key)] = self._running.get((service, key), 0) + 1
         return None
+
+    def leave(self, service: str, key: str) -> None:
+        """A generation admitted with ``slot`` ended."""
+        with self._lock:
+            running = self._running.get((service, key), 0)
+            self._running[(service, key)] = max(0, running - 1)

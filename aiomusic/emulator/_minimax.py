@@ -220,37 +220,46 @@ def _extra(r: Rendered) -> dict[str, int]:
     }
 
 
+async def _generation(app: App, req: Req, service: str
+                      ) -> tuple[dict[str, Any], Rendered] | None:
+    """The limits, the parameters and the audio of one generation (None once answered)."""
+    key = await app.gate(req, service, slot=True)  # the key's generations at once, then its rate
+    if key is None:
+        return None
+    try:
+        try:
+            p = _validate(app, await _read_params(req), service)
+        except Invalid as exc:
+            await _invalid(app, req, service, exc)
+            return None
+        app.state.enter(key)
+        try:
+            app.state.count_submission(key, req.operation)
+            await anyio.sleep(app.config.timings.seconds("generate"))
+            seconds = _seconds(app, req, p)
+            rendered = await anyio.to_thread.run_sync(
+                lambda: render(
+                    p["seed"],
+                    seconds,
+                    fmt=p["format"],
+                    sample_rate=p["sample_rate"],
+                    channels=app.config.channels,
+                    bitrate=p["bitrate"],
+                )
+            )
+        finally:
+            app.state.leave(key)
+    finally:
+        app.limiter.leave("minimax", key)
+    return p, rendered
+
+
 async def generate(app: App, req: Req) -> None:
     service = _service(req)
-    key = await app.gate(req, service)
-    if key is None:
+    generation = await _generation(app, req, service)
+    if generation is None:
         return
-    try:
-        p = _validate(app, await _read_params(req), service)
-    except Invalid as exc:
-        await _invalid(app, req, service, exc)
-        return
-    limits = app.limits
-    try:
-        if app.state.enter(key) > limits.minimax_concurrent and limits.enabled:
-            app.state.count_rejection(req.operation, "concurrency")
-            await app.reject(req, service, "concurrency", retry_after=1.0)
-            return
-        app.state.count_submission(key, req.operation)
-        await anyio.sleep(app.config.timings.seconds("generate"))
-        seconds = _seconds(app, req, p)
-        rendered = await anyio.to_thread.run_sync(
-            lambda: render(
-                p["seed"],
-                seconds,
-                fmt=p["format"],
-                sample_rate=p["sample_rate"],
-                channels=app.config.channels,
-                bitrate=p["bitrate"],
-            )
-        )
-    finally:
-        app.state.leave(key)
+    p, rendered = generation
     trace = new_trace_id()
     faults = (
         BODY_FAULTS if p["output"] == "url" else (*BODY_FAULTS, "invalid_hex", "odd_length_hex")

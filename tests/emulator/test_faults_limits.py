@@ -241,3 +241,71 @@ def test_admin_endpoints(client: httpx.Client) -> None:
     assert client.get("/_emulator/nope").status_code == 404
     assert client.get("/api/nope").json()["code"] == 404
     assert client.get("/v2/nope").status_code == 404
+
+
+def test_each_service_names_the_limit_it_refuses_for(emulator_factory: Factory) -> None:
+    # one generation at once and two requests per window: the concurrency is checked first,
+    # and a refused request counts in neither limit
+    emu = emulator_factory(EmulatorConfig(
+        timings=Timings(generate=1.0),
+        limits=Limits(minimax_concurrent=1, minimax_requests=2, minimax_window=60.0,
+                      retry_after=2, rate_headers=True)))
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=emu.url, headers=headers, timeout=30) as c:
+        payload = _gen_payload(c)  # the upload takes one of the two requests
+    answers: dict[str, httpx.Response] = {}
+
+    def call(name: str, path: str, delay: float) -> None:
+        import time
+
+        time.sleep(delay)
+        with httpx.Client(base_url=emu.url, headers=headers, timeout=30) as c:
+            answers[name] = c.post(path, json=payload)
+
+    threads = [threading.Thread(target=call, args=("first", GEN, 0.0)),
+               threading.Thread(target=call, args=("aiml", GEN, 0.3)),
+               threading.Thread(target=call, args=("native", "/v1/music_generation", 0.4))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers["first"].status_code == 200
+    aiml = answers["aiml"]
+    assert aiml.status_code == 429
+    assert aiml.headers["retry-after"] == "2"  # the configured guess: nobody knows when
+    assert aiml.headers["x-ratelimit-remaining-requests"] == "0"  # upload + first
+    assert aiml.headers["x-ratelimit-limit-requests"] == "2"
+    assert answers["native"].json()["base_resp"]["status_code"] == 1041
+    assert emu.counters.rejected[("aiml.generate", "concurrency")] == 1
+    assert emu.counters.rejected[("minimax.generate", "concurrency")] == 1
+    # the window is full now: a rate refusal, with the wait until it has room (rounded up)
+    with httpx.Client(base_url=emu.url, headers=headers, timeout=30) as c:
+        refused = c.post(GEN, json=payload)
+        native = c.post("/v1/music_generation", json=payload)
+    assert refused.status_code == 429
+    assert 57 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert float(refused.headers["x-ratelimit-reset-requests"].rstrip("s")) > 55
+    assert native.json()["base_resp"]["status_code"] == 1002
+
+
+def test_a_refused_generation_frees_its_place(emulator_factory: Factory) -> None:
+    emu = emulator_factory(EmulatorConfig(limits=Limits(minimax_concurrent=1)))
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=emu.url, headers=headers, timeout=30) as c:
+        payload = _gen_payload(c)
+        emu.inject("server_error", operation="aiml.generate")
+        assert c.post(GEN, json=payload).status_code == 503  # refused after taking the place
+        assert c.post(GEN, json={}).status_code == 400  # invalid after taking the place
+        assert c.post(GEN, json=payload).status_code == 200  # both gave it back
+
+
+def test_the_rate_window_slides(emulator: Emulator) -> None:
+    import time
+
+    emulator.set_limits(Limits(minimax_requests=1, minimax_window=0.3))
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {KEY}"}) as c:
+        assert c.post(GEN, json={}).status_code == 400  # admitted (then found invalid)
+        assert c.post(GEN, json={}).status_code == 429
+        time.sleep(0.35)
+        assert c.post(GEN, json={}).status_code == 400  # the first start left the window
